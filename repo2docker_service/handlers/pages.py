@@ -1,0 +1,88 @@
+"""HTML pages and the OAuth callback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+
+from .._version import __version__
+from ..auth import BaseHandler, needs_scope
+
+
+class PageHandler(BaseHandler):
+    """Base for HTML pages: renders templates with the hub's look."""
+
+    def template_namespace(self) -> dict[str, Any]:
+        hub_prefix = self.hub_auth.hub_prefix
+        return {
+            "version": __version__,
+            "base_url": self.app.base_url,
+            "hub_prefix": hub_prefix,
+            "static_hub": url_path_join(hub_prefix, "static/"),
+            "user": self.current_user,
+            "scopes": sorted(self.scopes),
+            "scope_prefix": self.app.scope_prefix,
+            "xsrf_token": self.xsrf_token.decode() if self.current_user else "",
+        }
+
+    def render_template(self, name: str, **ns: Any) -> str:
+        env = self.settings["jinja2_env"]
+        return env.get_template(name).render(static_url=self.static_url, **ns)
+
+    def render_page(self, name: str, **kwargs: Any) -> None:
+        ns = self.template_namespace()
+        ns.update(kwargs)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(self.render_template(name, **ns))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        message = ""
+        exc_info = kwargs.get("exc_info")
+        if exc_info and isinstance(exc_info[1], web.HTTPError) and exc_info[1].log_message:
+            message = exc_info[1].log_message
+        if status_code >= 500:
+            message = "Internal server error: see the service's log."
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        ns = {
+            "version": __version__,
+            "base_url": self.app.base_url,
+            "hub_prefix": self.hub_auth.hub_prefix,
+            "static_hub": url_path_join(self.hub_auth.hub_prefix, "static/"),
+            "user": None,
+            "scopes": [],
+            "status_code": status_code,
+            "message": message,
+            "xsrf_token": "",
+        }
+        self.finish(self.render_template("error.html", **ns))
+
+
+class HomeHandler(PageHandler):
+    """The environments page."""
+
+    @needs_scope(None)
+    async def get(self) -> None:
+        if "view" not in self.scopes:
+            full = self.app.scope_prefix + "view"
+            raise web.HTTPError(
+                403,
+                f"You are logged in as {self.username}, but you lack the permission {full!r} "
+                "to see environments. Ask a hub admin to grant you a role with it.",
+            )
+        self.render_page("index.html")
+
+
+class OAuthCallbackHandler(HubOAuthCallbackHandler):
+    """Finishes the hub's OAuth flow (jupyterhub.services.auth)."""
+
+    def initialize(self, *, app: Any, hub_auth: Any) -> None:
+        self.hub_auth = hub_auth
+
+
+default_handlers = [
+    (r"", HomeHandler),
+    (r"oauth_callback", OAuthCallbackHandler),
+]

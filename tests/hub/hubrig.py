@@ -1,0 +1,181 @@
+"""A real JupyterHub + configurable-http-proxy with repo2docker-service as a managed service.
+
+Used by the hub, UI and end-to-end tests. The hub loads the project's own
+`deploy/jupyterhub_config.py` (the snippet the README shows) and adds test users,
+groups and a client service that can mint tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SETUP_HINT = "run `bash scripts/test.sh` (or `bash scripts/setup.sh`) first"
+PASSWORD = "test-password-" + "r2d"
+
+# username -> group (None: no access to the service at all)
+USERS: dict[str, str | None] = {
+    "alice": "repo2docker-builders",
+    "bob": "repo2docker-viewers",
+    "carol": None,
+    "admin1": "repo2docker-admins",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chp_path() -> str:
+    found = shutil.which("configurable-http-proxy")
+    if not found:
+        raise RuntimeError(f"configurable-http-proxy not found on PATH: {SETUP_HINT}")
+    return found
+
+
+@dataclass
+class Hub:
+    """A running hub: URLs, the client token and helpers for the REST API."""
+
+    url: str  # public URL (through the proxy), no trailing slash
+    workdir: Path
+    client_token: str
+    proc: subprocess.Popen
+    service_config: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def service_url(self) -> str:
+        return f"{self.url}/services/repo2docker/"
+
+    def api(self, method: str, path: str, body: dict | None = None, token: str | None = None):
+        req = urllib.request.Request(
+            f"{self.url}/hub/api/{path.lstrip('/')}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"token {token or self.client_token}"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return json.loads(raw) if raw else None
+
+    def token_for(self, username: str) -> str:
+        """An API token of `username` carrying all of the user's permissions."""
+        if username not in self.tokens:
+            try:
+                self.api("POST", f"users/{username}")
+            except urllib.error.HTTPError as e:
+                if e.code != 409:  # already exists
+                    raise
+            model = self.api(
+                "POST", f"users/{username}/tokens", {"note": "tests", "scopes": ["inherit"]}
+            )
+            self.tokens[username] = model["token"]
+        return self.tokens[username]
+
+    def log_text(self) -> str:
+        return (self.workdir / "hub.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+def write_hub_config(workdir: Path, *, proxy_port: int, client_token: str) -> Path:
+    hub_port, chp_api_port = free_port(), free_port()
+    groups = {}
+    for user, group in USERS.items():
+        if group:
+            groups.setdefault(group, []).append(user)
+    config = workdir / "jupyterhub_config.py"
+    config.write_text(
+        f"""
+load_subconfig({str(REPO / "deploy" / "jupyterhub_config.py")!r})
+c.JupyterHub.bind_url = "http://127.0.0.1:{proxy_port}"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{chp_api_port}"
+c.ConfigurableHTTPProxy.command = [{chp_path()!r}]
+c.JupyterHub.db_url = "sqlite:///{workdir}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{workdir}/jupyterhub_cookie_secret"
+c.JupyterHub.pid_file = "{workdir}/jupyterhub.pid"
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = {PASSWORD!r}
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {{"admin1"}}
+c.JupyterHub.load_groups.update({json.dumps({g: {"users": u} for g, u in groups.items()})})
+c.JupyterHub.services.append({{"name": "test-client", "api_token": {client_token!r}}})
+c.JupyterHub.load_roles.append({{
+    "name": "test-client",
+    "scopes": ["admin:users", "admin:groups", "tokens", "list:services", "read:services"],
+    "services": ["test-client"],
+}})
+"""
+    )
+    return config
+
+
+def start_hub(workdir: Path, *, service_config: str = "", env: dict | None = None) -> Hub:
+    """Start a hub (and through it the service); wait until both answer via the proxy."""
+    chp_path()
+    workdir.mkdir(parents=True, exist_ok=True)
+    proxy_port, service_port = free_port(), free_port()
+    client_token = secrets.token_hex(16)
+    config = write_hub_config(workdir, proxy_port=proxy_port, client_token=client_token)
+    svc_config = workdir / "repo2docker_service_config.py"
+    svc_config.write_text(service_config)
+    hub_env = {
+        **os.environ,
+        **(env or {}),
+        "REPO2DOCKER_SERVICE_PORT": str(service_port),
+        "REPO2DOCKER_SERVICE_CONFIG": str(svc_config),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    log = open(workdir / "hub.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"],
+        cwd=workdir,
+        env=hub_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    hub = Hub(
+        url=f"http://127.0.0.1:{proxy_port}",
+        workdir=workdir,
+        client_token=client_token,
+        proc=proc,
+        service_config=svc_config,
+    )
+    deadline = time.monotonic() + 60
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterHub exited with {proc.returncode}:\n{hub.log_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(hub.service_url + "health", timeout=2) as resp:
+                if resp.status == 200:
+                    return hub
+        except (urllib.error.URLError, OSError) as e:
+            last = str(e)
+        time.sleep(0.3)
+    hub.stop()
+    raise RuntimeError(f"hub/service not up after 60 s ({last}):\n{hub.log_text()[-3000:]}")

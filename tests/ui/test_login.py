@@ -1,0 +1,39 @@
+"""A person logs in at the hub in Chromium and lands on the service's page via OAuth."""
+
+import pytest
+
+from tests.hub.hubrig import PASSWORD
+
+pytestmark = [pytest.mark.hub, pytest.mark.browser]
+
+
+def login(page, hub, username):
+    page.goto(hub.url + "/hub/login")
+    page.fill("#username_input", username)
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/**")
+
+
+def test_login_then_oauth_to_service_page(page, hub, artifacts):
+    login(page, hub, "alice")
+    page.goto(hub.service_url)
+    # OAuth: service -> hub authorize -> service oauth_callback -> service page
+    page.wait_for_url(hub.service_url + "*")
+    assert page.locator("h1").inner_text() == "Environments"
+    assert page.locator("#user-name").inner_text() == "alice"
+    assert "build" in page.locator("#scopes").inner_text()
+    # the hub's stylesheet is loaded, so the page looks like the hub
+    css = page.evaluate(
+        "[...document.styleSheets].map(s => s.href).filter(h => h && h.includes('/hub/static/'))"
+    )
+    assert css, "hub stylesheet not loaded"
+    page.screenshot(path=str(artifacts / "login-landing.png"), full_page=True)
+
+
+def test_user_without_view_scope_sees_which_permission_is_missing(page, hub):
+    # carol may log in at the hub but has no access to the service at all
+    login(page, hub, "carol")
+    response = page.goto(hub.service_url)
+    assert response.status == 403
+    assert "403" in page.content()

@@ -1,0 +1,118 @@
+"""Config loading: traits, env defaults, config file, CLI aliases, --help-all."""
+
+import subprocess
+import sys
+
+import pytest
+from traitlets.config import Config
+
+from repo2docker_service.app import Repo2DockerService
+
+
+@pytest.fixture
+def make_app(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for var in (
+        "JUPYTERHUB_SERVICE_PREFIX",
+        "JUPYTERHUB_SERVICE_URL",
+        "JUPYTERHUB_SERVICE_NAME",
+        "REPO2DOCKER_SERVICE_CONFIG",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+    def make(argv=(), **env):
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        Repo2DockerService.clear_instance()
+        app = Repo2DockerService()
+        app.initialize(list(argv))
+        return app
+
+    yield make
+    Repo2DockerService.clear_instance()
+
+
+def test_defaults_without_hub_env(make_app):
+    app = make_app()
+    assert app.ip == "127.0.0.1"
+    assert app.port == 8585
+    assert app.base_url == "/services/repo2docker/"
+    assert app.service_name == "repo2docker"
+    assert app.allowed_repo_schemes == ["https"]
+    assert app.scope_prefix == "custom:repo2docker:"
+
+
+def test_hub_environment_sets_prefix_and_address(make_app):
+    app = make_app(
+        JUPYTERHUB_SERVICE_PREFIX="/services/envs/",
+        JUPYTERHUB_SERVICE_URL="http://127.0.0.1:9911",
+        JUPYTERHUB_SERVICE_NAME="envs",
+    )
+    assert app.base_url == "/services/envs/"
+    assert app.port == 9911
+    assert app.ip == "127.0.0.1"
+    assert app.service_name == "envs"
+
+
+def test_config_file_is_loaded(make_app, tmp_path):
+    cfg = tmp_path / "repo2docker_service_config.py"
+    cfg.write_text(
+        "c.Repo2DockerService.build_concurrency = 5\n"
+        "c.Repo2DockerService.allowed_repo_schemes = ['https', 'http']\n"
+        "c.Repo2DockerService.base_url = 'x/y'\n"
+    )
+    app = make_app()
+    assert app.build_concurrency == 5
+    assert app.allowed_repo_schemes == ["https", "http"]
+    assert app.base_url == "/x/y/"  # normalised to /.../
+
+
+def test_config_file_from_env_and_cli_overrides(make_app, tmp_path):
+    cfg = tmp_path / "elsewhere.py"
+    cfg.write_text("c.Repo2DockerService.max_queue = 3\nc.Repo2DockerService.port = 1234\n")
+    app = make_app(["--port", "4321"], REPO2DOCKER_SERVICE_CONFIG=str(cfg))
+    assert app.max_queue == 3
+    assert app.port == 4321  # the command line wins over the file
+
+
+def test_explicit_missing_config_file_is_an_error(make_app, tmp_path):
+    with pytest.raises(SystemExit):
+        make_app(["--config", str(tmp_path / "missing.py")])
+
+
+def test_invalid_template_is_rejected(make_app):
+    app = make_app()
+    with pytest.raises(Exception, match="owner"):
+        app.image_name_template = "{registry}{name}:{tag}"
+
+
+def test_cookie_secret_derived_from_token_is_stable(make_app):
+    app = make_app(JUPYTERHUB_API_TOKEN="abc")
+    assert app.cookie_secret() == app.cookie_secret()
+    assert len(app.cookie_secret()) == 32
+
+
+def test_every_trait_has_help():
+    missing = [
+        name
+        for name, trait in Repo2DockerService.class_own_traits(config=True).items()
+        if not (trait.help or "").strip()
+    ]
+    assert missing == []
+
+
+def test_help_all_lists_options():
+    out = subprocess.run(
+        [sys.executable, "-m", "repo2docker_service", "--help-all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for option in (
+        "--Repo2DockerService.build_timeout",
+        "--Repo2DockerService.registry_url",
+        "--Repo2DockerService.allowed_repo_schemes",
+        "--port",
+    ):
+        assert option in out
+    assert "Seconds a build may run in total" in out
