@@ -11,50 +11,53 @@ SERVICE = "repo2docker"
 PREFIX = "custom:repo2docker:"
 SERVICE_PORT = int(os.environ.get("REPO2DOCKER_SERVICE_PORT", "8585"))
 
-c.JupyterHub.custom_scopes.update({
-    f"{PREFIX}view": {
-        "description": "See your own and shared environments and your builds.",
-    },
-    f"{PREFIX}build": {
-        "description": "Build, rebuild, cancel and delete your own environments.",
-        "subscopes": [f"{PREFIX}view"],
-    },
-    f"{PREFIX}admin": {
-        "description": "Manage every user's environments and build shared ones.",
-        "subscopes": [f"{PREFIX}build"],
-    },
-})
+c.JupyterHub.custom_scopes.update(
+    {
+        f"{PREFIX}view": {
+            "description": "See your own and shared environments and your builds.",
+        },
+        f"{PREFIX}build": {
+            "description": "Build, rebuild, cancel and delete your own environments.",
+            "subscopes": [f"{PREFIX}view"],
+        },
+        f"{PREFIX}admin": {
+            "description": "Manage every user's environments and build shared ones.",
+            "subscopes": [f"{PREFIX}build"],
+        },
+    }
+)
 
 _access = f"access:services!service={SERVICE}"
 # the groups the roles below are granted to (members are managed in the hub's admin page)
 c.JupyterHub.load_groups.update(
     {g: {} for g in ("repo2docker-viewers", "repo2docker-builders", "repo2docker-admins")}
 )
-c.JupyterHub.load_roles.extend([
-    {
-        "name": "repo2docker-viewer",
-        "description": "May open the environments page and start images.",
-        "scopes": [_access, f"{PREFIX}view"],
-        "groups": ["repo2docker-viewers"],
-    },
-    {
-        "name": "repo2docker-builder",
-        "description": "May build environments from git repositories.",
-        "scopes": [_access, f"{PREFIX}build"],
-        "groups": ["repo2docker-builders"],
-    },
-    {
-        "name": "repo2docker-admin",
-        "description": "May manage all environments, including shared ones.",
-        "scopes": [_access, f"{PREFIX}admin"],
-        "groups": ["repo2docker-admins"],
-    },
-])
+c.JupyterHub.load_roles.extend(
+    [
+        {
+            "name": "repo2docker-viewer",
+            "description": "May open the environments page and start images.",
+            "scopes": [_access, f"{PREFIX}view"],
+            "groups": ["repo2docker-viewers"],
+        },
+        {
+            "name": "repo2docker-builder",
+            "description": "May build environments from git repositories.",
+            "scopes": [_access, f"{PREFIX}build"],
+            "groups": ["repo2docker-builders"],
+        },
+        {
+            "name": "repo2docker-admin",
+            "description": "May manage all environments, including shared ones.",
+            "scopes": [_access, f"{PREFIX}admin"],
+            "groups": ["repo2docker-admins"],
+        },
+    ]
+)
 
 c.JupyterHub.services.append(
     {
         "name": SERVICE,
-        "display": "Environments",
         "url": f"http://127.0.0.1:{SERVICE_PORT}",
         "command": [sys.executable, "-m", "repo2docker_service"],
         # browser sessions get these scopes if the user holds them

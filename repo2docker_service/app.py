@@ -278,7 +278,11 @@ class Repo2DockerService(Application):
 
     repo2docker_extra_args = List(
         Unicode(),
-        help="Extra command-line arguments for every repo2docker run, e.g. ['--build-memory-limit', '4G'].",
+        help="""Extra command-line arguments for every repo2docker run.
+
+        e.g. ['--build-memory-limit', '4G']. Never put secrets here: argv is visible in
+        the process list.
+        """,
     ).tag(config=True)
 
     build_user_id = Integer(
@@ -291,7 +295,10 @@ class Repo2DockerService(Application):
 
     builder_image = Unicode(
         "quay.io/jupyterhub/repo2docker:main",
-        help="Image that runs repo2docker for container-based executors (not used by LocalExecutor).",
+        help="""Image that runs repo2docker for container-based executors.
+
+        Not used by LocalExecutor.
+        """,
     ).tag(config=True)
 
     build_concurrency = Integer(
@@ -361,7 +368,10 @@ class Repo2DockerService(Application):
 
     default_memory_limit = Unicode(
         "",
-        help="Memory limit suggested to spawners when an image has no hint, e.g. '2G'. Empty: no limit.",
+        help="""Memory limit suggested to spawners when an image has no hint.
+
+        e.g. '2G'. Empty: no limit.
+        """,
     ).tag(config=True)
 
     webhook_secret = Unicode(
@@ -406,7 +416,9 @@ class Repo2DockerService(Application):
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         if not token:
             return os.urandom(32)
-        return hmac.new(token.encode(), b"repo2docker-service cookie secret", hashlib.sha256).digest()
+        return hmac.new(
+            token.encode(), b"repo2docker-service cookie secret", hashlib.sha256
+        ).digest()
 
     def make_hub_auth(self) -> HubOAuth:
         """The HubOAuth object every handler authenticates with."""

@@ -170,8 +170,10 @@ class APIHandler(BaseHandler):
                 for key, value in exc.headers.items():
                     self.set_header(key, value)
             elif isinstance(exc, web.HTTPError):
-                message = exc.log_message % exc.args if exc.log_message and exc.args else (
-                    exc.log_message or ""
+                message = (
+                    exc.log_message % exc.args
+                    if exc.log_message and exc.args
+                    else (exc.log_message or "")
                 )
                 if getattr(exc, "reason", None) and not message:
                     message = exc.reason
@@ -186,8 +188,9 @@ class APIHandler(BaseHandler):
         if isinstance(e, ServiceError):
             if self._finished:
                 return
-            self.log.info("%s %s -> %d: %s", self.request.method, self.request.path,
-                          e.status_code, e.message)
+            self.log.info(
+                "%s %s -> %d: %s", self.request.method, self.request.path, e.status_code, e.message
+            )
             self.send_error(e.status_code, exc_info=(type(e), e, e.__traceback__))
             return
         super()._handle_request_exception(e)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import repo2docker_service
 
-c = get_config()  # noqa: F821
+c = get_config()
 
 # the bundled example is served over plain HTTP on 127.0.0.1 by the demo script
 c.Repo2DockerService.allowed_repo_schemes = ["https", "http"]

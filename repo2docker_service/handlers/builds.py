@@ -54,7 +54,7 @@ def parse_build_request(body: dict[str, Any], *, username: str) -> BuildRequest:
         extra = set(creds) - {"username", "password", "token"}
         if extra or not isinstance(user, str) or not isinstance(password, str) or not password:
             raise InvalidInput(
-                "Field 'credentials' must be {\"username\": ..., \"password\": ...} with strings"
+                'Field \'credentials\' must be {"username": ..., "password": ...} with strings'
             )
         credentials = GitCredentials(username=user or "git", password=password)
     hints = {k: str(body[k]) for k in ("profile", "cpu", "memory") if body.get(k) not in (None, "")}
@@ -97,13 +97,12 @@ class BuildsHandler(BuildsMixin, APIHandler):
         req = parse_build_request(self.get_json_body(), username=self.username)
         if (req.shared or req.owner != self.username) and "admin" not in self.scopes:
             what = "shared environments" if req.shared else f"environments for {req.owner!r}"
-            raise Forbidden(
-                f"Only admins (scope {self.app.scope_prefix}admin) may build {what}"
-            )
+            raise Forbidden(f"Only admins (scope {self.app.scope_prefix}admin) may build {what}")
         result = await self.app.manager.submit(req)
         if result.cached:
-            self.write_json({"cached": True, "joined": False, "build": None,
-                             "image": result.image.to_dict()})
+            self.write_json(
+                {"cached": True, "joined": False, "build": None, "image": result.image.to_dict()}
+            )
             return
         build = result.build
         self.set_header("Location", f"{self.app.base_url}api/builds/{build.id}")
@@ -130,9 +129,7 @@ class BuildLogsHandler(BuildsMixin, APIHandler):
     async def get(self, build_id: str) -> None:
         build = self.visible_build(build_id)
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        self.set_header(
-            "Content-Disposition", f'attachment; filename="build-{build.id}.log"'
-        )
+        self.set_header("Content-Disposition", f'attachment; filename="build-{build.id}.log"')
         self.finish(build.log_text())
 
 

@@ -30,6 +30,7 @@ USERS: dict[str, str | None] = {
     "alice": "repo2docker-builders",
     "bob": "repo2docker-viewers",
     "carol": None,
+    "dave": "repo2docker-access-only",
     "admin1": "repo2docker-admins",
 }
 
@@ -124,6 +125,11 @@ c.Authenticator.admin_users = {{"admin1"}}
 c.JupyterHub.load_groups.update({json.dumps({g: {"users": u} for g, u in groups.items()})})
 c.JupyterHub.services.append({{"name": "test-client", "api_token": {client_token!r}}})
 c.JupyterHub.load_roles.append({{
+    "name": "repo2docker-access-only",
+    "scopes": ["access:services!service=repo2docker"],
+    "groups": ["repo2docker-access-only"],
+}})
+c.JupyterHub.load_roles.append({{
     "name": "test-client",
     "scopes": ["admin:users", "admin:groups", "tokens", "list:services", "read:services"],
     "services": ["test-client"],
@@ -149,7 +155,7 @@ def start_hub(workdir: Path, *, service_config: str = "", env: dict | None = Non
         "REPO2DOCKER_SERVICE_CONFIG": str(svc_config),
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }
-    log = open(workdir / "hub.log", "w")  # noqa: SIM115 - closed with the process
+    log = open(workdir / "hub.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"],
         cwd=workdir,
@@ -169,7 +175,9 @@ def start_hub(workdir: Path, *, service_config: str = "", env: dict | None = Non
     last = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"JupyterHub exited with {proc.returncode}:\n{hub.log_text()[-3000:]}")
+            raise RuntimeError(
+                f"JupyterHub exited with {proc.returncode}:\n{hub.log_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(hub.service_url + "health", timeout=2) as resp:
                 if resp.status == 200:

@@ -15,13 +15,13 @@ def get(url, token=None, **headers):
     req = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, dict(resp.headers), resp.read()
+            return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+        return e.code, e.headers, e.read()
 
 
 def test_health_needs_no_login(hub):
-    status, headers, body = get(hub.service_url + "health")
+    status, _, body = get(hub.service_url + "health")
     assert status == 200
     assert json.loads(body)["status"] == "ok"
 
@@ -46,6 +46,15 @@ def test_info_scopes_per_role(hub, user, scopes):
     status, _, body = get(hub.service_url + "api/info", hub.token_for(user))
     assert status == 200, body
     assert json.loads(body)["user"]["scopes"] == scopes
+
+
+def test_user_with_access_but_no_scope_is_logged_in_without_permissions(hub):
+    status, _, body = get(hub.service_url + "api/info", hub.token_for("dave"))
+    assert status == 200, body
+    assert json.loads(body)["user"]["scopes"] == []
+    status, _, body = get(hub.service_url + "api/images", hub.token_for("dave"))
+    assert status == 403
+    assert "custom:repo2docker:view" in json.loads(body)["message"]
 
 
 def test_api_without_token_is_403_json(hub):

@@ -37,3 +37,12 @@ def test_user_without_view_scope_sees_which_permission_is_missing(page, hub):
     response = page.goto(hub.service_url)
     assert response.status == 403
     assert "403" in page.content()
+
+
+def test_logged_in_user_without_view_gets_a_page_naming_the_permission(page, hub, artifacts):
+    login(page, hub, "dave")
+    response = page.goto(hub.service_url)
+    assert response.status == 403
+    message = page.locator("#error-message").inner_text()
+    assert "custom:repo2docker:view" in message
+    assert "dave" in message

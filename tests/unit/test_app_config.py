@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-from traitlets.config import Config
 
 from repo2docker_service.app import Repo2DockerService
 

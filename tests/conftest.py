@@ -1,0 +1,79 @@
+"""Session-scoped fixtures for the real parts (see tests/realparts.py).
+
+A missing part never skips a test: the fixture fails with a message naming
+``bash scripts/setup.sh``, the command that provides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from tests.realparts import (
+    DockerEngine,
+    GitHTTPServer,
+    RealPartMissing,
+    check_base_image,
+    check_docker,
+    check_offline_config,
+    check_registry,
+)
+
+T = TypeVar("T")
+
+
+def require(check: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Return ``check(...)``; turn :class:`RealPartMissing` into a test failure (never a skip)."""
+    try:
+        return check(*args, **kwargs)
+    except RealPartMissing as e:
+        message = str(e)
+    pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> DockerEngine:
+    """The Docker engine (``docker info`` answers, buildx installed).
+
+    Returns a :class:`tests.realparts.DockerEngine`: ``host``, ``server_version``,
+    ``api_version``, ``client_version``, ``buildx_version`` and ``env`` (``{"DOCKER_HOST": ...}``
+    to merge into a subprocess environment).
+    """
+    return require(check_docker)
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    """``"127.0.0.1:5000"``: the registry started by setup.sh, verified to answer ``/v2/``."""
+    return require(check_registry)
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: DockerEngine) -> str:
+    """``"local/debian:bookworm"``, verified to exist in the engine."""
+    return require(check_base_image, engine=docker_engine)
+
+
+@pytest.fixture(scope="session")
+def git_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHTTPServer]:
+    """A smart-HTTP git server on 127.0.0.1 (random port) for the whole session.
+
+    API: ``create_repo(name, files, branch="main", *, auth=None) -> url``,
+    ``commit(name, files, message=...) -> sha``, ``tag(name, tag, sha=None, *, message=None)
+    -> sha``, ``head(name) -> sha``, ``url(name)``, ``repo(name)``, ``requests``, ``base_url``.
+    Repository names must be unique within the session.
+    """
+    server = require(GitHTTPServer(tmp_path_factory.mktemp("git-http")).start)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def repo2docker_config() -> Path:
+    """Path of repo2docker_service/repo2docker_offline_config.py (for ``repo2docker --config``)."""
+    return require(check_offline_config)

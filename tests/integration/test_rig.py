@@ -1,0 +1,257 @@
+"""The test rig itself: git over smart HTTP, the registry, the base image and a raw repo2docker
+build, all real (started by ``bash scripts/setup.sh``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.realparts import (
+    EXAMPLES_DIR,
+    files_from_dir,
+    git_env,
+    loopback_env,
+    remove_image,
+    repo2docker_command,
+    run,
+)
+
+pytestmark = pytest.mark.docker
+
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# --- git over smart HTTP -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["0", "2"])
+def test_shallow_clone_and_ls_remote(git_http, tmp_path, protocol):
+    name = unique("rig/shallow")
+    url = git_http.create_repo(name, {"README.md": "one\n", "sub/dir/file.txt": "x\n"})
+    second = git_http.commit(name, {"README.md": "two\n"}, message="second")
+    tagged = git_http.tag(name, "v1", message="release v1")
+    assert git_http.head(name) == second == tagged
+    assert url == git_http.url(name) == f"{git_http.base_url}/{name}.git"
+
+    env = git_env(
+        {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "protocol.version",
+            "GIT_CONFIG_VALUE_0": protocol,
+        }
+    )
+    refs = run(["git", "ls-remote", url], env=env).stdout
+    lines = dict(reversed(line.split("\t")) for line in refs.splitlines())
+    assert lines["refs/heads/main"] == second
+    assert lines["HEAD"] == second
+    assert lines["refs/tags/v1^{}"] == second  # annotated tag, peeled
+
+    dest = tmp_path / "clone"
+    run(["git", "clone", "--depth", "1", url, str(dest)], env=env)
+    assert (dest / "README.md").read_text() == "two\n"
+    assert (dest / "sub/dir/file.txt").read_text() == "x\n"
+    assert run(["git", "rev-parse", "HEAD"], env=env, cwd=dest).stdout.strip() == second
+    assert run(["git", "rev-list", "--count", "HEAD"], env=env, cwd=dest).stdout.strip() == "1"
+    assert (dest / ".git" / "shallow").exists()
+
+
+def test_fetch_older_commit_by_sha(git_http, tmp_path):
+    name = unique("rig/by-sha")
+    git_http.create_repo(name, {"a.txt": "1\n"})
+    first = git_http.head(name)
+    git_http.commit(name, {"a.txt": "2\n"})
+    dest = tmp_path / "clone"
+    env = git_env()
+    run(["git", "init", "--quiet", str(dest)], env=env)
+    run(["git", "fetch", "--quiet", "--depth", "1", git_http.url(name), first], env=env, cwd=dest)
+    assert run(["git", "rev-parse", "FETCH_HEAD"], env=env, cwd=dest).stdout.strip() == first
+
+
+def test_protected_repo_needs_basic_auth(git_http, tmp_path):
+    name = unique("rig/private")
+    url = git_http.create_repo(name, {"secret.txt": "s\n"}, auth=("alice", "s3cret"))
+
+    # Plain HTTP: 401 with a Basic challenge, also for wrong credentials.
+    info_refs = f"{url}/info/refs?service=git-upload-pack"
+    for header in [None, "Basic " + base64.b64encode(b"alice:wrong").decode()]:
+        req = urllib.request.Request(info_refs)
+        if header:
+            req.add_header("Authorization", header)
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            NO_PROXY.open(req, timeout=10)
+        assert exc.value.code == 401
+        assert exc.value.headers["WWW-Authenticate"].startswith("Basic ")
+
+    # git without credentials fails (no prompt), with them (in the environment) succeeds.
+    proc = run(["git", "ls-remote", url], env=git_env(), check=False)
+    assert proc.returncode != 0
+    assert "could not read Username" in proc.stderr  # got 401, asked for credentials
+    wrong = base64.b64encode(b"alice:wrong").decode()
+    env = git_env(
+        {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {wrong}",
+        }
+    )
+    proc = run(["git", "ls-remote", url], env=env, check=False)
+    assert proc.returncode != 0
+    assert [r.status for r in git_http.requests if name in r.path][-1] == 401
+
+    auth = base64.b64encode(b"alice:s3cret").decode()
+    env = git_env(
+        {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {auth}",
+        }
+    )
+    dest = tmp_path / "clone"
+    run(["git", "clone", "--depth", "1", url, str(dest)], env=env)
+    assert (dest / "secret.txt").read_text() == "s\n"
+    ok = [r for r in git_http.requests if name in r.path and r.status == 200]
+    assert ok and all(r.user == "alice" for r in ok)
+
+
+def test_http_is_read_only(git_http, tmp_path):
+    name = unique("rig/readonly")
+    url = git_http.create_repo(name, {"a.txt": "1\n"})
+    env = git_env()
+    dest = tmp_path / "clone"
+    run(["git", "clone", "--quiet", url, str(dest)], env=env)
+    (dest / "b.txt").write_text("2\n")
+    run(["git", "add", "b.txt"], env=env, cwd=dest)
+    run(["git", "commit", "--quiet", "-m", "b"], env=env, cwd=dest)
+    assert run(["git", "push", "origin", "HEAD"], env=env, cwd=dest, check=False).returncode != 0
+
+
+# --- registry and base image -------------------------------------------------------------
+
+
+def test_registry_catalog(registry):
+    assert registry == "127.0.0.1:5000"
+    with NO_PROXY.open(f"http://{registry}/v2/_catalog", timeout=10) as resp:
+        assert resp.status == 200
+        body = json.load(resp)
+    assert isinstance(body["repositories"], list)
+
+
+def test_base_image_has_ca_bundle(docker_engine, base_image):
+    env = {**os.environ, **docker_engine.env}
+    for path in [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/usr/local/share/ca-certificates/host-ca.crt",
+    ]:
+        run(
+            ["docker", "run", "--rm", "--network", "host", base_image, "test", "-s", path],
+            env=env,
+            timeout=120,
+        )
+    config = json.loads(
+        run(
+            ["docker", "image", "inspect", "--format", "{{json .Config.Env}}", base_image], env=env
+        ).stdout
+    )
+    for var in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT"]:
+        assert f"{var}=/etc/ssl/certs/ca-certificates.crt" in config
+
+
+# --- repo2docker -------------------------------------------------------------------------
+
+
+def repo2docker_build(url, image, *, config, engine, extra=()):
+    """Run the raw repo2docker CLI; return (completed process, parsed JSON log lines)."""
+    argv = [
+        repo2docker_command(),
+        "--config",
+        str(config),
+        "--no-run",
+        "--json-logs",
+        "--user-id",
+        "1000",
+        "--user-name",
+        "jovyan",
+        "--image-name",
+        image,
+        *extra,
+        url,
+    ]
+    env = loopback_env({**git_env(), **engine.env})
+    proc = run(argv, env=env, timeout=600, check=False)
+    # --json-logs writes one JSON object per line to stderr; stdout stays empty.
+    events = []
+    for line in proc.stderr.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            events.append({"message": line, "phase": None, "non_json": True})
+    assert proc.returncode == 0, f"repo2docker failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc, events
+
+
+def image_labels(image, engine):
+    out = run(
+        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image],
+        env={**os.environ, **engine.env},
+    ).stdout
+    return json.loads(out) or {}
+
+
+def test_repo2docker_cli_builds_dockerfile_repo(
+    git_http, docker_engine, base_image, repo2docker_config
+):
+    name = unique("rig/r2d")
+    marker = unique("built-by-rig")
+    url = git_http.create_repo(
+        name, {"Dockerfile": f"FROM {base_image}\nRUN echo {marker} > /marker.txt\n"}
+    )
+    image = unique("r2ds-test/rig")
+    try:
+        proc, events = repo2docker_build(
+            url, image, config=repo2docker_config, engine=docker_engine
+        )
+        assert events and not any(e.get("non_json") for e in events), proc.stderr
+        assert any("Picked Git content provider" in e.get("message", "") for e in events)
+        labels = image_labels(image, docker_engine)
+        assert labels["repo2docker.repo"] == url
+        # Without --ref repo2docker makes a shallow clone and labels the *requested* ref.
+        assert labels["repo2docker.ref"] == "None"
+        out = run(
+            ["docker", "run", "--rm", "--network", "host", image, "cat", "/marker.txt"],
+            env={**os.environ, **docker_engine.env},
+            timeout=120,
+        ).stdout
+        assert out.strip() == marker
+    finally:
+        remove_image(image, engine=docker_engine)
+
+
+def test_bundled_hello_example_builds(git_http, docker_engine, base_image, repo2docker_config):
+    name = unique("rig/hello")
+    url = git_http.create_repo(name, files_from_dir(EXAMPLES_DIR / "hello"))
+    image = unique("r2ds-test/hello")
+    try:
+        sha = git_http.head(name)
+        # With --ref repo2docker clones fully and checks the commit out.
+        repo2docker_build(
+            url, image, config=repo2docker_config, engine=docker_engine, extra=["--ref", sha]
+        )
+        assert image_labels(image, docker_engine)["repo2docker.ref"] == sha
+        out = run(
+            ["docker", "run", "--rm", "--network", "host", image, "sh", "-c", "id -u; id -un; pwd"],
+            env={**os.environ, **docker_engine.env},
+            timeout=120,
+        ).stdout.split()
+        assert out == ["1000", "jovyan", "/home/jovyan"]
+    finally:
+        remove_image(image, engine=docker_engine)
