@@ -6,13 +6,16 @@ A missing part never skips a test: the fixture fails with a message naming
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from tests.hub.hubrig import start_hub
 from tests.realparts import (
+    OFFLINE_CONFIG,
     DockerEngine,
     GitHTTPServer,
     RealPartMissing,
@@ -77,3 +80,21 @@ def git_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHTTPServer
 def repo2docker_config() -> Path:
     """Path of repo2docker_service/repo2docker_offline_config.py (for ``repo2docker --config``)."""
     return require(check_offline_config)
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory):
+    """A real JupyterHub + proxy managing repo2docker-service (fails, never skips)."""
+    try:
+        h = start_hub(
+            tmp_path_factory.mktemp("hub"),
+            service_config=(
+                'c.Repo2DockerService.allowed_repo_schemes = ["http", "https"]\n'
+                f"c.Repo2DockerService.repo2docker_config = {str(OFFLINE_CONFIG)!r}\n"
+                f"c.Repo2DockerService.image_prefix = 'r2dhub-{secrets.token_hex(3)}-'\n"
+            ),
+        )
+    except RuntimeError as e:
+        pytest.fail(f"Could not start JupyterHub: {e}")
+    yield h
+    h.stop()

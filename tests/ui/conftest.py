@@ -3,8 +3,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub.conftest import hub  # noqa: F401 - the same session hub
-
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 

@@ -1,0 +1,159 @@
+"""Run the one-machine demo: hub + repo2docker-service + the bundled example repo.
+
+Started by scripts/demo.sh after setup.sh. Serves examples/hello over smart HTTP on
+127.0.0.1 (the same git server the tests use), starts JupyterHub with
+deploy/demo/jupyterhub_config.py, builds the example through the service's API as the
+demo user, prints where to log in, and runs until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.realparts import GitHTTPServer, files_from_dir  # noqa: E402
+
+STATE = Path(os.environ.get("R2DS_DEMO_STATE", "/var/lib/repo2docker-service-dev/demo"))
+
+
+def wait_for(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s; see {STATE}/hub.log")
+
+
+def demo_password() -> str:
+    path = STATE / "demo-password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(9))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="URL the hub listens on")
+    parser.add_argument("--no-build", action="store_true", help="do not build the example")
+    args = parser.parse_args()
+
+    STATE.mkdir(parents=True, exist_ok=True)
+    password = demo_password()
+    git = GitHTTPServer(tempfile.mkdtemp(prefix="r2ds-demo-git-")).start()
+    example_url = git.create_repo("examples/hello", files_from_dir(REPO / "examples" / "hello"))
+
+    env = {
+        **os.environ,
+        "R2DS_DEMO_STATE": str(STATE),
+        "R2DS_DEMO_URL": args.url,
+        "R2DS_DEMO_PASSWORD": password,
+        "REPO2DOCKER_SERVICE_CONFIG": str(REPO / "deploy/demo/repo2docker_service_config.py"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    log = open(STATE / "hub.log", "a")
+    hub = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(REPO / "deploy/demo/jupyterhub_config.py")],
+        cwd=STATE,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    service = args.url.rstrip("/") + "/services/repo2docker/"
+    try:
+        wait_for(service + "health")
+        print(
+            f"""
+repo2docker-service demo is up.
+
+  Hub:          {args.url}
+  Environments: {service}
+  Logins:       demo / {password}   (may build)
+                admin / {password}  (admin: all environments, shared ones)
+  Example repo: {example_url}  (paste it into "Add environment")
+  Hub log:      {STATE}/hub.log
+
+Press Ctrl-C to stop.""",
+            flush=True,
+        )
+        if not args.no_build:
+            build_example(args.url, service, example_url)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("Stopping the hub ...", flush=True)
+        hub.send_signal(signal.SIGTERM)
+        try:
+            hub.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(hub.pid, signal.SIGKILL)
+        git.stop()
+
+
+def build_example(hub_url: str, service: str, example_url: str) -> None:
+    """Build the bundled example as the demo user through the API, showing progress."""
+    token = demo_token(hub_url)
+    headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    body = json.dumps({"repo": example_url, "ref": "main", "name": "hello"}).encode()
+    req = urllib.request.Request(service + "api/builds", data=body, headers=headers)
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        result = json.loads(resp.read())
+    if result["cached"]:
+        print(f"Example already built: {result['image']['image']}", flush=True)
+        return
+    build = result["build"]
+    print(f"Building the example ({build['image']}) ...", flush=True)
+    req = urllib.request.Request(service + f"api/builds/{build['id']}/events", headers=headers)
+    with urllib.request.urlopen(req, timeout=3600) as resp:
+        for raw in resp:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if line.startswith("data: "):
+                data = json.loads(line[6:])
+                if "message" in data and data.get("message"):
+                    print("  " + data["message"].rstrip(), flush=True)
+                if data.get("state") in ("built", "failed", "cancelled"):
+                    print(f"Example build {data['state']}: {data.get('image')}", flush=True)
+                    break
+
+
+def demo_token(hub_url: str) -> str:
+    """An API token for the demo user, from `jupyterhub token` on the demo's database."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jupyterhub",
+            "token",
+            "demo",
+            "-f",
+            str(REPO / "deploy/demo/jupyterhub_config.py"),
+        ],
+        cwd=STATE,
+        env={**os.environ, "R2DS_DEMO_STATE": str(STATE), "R2DS_DEMO_PASSWORD": "x"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+if __name__ == "__main__":
+    main()
