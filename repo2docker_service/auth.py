@@ -100,8 +100,25 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
 
+    def check_xsrf_cookie(self) -> None:
+        """XSRF stays on for cookie (browser) sessions; token requests don't need it.
+
+        Tornado calls this before :meth:`prepare`, when the user is not known yet. A
+        request carrying a token is let through here; if that token turns out invalid,
+        the hub's cookie fallback inside :meth:`prepare` calls this again, now with the
+        user resolution started, and then the full JupyterHub XSRF check applies.
+        """
+        if getattr(self, "_token_authenticated", False):
+            return
+        if not getattr(self, "_resolving_user", False) and self.hub_auth.get_token(
+            self, in_cookie=False
+        ):
+            return
+        self.hub_auth.check_xsrf_cookie(self)
+
     async def prepare(self) -> None:
         """Resolve the user without blocking the event loop (tornado calls this first)."""
+        self._resolving_user = True
         user_model = await self.hub_auth.get_user(self, sync=False)
         if not user_model:
             self._hub_auth_user_cache = None

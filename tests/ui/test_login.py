@@ -46,3 +46,34 @@ def test_logged_in_user_without_view_gets_a_page_naming_the_permission(page, hub
     message = page.locator("#error-message").inner_text()
     assert "custom:repo2docker:view" in message
     assert "dave" in message
+
+
+def test_browser_session_posts_need_the_xsrf_token(page, hub):
+    """Cookie sessions keep JupyterHub's XSRF protection: no token, no POST."""
+    login(page, hub, "alice")
+    page.goto(hub.service_url)
+    page.wait_for_url(hub.service_url + "*")
+    base = hub.service_url
+    without = page.evaluate(
+        """async (base) => {
+            const r = await fetch(base + "api/builds", {method: "POST",
+                headers: {"Content-Type": "application/json"}, body: "{}"});
+            return [r.status, await r.text()];
+        }""",
+        base,
+    )
+    assert without[0] == 403, without
+    xsrf = page.locator("#environments").get_attribute("data-xsrf")
+    assert xsrf
+    with_token = page.evaluate(
+        """async ([base, xsrf]) => {
+            const r = await fetch(base + "api/builds", {method: "POST",
+                headers: {"Content-Type": "application/json", "X-XSRFToken": xsrf},
+                body: "{}"});
+            return [r.status, await r.json()];
+        }""",
+        [base, xsrf],
+    )
+    # authenticated and past XSRF: now the body itself is judged (repo missing)
+    assert with_token[0] == 400, with_token
+    assert "repo" in with_token[1]["message"]
