@@ -1,0 +1,112 @@
+"""Exception types of the service.
+
+Every module raises one of these; only the HTTP handlers map them to responses, using
+``status_code``, ``message`` and ``headers``. A message is written for the person who sent
+the request (or, for :class:`UpstreamError`, for the administrator who has to fix something)
+and never contains a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class ServiceError(Exception):
+    """Base class of every error the service reports to a client.
+
+    Attributes:
+        status_code: HTTP status the API answers with (500 unless a subclass says otherwise).
+        message: human-readable explanation, safe to show to the caller.
+        headers: extra HTTP response headers (for example ``Retry-After``).
+    """
+
+    status_code: int = 500
+
+    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+        """Create the error.
+
+        Args:
+            message: human-readable explanation, safe to show to the caller.
+            headers: extra HTTP response headers to send with the error response.
+        """
+        super().__init__(message)
+        self.message: str = message
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class InvalidInput(ServiceError):
+    """A request field is malformed (image name, ref syntax, repository URL, ...)."""
+
+    status_code = 400
+
+
+class Forbidden(ServiceError):
+    """The caller is authenticated but may not do this (missing scope, someone else's image)."""
+
+    status_code = 403
+
+
+class NotFound(ServiceError):
+    """The build or image asked for does not exist (or is not visible to the caller)."""
+
+    status_code = 404
+
+
+class Conflict(ServiceError):
+    """The request conflicts with the current state (for example deleting an image in use)."""
+
+    status_code = 409
+
+
+class SourceError(ServiceError):
+    """The repository could not be reached or the ref was not found in it.
+
+    The message carries git's own reason (with any credential scrubbed).
+    """
+
+    status_code = 422
+
+
+class QueueFull(ServiceError):
+    """The build queue is full; the client should retry later.
+
+    Attributes:
+        retry_after: seconds the client should wait, also sent as the ``Retry-After`` header.
+    """
+
+    status_code = 429
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: human-readable explanation, safe to show to the caller.
+            retry_after: whole seconds after which a retry makes sense (negative becomes 0).
+            headers: further HTTP response headers; ``Retry-After`` is always set from
+                ``retry_after``.
+        """
+        self.retry_after: int = max(0, int(retry_after))
+        merged = dict(headers or {})
+        merged["Retry-After"] = str(self.retry_after)
+        super().__init__(message, headers=merged)
+
+
+class UpstreamError(ServiceError):
+    """A service the build depends on failed: the Docker engine, the registry, the hub.
+
+    The message says what an administrator should check.
+    """
+
+    status_code = 502

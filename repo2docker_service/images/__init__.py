@@ -1,0 +1,1 @@
+"""Image naming and image catalogs (local Docker engine, OCI registry)."""

@@ -1,0 +1,462 @@
+"""Repository sources: URL and ref validation, credentials for git, ref -> commit resolution.
+
+Guarantees:
+
+- :func:`validate_repo_url` accepts only ``scheme://host/path`` URLs whose scheme is allowed
+  (``https`` by default), without credentials, whitespace, control characters, a leading
+  ``-`` or git's ``transport::address`` form (``ext::`` runs commands).
+- :func:`validate_ref` accepts ``HEAD``, hex commit SHAs and names obeying
+  ``git check-ref-format`` (one-level names allowed); a ref can never look like an option.
+- Credentials (:class:`GitCredentials`) reach git only through environment variables read
+  by an inline credential helper: never in argv, the URL, or the helper's own text.
+- :func:`resolve_ref` runs ``git ls-remote`` as an argv list with the positionals after
+  ``--``, a per-process environment (``os.environ`` is never modified), no prompts, only the
+  plain git transports, and kills its whole process group on timeout or cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from .errors import InvalidInput, ServiceError, SourceError
+
+#: Schemes :func:`validate_repo_url` can be told to allow.
+SUPPORTED_SCHEMES: frozenset[str] = frozenset(
+    {"https", "http", "git", "ssh", "git+ssh", "ssh+git", "file"}
+)
+
+#: Transports git may use in :func:`resolve_ref` (``GIT_ALLOW_PROTOCOL``); no ``ext``, no
+#: remote helpers.
+GIT_PROTOCOLS = ("file", "git", "http", "https", "ssh")
+
+#: Longest ref :func:`validate_ref` accepts.
+MAX_REF_LENGTH = 255
+
+#: Variables copied from ``os.environ`` (when present) into git's environment by default.
+BASE_ENV_KEYS = (
+    "PATH",
+    "HOME",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+
+_USERNAME_VAR = "R2DS_GIT_USERNAME"
+_PASSWORD_VAR = "R2DS_GIT_PASSWORD"  # noqa: S105 - a variable name, not a secret
+# the helper only names the variables; git runs it with `sh -c`, and ignores
+# `store`/`erase` so nothing is written anywhere
+_CREDENTIAL_HELPER = (
+    '!f() { test "$1" = get || return 0; '
+    f'printf \'%s\\n\' "username=${{{_USERNAME_VAR}}}" "password=${{{_PASSWORD_VAR}}}"; '
+    "}; f"
+)
+_SSH_SCHEMES = frozenset({"ssh", "git+ssh", "ssh+git"})
+_TRANSPORT_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_HOSTNAME_RE = re.compile(r"[\w.-]+")
+_IPV6_RE = re.compile(r"[0-9a-f:.]+")
+_FULL_SHA_RE = re.compile(r"[0-9a-fA-F]{40}")
+_SHORT_SHA_RE = re.compile(r"[0-9a-fA-F]{7,40}")
+_REF_FORBIDDEN_CHARS = frozenset(" ~^:?*[\\")
+_STDERR_LINES = 5
+
+
+def _is_control(c: str) -> bool:
+    return unicodedata.category(c) in ("Cc", "Cf")
+
+
+def _is_unprintable(c: str) -> bool:
+    return c.isspace() or _is_control(c)
+
+
+def _shorten(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# ---------------------------------------------------------------------------
+# repository URLs
+
+
+def validate_repo_url(
+    url: str,
+    *,
+    allowed_schemes: Iterable[str] = ("https",),
+    max_length: int = 2048,
+) -> str:
+    """Check a repository URL from a request and normalize it.
+
+    Args:
+        url: the URL as the client sent it.
+        allowed_schemes: schemes to accept (the ``allowed_repo_schemes`` setting); each must
+            be one of :data:`SUPPORTED_SCHEMES`. ``file`` URLs need an absolute path.
+        max_length: longest accepted URL, in characters.
+
+    Returns:
+        The URL with scheme and host lowercased (path, query and fragment unchanged).
+
+    Raises:
+        InvalidInput: the URL is not acceptable; the message says why.
+        ValueError: ``allowed_schemes`` names a scheme outside :data:`SUPPORTED_SCHEMES`.
+    """
+    allowed = {s.lower() for s in allowed_schemes}
+    unsupported = allowed - SUPPORTED_SCHEMES
+    if unsupported:
+        raise ValueError(
+            f"unsupported repository schemes {sorted(unsupported)};"
+            f" supported: {', '.join(sorted(SUPPORTED_SCHEMES))}"
+        )
+    allowed_text = ", ".join(sorted(allowed)) or "none"
+
+    if not isinstance(url, str) or not url:
+        raise InvalidInput("repo must be a non-empty URL string")
+    if len(url) > max_length:
+        raise InvalidInput(f"repo URL is too long: {len(url)} characters, at most {max_length}")
+    if any(_is_unprintable(c) for c in url):
+        raise InvalidInput("repo URL must not contain whitespace or control characters")
+    if any(_is_control(c) for c in unquote(url)):
+        raise InvalidInput("repo URL must not contain percent-encoded control characters")
+    if "\\" in url:
+        raise InvalidInput("repo URL must not contain backslashes")
+    if url.startswith("-"):
+        raise InvalidInput("repo URL must not start with '-'")
+    if _TRANSPORT_RE.match(url):
+        raise InvalidInput(
+            "git's 'transport::address' syntax (such as ext::) is not allowed;"
+            " use a URL like https://host/owner/repo"
+        )
+    scheme_match = _SCHEME_RE.match(url)
+    if scheme_match is None:
+        raise InvalidInput(
+            f"repo must be a URL like https://host/owner/repo (allowed schemes: {allowed_text});"
+            " scp-style 'host:path' and local paths are not accepted"
+        )
+    scheme = scheme_match.group(1).lower()
+    if scheme not in allowed:
+        raise InvalidInput(
+            f"repo URL scheme '{scheme}' is not allowed; allowed schemes: {allowed_text}."
+            " An administrator can allow more with the allowed_repo_schemes setting."
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parses and checks the port
+    except ValueError as e:
+        raise InvalidInput(f"repo URL is malformed: {e}") from None
+
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidInput("file URLs must name an absolute path: file:///path/to/repo")
+        if not parts.path.startswith("/"):
+            raise InvalidInput("file URLs must name an absolute path: file:///path/to/repo")
+        if parts.query or parts.fragment:
+            raise InvalidInput("file URLs must not have a query or fragment")
+        return urlunsplit(("file", "", parts.path, "", ""))
+
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at:
+        username_only = userinfo and ":" not in userinfo and not userinfo.startswith("-")
+        if not (scheme in _SSH_SCHEMES and username_only):
+            raise InvalidInput(
+                "repo URL must not contain a user name or password;"
+                " send credentials in the 'credentials' field instead"
+            )
+    host = parts.hostname
+    if not host:
+        raise InvalidInput(f"repo URL has no host: expected {scheme}://host/path")
+    bracketed = hostport.startswith("[")
+    if host.startswith("-") or not (
+        _IPV6_RE.fullmatch(host) if bracketed else _HOSTNAME_RE.fullmatch(host)
+    ):
+        raise InvalidInput(f"repo URL host {_shorten(hostport)!r} is not a valid host name")
+    netloc = f"{userinfo}@{hostport.lower()}" if at else hostport.lower()
+    return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+# ---------------------------------------------------------------------------
+# refs
+
+
+def _refname_problem(ref: str) -> str | None:
+    """Return why ``ref`` breaks ``git check-ref-format --allow-onelevel``, or None."""
+    if ref.startswith("-"):
+        return "must not start with '-'"
+    if ref == "@":
+        return "must not be '@'"
+    if ".." in ref:
+        return "must not contain '..'"
+    if "@{" in ref:
+        return "must not contain '@{'"
+    if any(c in _REF_FORBIDDEN_CHARS or _is_unprintable(c) for c in ref):
+        return "must not contain spaces, control characters or any of ~ ^ : ? * [ \\"
+    if ref.startswith("/") or ref.endswith("/") or "//" in ref:
+        return "must not start or end with '/' or contain '//'"
+    if ref.endswith("."):
+        return "must not end with '.'"
+    for component in ref.split("/"):
+        if component.startswith("."):
+            return "no '/'-separated part may start with '.'"
+        if component.endswith(".lock"):
+            return "no '/'-separated part may end with '.lock'"
+    return None
+
+
+def validate_ref(ref: str) -> str:
+    """Check a git ref from a request.
+
+    Accepted: ``HEAD``; a hex commit SHA of 7 to 40 characters; a branch or tag name, or a
+    full ref such as ``refs/heads/main`` or ``refs/tags/v1``, following the rules of
+    ``git check-ref-format`` (one-level names like ``main`` allowed) and never starting with
+    ``-``. Unicode whitespace and control/format characters are refused as well.
+
+    Args:
+        ref: the ref as the client sent it.
+
+    Returns:
+        ``ref`` unchanged.
+
+    Raises:
+        InvalidInput: ``ref`` is empty, longer than 255 characters or not a valid ref name.
+    """
+    if not isinstance(ref, str) or not ref:
+        raise InvalidInput("ref must be a non-empty string: a branch, tag or commit SHA")
+    if len(ref) > MAX_REF_LENGTH:
+        raise InvalidInput(f"ref is too long: {len(ref)} characters, at most {MAX_REF_LENGTH}")
+    if ref == "HEAD" or _SHORT_SHA_RE.fullmatch(ref):
+        return ref
+    problem = _refname_problem(ref)
+    if problem is not None:
+        raise InvalidInput(f"invalid ref {_shorten(ref)!r}: a branch or tag name {problem}")
+    return ref
+
+
+# ---------------------------------------------------------------------------
+# credentials
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    """A username and password (or token) for a private repository.
+
+    Held in memory for one build; ``repr``/``str`` never show the password.
+
+    Attributes:
+        username: user name (for token-only hosts, whatever the host expects,
+            e.g. ``x-access-token`` or ``oauth2``).
+        password: password or access token.
+
+    Raises:
+        ValueError: (on creation) a value is not a string or contains a newline or NUL, which
+            git's credential protocol cannot carry.
+    """
+
+    username: str
+    password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        for label, value in (("username", self.username), ("password", self.password)):
+            if not isinstance(value, str):
+                raise ValueError(f"credential {label} must be a string")
+            if "\n" in value or "\r" in value or "\0" in value:
+                raise ValueError(f"credential {label} must not contain newlines or NUL")
+
+    def __repr__(self) -> str:
+        return f"GitCredentials(username={self.username!r}, password='***')"
+
+    def git_env(self, *, url: str | None = None) -> dict[str, str]:
+        """Environment variables that hand these credentials to git.
+
+        ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n`` first clear any
+        configured credential helpers (so none stores the secret) and then set an inline
+        helper that prints ``username=$R2DS_GIT_USERNAME`` and ``password=$R2DS_GIT_PASSWORD``;
+        the values themselves travel only in those two variables. Prompts are disabled.
+
+        Args:
+            url: if given, the helper is configured for this URL's ``scheme://host[:port]``
+                only, so a redirect to another host never receives the credentials.
+
+        Returns:
+            Variables to merge into a subprocess environment (they own ``GIT_CONFIG_*``).
+        """
+        key = "credential.helper"
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme and parts.netloc:
+                hostport = parts.netloc.rpartition("@")[2]
+                key = f"credential.{parts.scheme}://{hostport}.helper"
+        return {
+            "GIT_CONFIG_COUNT": "2",
+            "GIT_CONFIG_KEY_0": "credential.helper",
+            "GIT_CONFIG_VALUE_0": "",
+            "GIT_CONFIG_KEY_1": key,
+            "GIT_CONFIG_VALUE_1": _CREDENTIAL_HELPER,
+            _USERNAME_VAR: self.username,
+            _PASSWORD_VAR: self.password,
+            "GIT_TERMINAL_PROMPT": "0",
+        }
+
+
+# ---------------------------------------------------------------------------
+# ref resolution
+
+
+def _git_env(
+    *, base: Mapping[str, str] | None, credentials: GitCredentials | None, repo: str
+) -> dict[str, str]:
+    if base is None:
+        env = {key: os.environ[key] for key in BASE_ENV_KEYS if key in os.environ}
+    else:
+        env = dict(base)
+    env.update(
+        {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "false",
+            "SSH_ASKPASS": "false",
+            "GCM_INTERACTIVE": "never",
+            "GIT_ALLOW_PROTOCOL": ":".join(GIT_PROTOCOLS),
+        }
+    )
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    if credentials is not None:
+        env.update(credentials.git_env(url=repo))
+    return env
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _stderr_reason(stderr: bytes, *, secrets: Iterable[str]) -> str:
+    text = stderr.decode("utf-8", errors="replace")
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    lines = [line.strip() for line in re.split(r"\r\n|\r|\n", text)]
+    return "; ".join([line for line in lines if line][-_STDERR_LINES:])
+
+
+async def _ls_remote(
+    repo: str,
+    patterns: list[str],
+    *,
+    credentials: GitCredentials | None,
+    timeout: float,  # noqa: ASYNC109 - expiry must kill git and become a SourceError
+    git: str,
+    env: Mapping[str, str] | None,
+) -> str:
+    argv = [git, "ls-remote", "--", repo, *patterns]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_git_env(base=env, credentials=credentials, repo=repo),
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise ServiceError(
+            f"git executable {git!r} not found: install git on the service host"
+        ) from None
+    try:
+        async with asyncio.timeout(timeout):
+            stdout, stderr = await proc.communicate()
+    except TimeoutError:
+        raise SourceError(f"timed out after {timeout:g} s contacting {repo}") from None
+    finally:
+        _kill_group(proc)
+        if proc.returncode is None:
+            await proc.wait()
+    if proc.returncode != 0:
+        secrets = [credentials.password] if credentials is not None else []
+        reason = _stderr_reason(stderr, secrets=secrets) or f"git exited with {proc.returncode}"
+        raise SourceError(f"could not read {repo}: {reason}")
+    return stdout.decode("utf-8", errors="replace")
+
+
+def _parse_ls_remote(output: str) -> dict[str, str]:
+    refs: dict[str, str] = {}
+    for line in output.splitlines():
+        sha, sep, name = line.partition("\t")
+        if sep and _FULL_SHA_RE.fullmatch(sha):
+            refs.setdefault(name, sha.lower())
+    return refs
+
+
+async def resolve_ref(
+    repo: str,
+    ref: str,
+    *,
+    credentials: GitCredentials | None = None,
+    timeout: float = 30,  # noqa: ASYNC109 - expiry must kill git and become a SourceError
+    git: str = "git",
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Resolve a ref of a remote repository to a full commit SHA with ``git ls-remote``.
+
+    A full 40-character SHA is returned (lowercased) without contacting the repository.
+    ``HEAD`` is the remote's default branch. A name matches, in this order,
+    ``refs/heads/<name>``, the commit of an annotated tag ``refs/tags/<name>^{}``,
+    ``refs/tags/<name>``, then ``<name>`` itself as a full ref (``refs/pull/1/head``).
+
+    Args:
+        repo: repository URL, already checked by :func:`validate_repo_url`.
+        ref: ``HEAD``, a branch or tag name, a full ref, or a full commit SHA.
+        credentials: credentials for a private repository, handed over via the environment.
+        timeout: seconds to wait for git before killing it.
+        git: the git executable.
+        env: base environment for git; default: ``PATH``, ``HOME`` and the proxy and CA
+            variables of :data:`BASE_ENV_KEYS` from ``os.environ`` at call time. No-prompt
+            and ``GIT_ALLOW_PROTOCOL`` settings and the credentials are added to it.
+
+    Returns:
+        The full 40-character lowercase commit SHA.
+
+    Raises:
+        InvalidInput: ``ref`` is not a valid ref.
+        SourceError: git failed (message ends with git's last error lines, with the password
+            scrubbed), timed out, or the ref does not exist; an abbreviated SHA cannot be
+            resolved (only full SHAs and branch/tag names can).
+        ServiceError: the git executable is missing.
+    """
+    ref = validate_ref(ref)
+    if _FULL_SHA_RE.fullmatch(ref):
+        return ref.lower()
+    if not isinstance(repo, str) or not repo:
+        raise InvalidInput("repo must be a non-empty URL string")
+    # ls-remote matches patterns against the tail of ref names; peeled tags need their own
+    patterns = [ref] if ref == "HEAD" else [ref, f"{ref}^{{}}"]
+    output = await _ls_remote(
+        repo, patterns, credentials=credentials, timeout=timeout, git=git, env=env
+    )
+    refs = _parse_ls_remote(output)
+    if ref == "HEAD":
+        candidates = ["HEAD"]
+    else:
+        candidates = [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
+        if ref.startswith("refs/"):
+            candidates += [f"{ref}^{{}}", ref]
+    for candidate in candidates:
+        if candidate in refs:
+            return refs[candidate]
+    if _SHORT_SHA_RE.fullmatch(ref):
+        raise SourceError(
+            f"ref {ref!r} not found in {repo}: abbreviated commit SHAs cannot be resolved;"
+            " only full 40-character commit SHAs or branch/tag names can"
+        )
+    raise SourceError(f"ref {ref!r} not found in {repo}")
