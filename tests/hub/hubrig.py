@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[2]
 SETUP_HINT = "run `bash scripts/test.sh` (or `bash scripts/setup.sh`) first"
@@ -32,6 +33,10 @@ USERS: dict[str, str | None] = {
     "carol": None,
     "dave": "repo2docker-access-only",
     "admin1": "repo2docker-admins",
+    # look-alike names: their image owners must never collide
+    "a.b": "repo2docker-builders",
+    "a-b": "repo2docker-builders",
+    "josé": "repo2docker-builders",
 }
 
 
@@ -78,12 +83,12 @@ class Hub:
         """An API token of `username` carrying all of the user's permissions."""
         if username not in self.tokens:
             try:
-                self.api("POST", f"users/{username}")
+                self.api("POST", f"users/{quote(username)}")
             except urllib.error.HTTPError as e:
                 if e.code != 409:  # already exists
                     raise
             model = self.api(
-                "POST", f"users/{username}/tokens", {"note": "tests", "scopes": ["inherit"]}
+                "POST", f"users/{quote(username)}/tokens", {"note": "tests", "scopes": ["inherit"]}
             )
             self.tokens[username] = model["token"]
         return self.tokens[username]
