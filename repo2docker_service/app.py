@@ -374,6 +374,27 @@ class Repo2DockerService(Application):
         """,
     ).tag(config=True)
 
+    build_rate_limit = Integer(
+        30,
+        help="""Build requests one user may make per `build_rate_period` seconds.
+
+        Requests over it get 429 Too Many Requests with Retry-After. Cache hits count
+        too (each one contacts the git server). 0: no limit. Admins are limited as well.
+        """,
+    ).tag(config=True)
+
+    build_rate_period = Float(
+        60, help="Length in seconds of the window `build_rate_limit` counts requests in."
+    ).tag(config=True)
+
+    max_body_bytes = Integer(
+        64 * 1024,
+        help="""Largest request body the API accepts, in bytes.
+
+        Larger bodies get 413 with a message. Build requests are small JSON objects.
+        """,
+    ).tag(config=True)
+
     webhook_secret = Unicode(
         help="Shared secret for push webhooks. Default: $REPO2DOCKER_SERVICE_WEBHOOK_SECRET.",
     ).tag(config=True)
@@ -386,6 +407,24 @@ class Repo2DockerService(Application):
         True,
         help="Require a logged-in user with the admin scope to read /metrics.",
     ).tag(config=True)
+
+    # ------------------------------------------------------------------ launch links
+    launch_git_host = Unicode(
+        "https://github.com",
+        help="""Git host that short launch links point at.
+
+        `v2/gh/<org>/<repo>/<ref>` builds `<launch_git_host>/<org>/<repo>` at `<ref>`
+        (like Binder's GitHub links). Set it to your GitLab or Gitea base URL to make
+        short links point there; the URL's scheme must be in `allowed_repo_schemes`.
+        """,
+    ).tag(config=True)
+
+    @validate("launch_git_host")
+    def _validate_launch_git_host(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"].rstrip("/")
+        if not urlparse(value).scheme or not urlparse(value).netloc:
+            raise ValueError(f"launch_git_host must be a URL like https://github.com: {value!r}")
+        return value
 
     # ------------------------------------------------------------------ lifecycle
     @catch_config_error
@@ -466,13 +505,26 @@ class Repo2DockerService(Application):
         from .builds.manager import BuildManager
         from .images.docker import DockerCatalog
         from .images.naming import ImageNamer
+        from .ratelimit import RateLimiter
         from .store import BuildStore
 
-        self.namer = ImageNamer(
-            template=self.image_name_template,
-            registry=self.registry_url,
-            prefix=self.image_prefix,
-        )
+        try:
+            self.namer = ImageNamer(
+                template=self.image_name_template,
+                registry=self.registry_url,
+                prefix=self.image_prefix,
+            )
+        except ValueError as e:
+            self.log.critical(
+                "Invalid image naming settings (image_name_template=%r, registry_url=%r, "
+                "image_prefix=%r): %s",
+                self.image_name_template,
+                self.registry_url,
+                self.image_prefix,
+                e,
+            )
+            self.exit(1)
+        self.rate_limiter = RateLimiter(limit=self.build_rate_limit, period=self.build_rate_period)
         self.catalog = DockerCatalog(namer=self.namer, log=self.log)
         self.executor = self.executor_class(
             repo2docker_command=list(self.repo2docker_command),
@@ -504,7 +556,10 @@ class Repo2DockerService(Application):
         await self.manager.start()
         await self.manager.recover()
         self.web_app = self.make_web_app()
-        self.http_server = HTTPServer(self.web_app, xheaders=True)
+        # tornado refuses far larger bodies outright; handlers answer 413 past max_body_bytes
+        self.http_server = HTTPServer(
+            self.web_app, xheaders=True, max_body_size=max(self.max_body_bytes * 4, 8 << 20)
+        )
         self.http_server.listen(self.port, self.ip)
         self.log.info(
             "repo2docker-service %s listening on http://%s:%d%s",

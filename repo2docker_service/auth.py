@@ -166,6 +166,12 @@ class APIHandler(BaseHandler):
 
     def get_json_body(self) -> dict[str, Any]:
         """The request body as a JSON object, or 400 saying what is wrong."""
+        if len(self.request.body) > self.app.max_body_bytes:
+            raise web.HTTPError(
+                413,
+                f"Request body is {len(self.request.body)} bytes; "
+                f"at most {self.app.max_body_bytes} are accepted",
+            )
         if not self.request.body:
             raise web.HTTPError(400, "Request body is empty: send a JSON object")
         try:

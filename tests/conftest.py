@@ -82,6 +82,9 @@ def repo2docker_config() -> Path:
     return require(check_offline_config)
 
 
+HUB_RATE_LIMIT = 150  # build requests per user per minute in the test hub
+
+
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory):
     """A real JupyterHub + proxy managing repo2docker-service (fails, never skips)."""
@@ -92,6 +95,7 @@ def hub(tmp_path_factory):
                 'c.Repo2DockerService.allowed_repo_schemes = ["http", "https"]\n'
                 f"c.Repo2DockerService.repo2docker_config = {str(OFFLINE_CONFIG)!r}\n"
                 f"c.Repo2DockerService.image_prefix = 'r2dhub-{secrets.token_hex(3)}-'\n"
+                f"c.Repo2DockerService.build_rate_limit = {HUB_RATE_LIMIT}\n"
             ),
         )
     except RuntimeError as e:

@@ -94,6 +94,7 @@ class BuildsHandler(BuildsMixin, APIHandler):
 
     @needs_scope("build")
     async def post(self) -> None:
+        self.app.rate_limiter.check(self.username)
         req = parse_build_request(self.get_json_body(), username=self.username)
         if (req.shared or req.owner != self.username) and "admin" not in self.scopes:
             what = "shared environments" if req.shared else f"environments for {req.owner!r}"

@@ -37,6 +37,7 @@ USERS: dict[str, str | None] = {
     "a.b": "repo2docker-builders",
     "a-b": "repo2docker-builders",
     "josé": "repo2docker-builders",
+    "flooder": "repo2docker-builders",  # used up by the rate-limit test
 }
 
 
