@@ -41,6 +41,7 @@ from traitlets import (
 from traitlets.config import Application, catch_config_error
 
 from ._version import __version__
+from .errors import UpstreamError
 
 HERE = Path(__file__).parent
 DEFAULT_CONFIG_FILE = "repo2docker_service_config.py"
@@ -554,7 +555,11 @@ class Repo2DockerService(Application):
         """Start serving until SIGTERM/SIGINT."""
         self.init_components()
         await self.manager.start()
-        await self.manager.recover()
+        try:
+            await self.manager.recover()
+        except UpstreamError as e:
+            # keep serving: the page and API say what is wrong until the engine is back
+            self.log.error("Could not read images from the Docker engine: %s", e)
         self.web_app = self.make_web_app()
         # tornado refuses far larger bodies outright; handlers answer 413 past max_body_bytes
         self.http_server = HTTPServer(

@@ -1,0 +1,667 @@
+"""The build record, its states and events, and the image labels: defined here only.
+
+Everything else (manager, executors, catalog, handlers, UI) imports these names; nothing
+else spells a state, an event type or a label key.
+
+States::
+
+    queued -> building -> [pushing ->] built
+    queued | building | pushing -> failed | cancelled
+    lost: the build's worker disappeared (reserved for executors that can find builds
+          interrupted by a restart; the local executor cannot, see BuildManager.recover)
+
+Events (each with an id that is strictly increasing per build, starting at 1):
+
+- ``phase``: a state change or a new queue position,
+  ``{"phase": state, "message": str, "position": int | None}``
+- ``log``: one line of build output, ``{"message": str}``
+- ``done``: the final record, ``Build.to_dict()``; always the last event of a build.
+
+Labels (prefix ``repo2docker-service.``) are written on every image the service builds and
+are the catalog: :func:`image_labels` writes them, :func:`parse_labels` reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ..sources import GitCredentials
+
+__all__ = [
+    "ACTIVE_STATES",
+    "HINT_KEYS",
+    "LABEL_BUILD_ID",
+    "LABEL_BUILT_AT",
+    "LABEL_COMMIT",
+    "LABEL_DISPLAY_NAME",
+    "LABEL_HINT_PREFIX",
+    "LABEL_NAME",
+    "LABEL_OWNER",
+    "LABEL_PREFIX",
+    "LABEL_REF",
+    "LABEL_REPO",
+    "LABEL_SCHEME",
+    "LABEL_SHARED",
+    "TERMINAL_STATES",
+    "Build",
+    "BuildRequest",
+    "BuildState",
+    "Event",
+    "EventType",
+    "image_labels",
+    "isoformat",
+    "parse_labels",
+    "utcnow",
+    "validate_display_name",
+    "validate_hints",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (the one clock builds use; patch it in tests)."""
+    return datetime.now(UTC)
+
+
+def isoformat(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z`` suffix (``2026-11-23T08:56:00.123456Z``), or None."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class BuildState(StrEnum):
+    """Where a build is in its lifecycle (the values are what the API shows)."""
+
+    QUEUED = "queued"
+    BUILDING = "building"
+    PUSHING = "pushing"
+    BUILT = "built"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+#: States a build never leaves.
+TERMINAL_STATES: frozenset[BuildState] = frozenset(
+    {BuildState.BUILT, BuildState.FAILED, BuildState.CANCELLED, BuildState.LOST}
+)
+#: States of a build that holds a queue slot or a worker (identical requests join it).
+ACTIVE_STATES: frozenset[BuildState] = frozenset(
+    {BuildState.QUEUED, BuildState.BUILDING, BuildState.PUSHING}
+)
+
+
+class EventType(StrEnum):
+    """The three kinds of build events (the SSE ``event:`` field)."""
+
+    PHASE = "phase"
+    LOG = "log"
+    DONE = "done"
+
+
+# ---------------------------------------------------------------------------- labels
+LABEL_PREFIX = "repo2docker-service."
+#: JupyterHub username of the owner; empty string for shared images.
+LABEL_OWNER = LABEL_PREFIX + "owner"
+#: "true" or "false".
+LABEL_SHARED = LABEL_PREFIX + "shared"
+#: The environment name (the image name's last path part).
+LABEL_NAME = LABEL_PREFIX + "name"
+LABEL_DISPLAY_NAME = LABEL_PREFIX + "display-name"
+#: The repository URL as validated (never with credentials).
+LABEL_REPO = LABEL_PREFIX + "repo"
+#: The ref as the user asked for it (branch, tag, HEAD or a commit).
+LABEL_REF = LABEL_PREFIX + "ref"
+#: The full 40-hex commit that was built.
+LABEL_COMMIT = LABEL_PREFIX + "commit"
+#: Spawner hints: ``repo2docker-service.hint.cpu``, ``.hint.memory``, ``.hint.profile``.
+LABEL_HINT_PREFIX = LABEL_PREFIX + "hint."
+#: ISO 8601 UTC time the build started.
+LABEL_BUILT_AT = LABEL_PREFIX + "built-at"
+LABEL_BUILD_ID = LABEL_PREFIX + "build-id"
+#: The naming scheme version (``images.naming.SCHEME_VERSION``) the image name follows.
+LABEL_SCHEME = LABEL_PREFIX + "scheme"
+
+#: Hint keys a build request may carry.
+HINT_KEYS: tuple[str, ...] = ("profile", "cpu", "memory")
+
+_CPU_RE = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{1,3})?$")
+_MEMORY_RE = re.compile(r"^([0-9]{1,7}(?:\.[0-9]{1,3})?)([KMGT]?)$")
+_PROFILE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
+_MAX_CPU = 256
+_MAX_DISPLAY_NAME = 200
+
+
+def validate_hints(hints: Mapping[str, Any] | None) -> dict[str, str]:
+    """Check spawner hints and return them as strings.
+
+    Args:
+        hints: a mapping with any of the keys ``profile`` (a short slug: lowercase letters,
+            digits, ``-`` and ``_``, at most 63 characters), ``cpu`` (a positive number of
+            CPUs, at most 256, as a string or a number) and ``memory`` (a positive size
+            with an optional K/M/G/T suffix, e.g. ``512M``, ``2G``). None or empty values
+            mean "no hint" and are dropped.
+
+    Returns:
+        The hints as a ``dict[str, str]`` (e.g. ``{"cpu": "2", "memory": "4G"}``).
+
+    Raises:
+        InvalidInput: for an unknown key or a malformed value.
+    """
+    if hints is None:
+        return {}
+    if not isinstance(hints, Mapping):
+        raise InvalidInput("hints must be an object with profile, cpu and/or memory")
+    out: dict[str, str] = {}
+    for key, raw in hints.items():
+        if key not in HINT_KEYS:
+            raise InvalidInput(f"unknown hint {str(key)[:40]!r}; allowed: {', '.join(HINT_KEYS)}")
+        if raw is None or raw == "":
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise InvalidInput(f"hint {key} must be a string")
+        value = str(raw).strip() if isinstance(raw, str) else _number_to_str(raw)
+        if key == "cpu":
+            if not _CPU_RE.match(value) or not 0 < float(value) <= _MAX_CPU:
+                raise InvalidInput(f"hint cpu must be a number of CPUs > 0 and <= {_MAX_CPU}")
+        elif key == "memory":
+            m = _MEMORY_RE.match(value)
+            if not m or float(m.group(1)) <= 0:
+                raise InvalidInput("hint memory must be a size like 512M or 2G")
+        elif not _PROFILE_RE.match(value):
+            raise InvalidInput(
+                "hint profile must be a short slug (a-z, 0-9, '-', '_'; at most 63 characters)"
+            )
+        out[key] = value
+    return out
+
+
+def _number_to_str(value: float) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput("hint must be a finite number")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def validate_display_name(display_name: str | None, *, default: str) -> str:
+    """Check a display name (free text shown in the UI and stored in a label).
+
+    Args:
+        display_name: what the user gave, or None.
+        default: used when ``display_name`` is None or blank (normally the image name).
+
+    Returns:
+        The display name, stripped.
+
+    Raises:
+        InvalidInput: when it is not a string, too long (> 200) or has control characters.
+    """
+    if display_name is None:
+        return default
+    if not isinstance(display_name, str):
+        raise InvalidInput("display_name must be a string")
+    value = display_name.strip()
+    if not value:
+        return default
+    if len(value) > _MAX_DISPLAY_NAME:
+        raise InvalidInput(f"display_name is longer than {_MAX_DISPLAY_NAME} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput("display_name must not contain control characters")
+    return value
+
+
+def image_labels(build: Build) -> dict[str, str]:
+    """The labels written on the image a build produces.
+
+    Args:
+        build: the build (its ``started`` time, or ``created`` if not started, is built-at).
+
+    Returns:
+        ``{label: value}``; the owner label is the JupyterHub username, or "" when
+        ``build.shared``. Credentials are never part of a build and so never of labels.
+    """
+    from ..images.naming import SCHEME_VERSION
+
+    labels = {
+        LABEL_OWNER: "" if build.shared else build.owner,
+        LABEL_SHARED: "true" if build.shared else "false",
+        LABEL_NAME: build.name,
+        LABEL_DISPLAY_NAME: build.display_name,
+        LABEL_REPO: build.repo,
+        LABEL_REF: build.ref,
+        LABEL_COMMIT: build.commit,
+        LABEL_BUILT_AT: isoformat(build.started or build.created) or "",
+        LABEL_BUILD_ID: build.id,
+        LABEL_SCHEME: str(SCHEME_VERSION),
+    }
+    for key, value in sorted(build.hints.items()):
+        labels[LABEL_HINT_PREFIX + key] = value
+    return labels
+
+
+def parse_labels(labels: Mapping[str, str] | None) -> dict[str, Any] | None:
+    """Read the service's labels from an image.
+
+    Args:
+        labels: the image's labels (``Config.Labels``; may be None).
+
+    Returns:
+        None if the image was not built by this service (no owner or name label), else
+        ``{"owner": str ("" for shared), "shared": bool, "name": str, "display_name": str,
+        "repo": str, "ref": str, "commit": str, "built_at": str, "build_id": str,
+        "scheme": str, "hints": dict[str, str]}``.
+    """
+    if not labels or LABEL_OWNER not in labels or not labels.get(LABEL_NAME):
+        return None
+    name = labels[LABEL_NAME]
+    return {
+        "owner": labels.get(LABEL_OWNER, ""),
+        "shared": labels.get(LABEL_SHARED, "false") == "true",
+        "name": name,
+        "display_name": labels.get(LABEL_DISPLAY_NAME) or name,
+        "repo": labels.get(LABEL_REPO, ""),
+        "ref": labels.get(LABEL_REF, ""),
+        "commit": labels.get(LABEL_COMMIT, ""),
+        "built_at": labels.get(LABEL_BUILT_AT, ""),
+        "build_id": labels.get(LABEL_BUILD_ID, ""),
+        "scheme": labels.get(LABEL_SCHEME, ""),
+        "hints": {
+            key[len(LABEL_HINT_PREFIX) :]: value
+            for key, value in labels.items()
+            if key.startswith(LABEL_HINT_PREFIX)
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- request
+@dataclass
+class BuildRequest:
+    """What a caller asks for; the manager validates it (see ``BuildManager.submit``).
+
+    Attributes:
+        owner: the JupyterHub username the build is for (and who may see/cancel it).
+        repo: git repository URL.
+        ref: branch, tag, commit or ``HEAD``.
+        name: environment name; derived from the repo URL when None.
+        display_name: free text for the UI; the name when None.
+        force: build even if an image for that commit exists.
+        shared: build into the shared namespace (the caller must be an admin; the
+            handler checks that).
+        hints: spawner hints ``profile``/``cpu``/``memory`` (see :func:`validate_hints`).
+        credentials: for private repositories; held in memory for the build only and
+            never shown (excluded from repr).
+    """
+
+    owner: str
+    repo: str
+    ref: str = "HEAD"
+    name: str | None = None
+    display_name: str | None = None
+    force: bool = False
+    shared: bool = False
+    hints: dict[str, str] = field(default_factory=dict)
+    credentials: GitCredentials | None = field(default=None, repr=False, compare=False)
+
+
+# ---------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Event:
+    """One build event.
+
+    Attributes:
+        id: strictly increasing per build, from 1 (the SSE id clients resume from).
+        type: ``phase``, ``log`` or ``done`` (see :class:`EventType`).
+        data: JSON-ready payload.
+    """
+
+    id: int
+    type: str
+    data: dict[str, Any]
+
+    def to_sse(self) -> str:
+        """The event as one Server-Sent Events message.
+
+        Returns:
+            ``"id: N\\nevent: TYPE\\ndata: JSON\\n\\n"`` (the JSON is on one line).
+        """
+        payload = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        return f"id: {self.id}\nevent: {self.type}\ndata: {payload}\n\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"id": int, "type": str, "data": dict}``."""
+        return {"id": self.id, "type": self.type, "data": self.data}
+
+
+# ---------------------------------------------------------------------------- build
+@dataclass(eq=False)
+class Build:
+    """One build: its identity, state, timestamps and event log.
+
+    The manager owns builds and is the only one changing their state; viewers read
+    ``to_dict()`` and :meth:`follow` the events.
+
+    Log bound: log events are counted by the UTF-8 size of their message. When the kept
+    log exceeds ``log_limit_bytes``, the **oldest log events are dropped** (the tail, where
+    errors are, is kept); ``phase`` and ``done`` events are never dropped. Event ids stay
+    strictly increasing, so a resuming viewer simply sees a gap. ``log_limit_bytes <= 0``
+    means no limit.
+
+    Credentials (``credentials``) are held only while the build is active; they are
+    cleared when it ends and never appear in repr, ``to_dict()`` or events.
+    """
+
+    owner: str
+    owner_slug: str
+    name: str
+    repo: str
+    ref: str
+    commit: str
+    image: str
+    latest_image: str
+    shared: bool = False
+    display_name: str = ""
+    hints: dict[str, str] = field(default_factory=dict)
+    force: bool = False
+    log_limit_bytes: int = 2 * 1024 * 1024
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    state: BuildState = BuildState.QUEUED
+    position: int | None = None
+    created: datetime = field(default_factory=utcnow)
+    started: datetime | None = None
+    finished: datetime | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    credentials: GitCredentials | None = field(default=None, repr=False)
+
+    _kept: list[Event] = field(default_factory=list, init=False, repr=False)
+    _recent: deque[Event] = field(default_factory=deque, init=False, repr=False)
+    _next_id: int = field(default=1, init=False, repr=False)
+    _log_bytes: int = field(default=0, init=False, repr=False)
+    _dropped_events: int = field(default=0, init=False, repr=False)
+    _dropped_bytes: int = field(default=0, init=False, repr=False)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _done: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.display_name:
+            self.display_name = self.name
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def terminal(self) -> bool:
+        """True once the build is built, failed, cancelled or lost."""
+        return self.state in TERMINAL_STATES
+
+    @property
+    def active(self) -> bool:
+        """True while queued, building or pushing."""
+        return self.state in ACTIVE_STATES
+
+    @property
+    def log_bytes(self) -> int:
+        """UTF-8 bytes of log messages currently kept."""
+        return self._log_bytes
+
+    @property
+    def dropped_log_events(self) -> int:
+        """How many log events were dropped because of ``log_limit_bytes``."""
+        return self._dropped_events
+
+    @property
+    def last_event_id(self) -> int:
+        """The id of the newest event (0 before the first)."""
+        return self._next_id - 1
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish (None until finished or if never started)."""
+        if self.started is None or self.finished is None:
+            return None
+        return (self.finished - self.started).total_seconds()
+
+    # ------------------------------------------------------------------ events
+    def add_event(self, type: str | EventType, data: dict[str, Any]) -> Event:
+        """Append an event and wake every follower. Never blocks.
+
+        Args:
+            type: ``phase``, ``log`` or ``done``.
+            data: JSON-ready payload (a log event needs ``message``).
+
+        Returns:
+            The stored event, with its id.
+
+        Raises:
+            ValueError: for an unknown type.
+            RuntimeError: when the build already ended (its ``done`` event was added).
+        """
+        kind = EventType(type)
+        if self._done:
+            raise RuntimeError(f"build {self.id} has ended; no more events")
+        event = Event(id=self._next_id, type=kind.value, data=data)
+        self._next_id += 1
+        self._recent.append(event)
+        if kind is EventType.LOG:
+            self._log_bytes += _message_size(event)
+            self._enforce_log_limit()
+        elif kind is EventType.DONE:
+            self._done = True
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        return event
+
+    def _enforce_log_limit(self) -> None:
+        if self.log_limit_bytes <= 0:
+            return
+        while self._log_bytes > self.log_limit_bytes and self._recent:
+            oldest = self._recent.popleft()
+            if oldest.type == EventType.LOG:
+                size = _message_size(oldest)
+                self._log_bytes -= size
+                self._dropped_events += 1
+                self._dropped_bytes += size
+            else:
+                # phase events are kept; everything in _kept is older than _recent
+                self._kept.append(oldest)
+
+    def events(self, *, after: int = 0) -> list[Event]:
+        """The stored events with id > ``after``, oldest first.
+
+        Args:
+            after: the last id the caller has (0: all).
+
+        Returns:
+            A new list (cost is proportional to the number returned).
+        """
+        newer: list[Event] = []
+        for source in (self._recent, self._kept):
+            for event in reversed(source):
+                if event.id <= after:
+                    newer.reverse()
+                    return newer
+                newer.append(event)
+        newer.reverse()
+        return newer
+
+    async def follow(self, after: int = 0) -> AsyncIterator[Event]:
+        """Stored events with id > ``after``, then live ones, until the ``done`` event.
+
+        Returns right after yielding ``done``, or at once after the replay when the
+        build had already ended before ``after``. A slow consumer never slows the build:
+        nothing is queued per follower; each step reads what is stored (a follower that
+        falls behind more than ``log_limit_bytes`` sees a gap in the log ids).
+
+        Args:
+            after: the last event id the viewer has seen (SSE ``Last-Event-ID``).
+
+        Yields:
+            :class:`Event` objects with strictly increasing ids.
+        """
+        last = after
+        while True:
+            waiter = self._changed
+            batch = self.events(after=last)
+            for event in batch:
+                yield event
+                last = event.id
+                if event.type == EventType.DONE:
+                    return
+            if self._done and not self.events(after=last):
+                return
+            if not batch:
+                await waiter.wait()
+
+    async def wait_events(self, after: int = 0, *, max_wait: float | None = None) -> list[Event]:
+        """Stored events with id > ``after``, waiting up to ``max_wait`` s for one to come.
+
+        A loop-friendly alternative to :meth:`follow` (no async generator to close, nothing
+        to cancel): an SSE handler calls it with its keepalive interval and writes a
+        keepalive when it gets ``[]`` while :attr:`ended` is still False.
+
+        Args:
+            after: the last event id the caller has.
+            max_wait: seconds to wait when nothing is newer (None: until something is).
+
+        Returns:
+            The newer events (possibly ending with ``done``); ``[]`` on timeout, or at once
+            when the build has ended and nothing is newer than ``after``.
+        """
+        waiter = self._changed
+        batch = self.events(after=after)
+        if batch or self._done:
+            return batch
+        try:
+            async with asyncio.timeout(max_wait):
+                await waiter.wait()
+        except TimeoutError:
+            return []
+        return self.events(after=after)
+
+    @property
+    def ended(self) -> bool:
+        """True once the ``done`` event was added (nothing follows it)."""
+        return self._done
+
+    async def wait(self) -> None:
+        """Wait until the build has ended (its ``done`` event was added)."""
+        while not self._done:
+            await self._changed.wait()
+
+    def log_text(self) -> str:
+        """The kept log as text, one line per log event (a note first if lines were dropped)."""
+        lines = []
+        if self._dropped_events:
+            lines.append(
+                f"[{self._dropped_events} earlier log lines ({self._dropped_bytes} bytes) "
+                "were dropped: log_limit_bytes]"
+            )
+        lines.extend(
+            str(e.data.get("message", "")) for e in self.events() if e.type == EventType.LOG
+        )
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    # ------------------------------------------------------------------ state
+    def set_position(self, position: int | None) -> None:
+        """Set the queue position, announcing a change with a ``phase`` event.
+
+        Args:
+            position: 1-based place in the queue, or None when not queued.
+        """
+        if position == self.position:
+            return
+        self.position = position
+        if position is not None and self.state is BuildState.QUEUED:
+            self.add_event(
+                EventType.PHASE,
+                {
+                    "phase": self.state.value,
+                    "position": position,
+                    "message": f"Waiting for a build slot: position {position} in the queue",
+                },
+            )
+
+    def set_state(self, state: BuildState, *, message: str = "", error: str | None = None) -> None:
+        """Move to ``state``, stamping times and emitting events.
+
+        A ``phase`` event is added for every change; on a terminal state ``finished`` and
+        ``error`` are set, credentials are dropped and the ``done`` event (carrying
+        ``to_dict()``) ends every follower.
+
+        Args:
+            state: the new state.
+            message: human-readable text for the phase event.
+            error: the failure reason (for ``failed``/``cancelled``/``lost``).
+
+        Raises:
+            RuntimeError: when the build had already ended.
+        """
+        if self.terminal:
+            raise RuntimeError(f"build {self.id} already ended as {self.state}")
+        now = utcnow()
+        self.state = state
+        if state is not BuildState.QUEUED:
+            self.position = None
+        if state in (BuildState.BUILDING, BuildState.PUSHING) and self.started is None:
+            self.started = now
+        if state in TERMINAL_STATES:
+            self.finished = now
+            self.error = error
+            self.credentials = None
+        data: dict[str, Any] = {
+            "phase": state.value,
+            "position": self.position,
+            "message": message or state.value,
+        }
+        if error:
+            data["error"] = error
+        self.add_event(EventType.PHASE, data)
+        if state in TERMINAL_STATES:
+            self.add_event(EventType.DONE, self.to_dict())
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict[str, Any]:
+        """The build as JSON-ready data (never credentials).
+
+        Returns:
+            ``{"id", "owner", "shared", "name", "display_name", "repo", "ref", "commit",
+            "image", "latest_image", "state", "position", "created", "started",
+            "finished", "error", "hints", "log_bytes"}``; times are ISO 8601 UTC strings
+            or None.
+        """
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "shared": self.shared,
+            "name": self.name,
+            "display_name": self.display_name,
+            "repo": self.repo,
+            "ref": self.ref,
+            "commit": self.commit,
+            "image": self.image,
+            "latest_image": self.latest_image,
+            "state": self.state.value,
+            "position": self.position,
+            "created": isoformat(self.created),
+            "started": isoformat(self.started),
+            "finished": isoformat(self.finished),
+            "error": self.error,
+            "hints": dict(self.hints),
+            "log_bytes": self._log_bytes,
+        }
+
+
+def _message_size(event: Event) -> int:
+    return len(str(event.data.get("message", "")).encode("utf-8", "replace"))

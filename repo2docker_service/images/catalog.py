@@ -1,0 +1,179 @@
+"""What a catalog of built images answers, independent of where images live.
+
+:class:`ImageInfo` describes one environment (an ``(owner, name)`` repository with all of
+its tags). :class:`Catalog` is the small base class the build manager and the handlers use;
+:class:`~repo2docker_service.images.docker.DockerCatalog` reads the local Docker engine, a
+registry-backed catalog can implement the same methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Catalog", "ImageInfo"]
+
+
+@dataclass
+class ImageInfo:
+    """One environment: an image repository ``(owner_slug, name)`` and its tags.
+
+    The descriptive fields (repo, ref, commit, hints, built_at, ...) come from the labels of
+    one image of the repository: the one tagged ``latest``, or, when describing a specific
+    reference (a cache hit), that image.
+
+    Attributes:
+        owner: JupyterHub username of the owner ("" for shared images), from the labels.
+        shared: whether it is a shared image.
+        owner_slug: the owner part of the image name.
+        name: the environment name.
+        display_name: free text for the UI.
+        repo: the git repository URL it was built from.
+        ref: the ref that was requested.
+        commit: the full commit SHA built.
+        image: the reference with the commit tag (what a spawner should start).
+        latest: the ``:latest`` reference, or None if the repository has no latest tag.
+        tags: every tag of the repository, ``latest`` first, then newest build first.
+        size: image size in bytes (None if unknown).
+        built_at: ISO 8601 UTC time the build started (from the label).
+        build_id: id of the build that made it.
+        hints: spawner hints (``profile``, ``cpu``, ``memory``).
+        scheme: naming scheme version from the label.
+    """
+
+    owner: str
+    shared: bool
+    owner_slug: str
+    name: str
+    display_name: str
+    repo: str
+    ref: str
+    commit: str
+    image: str
+    latest: str | None
+    tags: list[str] = field(default_factory=list)
+    size: int | None = None
+    built_at: str | None = None
+    build_id: str = ""
+    hints: dict[str, str] = field(default_factory=dict)
+    scheme: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data.
+
+        Returns:
+            ``{"owner", "shared", "owner_slug", "name", "display_name", "repo", "ref",
+            "commit", "image", "latest", "tags", "size", "built_at", "build_id", "hints"}``.
+        """
+        return {
+            "owner": self.owner,
+            "shared": self.shared,
+            "owner_slug": self.owner_slug,
+            "name": self.name,
+            "display_name": self.display_name,
+            "repo": self.repo,
+            "ref": self.ref,
+            "commit": self.commit,
+            "image": self.image,
+            "latest": self.latest,
+            "tags": list(self.tags),
+            "size": self.size,
+            "built_at": self.built_at,
+            "build_id": self.build_id,
+            "hints": dict(self.hints),
+        }
+
+
+class Catalog:
+    """Base class of image catalogs (where built images are found, tagged and deleted).
+
+    Every method raises ``errors.UpstreamError`` when the backing engine or registry cannot
+    be reached, with a message saying what to check.
+    """
+
+    #: shown in ``api/info``
+    name: str = "base"
+
+    async def start(self) -> None:
+        """Connect (optional; methods connect lazily)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def exists(self, reference: str) -> bool:
+        """Whether an image with that exact reference exists.
+
+        Returns:
+            True or False.
+        """
+        raise NotImplementedError
+
+    async def image_info(self, reference: str) -> ImageInfo | None:
+        """Describe the image with that exact reference (``image`` is ``reference``).
+
+        Returns:
+            The info, or None if absent or not built by this service.
+        """
+        raise NotImplementedError
+
+    async def list_images(
+        self, *, owner: str | None = None, include_shared: bool = False
+    ) -> list[ImageInfo]:
+        """The service's environments, one entry per ``(owner_slug, name)``.
+
+        Args:
+            owner: only this JupyterHub username's (None: all, shared included).
+            include_shared: with ``owner``, also the shared environments.
+
+        Returns:
+            Sorted by owner then name.
+        """
+        raise NotImplementedError
+
+    async def get(self, *, owner_slug: str, name: str) -> ImageInfo | None:
+        """One environment, or None."""
+        raise NotImplementedError
+
+    async def tag(self, source: str, target: str) -> None:
+        """Give the image ``source`` the extra reference ``target``.
+
+        Raises:
+            errors.NotFound: ``source`` does not exist.
+        """
+        raise NotImplementedError
+
+    async def remove_tag(self, reference: str) -> bool:
+        """Remove one reference (the image goes when it was its last one and is unused).
+
+        Returns:
+            True if removed, False if there was no such reference.
+        """
+        raise NotImplementedError
+
+    async def push(self, reference: str) -> None:
+        """Push ``reference`` to its registry."""
+        raise NotImplementedError
+
+    async def image_id(self, reference: str) -> str | None:
+        """The image id behind ``reference``, or None (None also when not supported)."""
+        return None
+
+    async def remove_if_untagged(self, image_id: str) -> bool:
+        """Remove the image ``image_id`` if no tag and no container refers to it any more.
+
+        Returns:
+            True if removed (the base class never removes).
+        """
+        return False
+
+    async def delete(self, *, owner_slug: str, name: str, force: bool = False) -> list[str]:
+        """Remove every tag of an environment.
+
+        Returns:
+            The references removed.
+
+        Raises:
+            errors.NotFound: no such environment.
+            errors.Conflict: containers use it and ``force`` is false.
+        """
+        raise NotImplementedError

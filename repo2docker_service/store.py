@@ -1,0 +1,86 @@
+"""In-memory build history (records and their bounded logs).
+
+Builds live only in memory: images (with their labels) are the durable state, builds are a
+recent history for listing and log viewing. A restart starts with an empty store.
+"""
+
+from __future__ import annotations
+
+from .builds.model import Build
+
+__all__ = ["BuildStore"]
+
+
+class BuildStore:
+    """Builds by id, in insertion (= creation) order, keeping at most ``history_limit``
+    finished builds.
+
+    Active builds (queued, building, pushing) are never evicted; their number is bounded by
+    the manager's queue and concurrency. When more than ``history_limit`` builds have
+    ended, the oldest ended ones are dropped. ``history_limit = 0`` keeps no finished build
+    (a build disappears from listings as soon as it ends and :meth:`prune` runs).
+
+    Args:
+        history_limit: how many finished builds to keep (>= 0).
+
+    Raises:
+        ValueError: for a negative ``history_limit``.
+    """
+
+    def __init__(self, history_limit: int = 200) -> None:
+        if history_limit < 0:
+            raise ValueError("history_limit must be >= 0")
+        self.history_limit = history_limit
+        self._builds: dict[str, Build] = {}
+
+    def __len__(self) -> int:
+        return len(self._builds)
+
+    def __contains__(self, build_id: object) -> bool:
+        return build_id in self._builds
+
+    def add(self, build: Build) -> None:
+        """Store a build (then evict old finished builds beyond the limit).
+
+        Args:
+            build: a build whose id is not yet stored.
+
+        Raises:
+            ValueError: when a build with that id is already stored.
+        """
+        if build.id in self._builds:
+            raise ValueError(f"build {build.id} is already stored")
+        self._builds[build.id] = build
+        self.prune()
+
+    def get(self, build_id: str) -> Build | None:
+        """The build with that id, or None."""
+        return self._builds.get(build_id)
+
+    def list(self, *, owner: str | None = None, include_shared: bool = False) -> list[Build]:
+        """Stored builds, oldest first.
+
+        Args:
+            owner: only builds requested by this JupyterHub username (None: all builds).
+            include_shared: with ``owner``, also include every build into the shared
+                namespace, whoever requested it.
+
+        Returns:
+            A new list.
+        """
+        builds = list(self._builds.values())
+        if owner is None:
+            return builds
+        return [b for b in builds if b.owner == owner or (include_shared and b.shared)]
+
+    def prune(self) -> int:
+        """Drop the oldest finished builds beyond ``history_limit``.
+
+        Returns:
+            How many builds were dropped.
+        """
+        finished = [b.id for b in self._builds.values() if b.terminal]
+        excess = len(finished) - self.history_limit
+        for build_id in finished[: max(excess, 0)]:
+            del self._builds[build_id]
+        return max(excess, 0)

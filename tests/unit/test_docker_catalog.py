@@ -1,0 +1,137 @@
+"""DockerCatalog without an engine: grouping of tags by labels, and the unreachable engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from repo2docker_service.builds.model import Build, image_labels
+from repo2docker_service.errors import UpstreamError
+from repo2docker_service.images.docker import DockerCatalog, split_reference
+from repo2docker_service.images.naming import ImageNamer, escape_owner
+
+REG = "127.0.0.1:5000"
+
+
+def labels_for(owner: str, name: str, commit: str, *, shared=False, built_at=None) -> dict:
+    slug = "shared" if shared else escape_owner(owner)
+    build = Build(
+        owner=owner,
+        owner_slug=slug,
+        shared=shared,
+        name=name,
+        repo=f"https://git.example.org/{name}",
+        ref="main",
+        commit=commit,
+        image=f"x/{name}:{commit[:12]}",
+        latest_image=f"x/{name}:latest",
+        hints={"memory": "1G"},
+    )
+    labels = image_labels(build)
+    if built_at:
+        labels["repo2docker-service.built-at"] = built_at
+    return labels
+
+
+@pytest.fixture
+def catalog():
+    return DockerCatalog(namer=ImageNamer(registry=REG, prefix="r2d-"))
+
+
+def item(image_id, tags, labels, size=100):
+    return {"Id": image_id, "RepoTags": tags, "Labels": labels, "Size": size, "Created": 1}
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("a/b:c", ("a/b", "c")),
+        ("a/b", ("a/b", "latest")),
+        ("127.0.0.1:5000/a/b", ("127.0.0.1:5000/a/b", "latest")),
+        ("127.0.0.1:5000/a/b:v1", ("127.0.0.1:5000/a/b", "v1")),
+    ],
+)
+def test_split_reference(reference, expected):
+    assert split_reference(reference) == expected
+
+
+async def test_groups_tags_per_environment(catalog, monkeypatch):
+    a1, a2 = "a" * 40, "b" * 40
+    items = [
+        item(
+            "sha256:old",
+            [f"{REG}/r2d-alice/env:{a1[:12]}"],
+            labels_for("alice", "env", a1, built_at="2026-01-01T00:00:00Z"),
+        ),
+        item(
+            "sha256:new",
+            [f"{REG}/r2d-alice/env:{a2[:12]}", f"{REG}/r2d-alice/env:latest"],
+            labels_for("alice", "env", a2, built_at="2026-02-01T00:00:00Z"),
+            size=222,
+        ),
+        # shared environment
+        item(
+            "sha256:sh",
+            [f"{REG}/r2d-shared/tools:{a1[:12]}"],
+            labels_for("root", "tools", a1, shared=True),
+        ),
+        # tagged into bob's namespace, but the labels say alice: ignored
+        item("sha256:fake", [f"{REG}/r2d-bob/env:latest"], labels_for("alice", "env", a1)),
+        # other images on the engine: ignored
+        item("sha256:other", ["local/debian:bookworm"], labels_for("alice", "env", a1)),
+        item("sha256:dangling", None, labels_for("alice", "env", a1)),
+        item("sha256:foreign", [f"{REG}/r2d-carol/env:latest"], {"maintainer": "x"}),
+    ]
+
+    async def fake_list(*, repository=None):
+        return items
+
+    monkeypatch.setattr(catalog, "_list_ours", fake_list)
+    everything = await catalog.list_images()
+    assert [(i.owner_slug, i.name) for i in everything] == [("alice", "env"), ("shared", "tools")]
+    env = everything[0]
+    assert env.to_dict() == {
+        "owner": "alice",
+        "shared": False,
+        "owner_slug": "alice",
+        "name": "env",
+        "display_name": "env",
+        "repo": "https://git.example.org/env",
+        "ref": "main",
+        "commit": a2,
+        "image": f"{REG}/r2d-alice/env:{a2[:12]}",
+        "latest": f"{REG}/r2d-alice/env:latest",
+        "tags": ["latest", a2[:12], a1[:12]],
+        "size": 222,
+        "built_at": "2026-02-01T00:00:00Z",
+        "build_id": env.build_id,
+        "hints": {"memory": "1G"},
+    }
+    assert [i.name for i in await catalog.list_images(owner="alice")] == ["env"]
+    assert [i.name for i in await catalog.list_images(owner="alice", include_shared=True)] == [
+        "env",
+        "tools",
+    ]
+    assert await catalog.list_images(owner="bob") == []
+    assert (await catalog.get(owner_slug="shared", name="tools")).shared is True
+    assert await catalog.get(owner_slug="bob", name="env") is None
+    old = await catalog.image_info(f"{REG}/r2d-alice/env:{a1[:12]}")
+    assert old.image.endswith(a1[:12]) and old.commit == a1 and old.tags[0] == "latest"
+    assert await catalog.image_info(f"{REG}/r2d-bob/env:latest") is None
+
+
+@pytest.mark.parametrize("url", ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"])
+async def test_unreachable_engine_is_upstream_error(url):
+    catalog = DockerCatalog(namer=ImageNamer(prefix="r2d-"), url=url, request_timeout=5)
+    try:
+        for call in (
+            catalog.start(),
+            catalog.exists("a/b:c"),
+            catalog.list_images(),
+            catalog.tag("a/b:c", "a/b:latest"),
+        ):
+            with pytest.raises(UpstreamError) as info:
+                await call
+            assert info.value.status_code == 502
+            assert url in info.value.message and "dockerd is running" in info.value.message
+    finally:
+        await catalog.close()
