@@ -340,6 +340,14 @@ class Repo2DockerService(Application):
         """,
     ).tag(config=True)
 
+    allowed_repo_hosts = List(
+        Unicode(),
+        help="""Host names users may build from, e.g. ["github.com", "gitlab.example.org"].
+
+        Empty (default): any host. Set it to keep builds to your own git servers.
+        """,
+    ).tag(config=True)
+
     history_limit = Integer(
         200,
         help="How many finished builds (with their logs) are kept in memory for listing.",
@@ -542,6 +550,7 @@ class Repo2DockerService(Application):
             namer=self.namer,
             store=self.store,
             allowed_repo_schemes=tuple(self.allowed_repo_schemes),
+            allowed_repo_hosts=tuple(self.allowed_repo_hosts),
             concurrency=self.build_concurrency,
             max_queue=self.max_queue,
             build_timeout=self.build_timeout,

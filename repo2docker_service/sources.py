@@ -96,6 +96,7 @@ def validate_repo_url(
     url: str,
     *,
     allowed_schemes: Iterable[str] = ("https",),
+    allowed_hosts: Iterable[str] = (),
     max_length: int = 2048,
 ) -> str:
     """Check a repository URL from a request and normalize it.
@@ -182,6 +183,12 @@ def validate_repo_url(
         _IPV6_RE.fullmatch(host) if bracketed else _HOSTNAME_RE.fullmatch(host)
     ):
         raise InvalidInput(f"repo URL host {_shorten(hostport)!r} is not a valid host name")
+    hosts = {h.lower() for h in allowed_hosts}
+    if hosts and host.lower() not in hosts:
+        raise InvalidInput(
+            f"repo host {host!r} is not allowed; allowed hosts: {', '.join(sorted(hosts))}."
+            " An administrator can allow more with the allowed_repo_hosts setting."
+        )
     netloc = f"{userinfo}@{hostport.lower()}" if at else hostport.lower()
     return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
 

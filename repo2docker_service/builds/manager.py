@@ -115,6 +115,7 @@ class BuildManager:
         store: keeps build records (and logs) for listing.
         resolver: ``resolve_ref(repo, ref, *, credentials, timeout) -> sha``.
         allowed_repo_schemes: URL schemes accepted for repositories.
+        allowed_repo_hosts: host names accepted for repositories (empty: any host).
         concurrency: builds running at the same time (>= 1).
         max_queue: builds that may wait for a slot (>= 0). Requests beyond
             ``concurrency + max_queue`` active builds get ``QueueFull``.
@@ -139,6 +140,7 @@ class BuildManager:
         store: BuildStore,
         resolver: Resolver = sources.resolve_ref,
         allowed_repo_schemes: Iterable[str] = ("https",),
+        allowed_repo_hosts: Iterable[str] = (),
         concurrency: int = 1,
         max_queue: int = 20,
         build_timeout: float = 3600,
@@ -159,6 +161,7 @@ class BuildManager:
         self.store = store
         self.resolver = resolver
         self.allowed_repo_schemes = tuple(allowed_repo_schemes)
+        self.allowed_repo_hosts = tuple(allowed_repo_hosts)
         self.concurrency = concurrency
         self.max_queue = max_queue
         self.build_timeout = build_timeout
@@ -282,7 +285,11 @@ class BuildManager:
         """
         if self._stopping:
             raise UpstreamError("the build service is shutting down; try again shortly")
-        repo = sources.validate_repo_url(req.repo, allowed_schemes=self.allowed_repo_schemes)
+        repo = sources.validate_repo_url(
+            req.repo,
+            allowed_schemes=self.allowed_repo_schemes,
+            allowed_hosts=self.allowed_repo_hosts,
+        )
         ref = sources.validate_ref(req.ref or "HEAD")
         name = validate_image_name(req.name) if req.name else derive_name(repo)
         display_name = validate_display_name(req.display_name, default=name)

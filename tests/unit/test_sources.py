@@ -623,3 +623,13 @@ async def test_wrong_password_is_not_echoed(http_repo, tmp_path):
         await resolve_ref(http_repo, "main", credentials=wrong, env=git_env(tmp_path))
     assert "not-the-password-123" not in e.value.message
     assert "Authentication failed" in e.value.message
+
+
+def test_allowed_hosts_restricts_repo_hosts():
+    from repo2docker_service.errors import InvalidInput
+    from repo2docker_service.sources import validate_repo_url
+
+    assert validate_repo_url("https://Git.Example.org/a/b", allowed_hosts=["git.example.org"])
+    with pytest.raises(InvalidInput, match="allowed_repo_hosts"):
+        validate_repo_url("https://github.com/a/b", allowed_hosts=["git.example.org"])
+    assert validate_repo_url("https://github.com/a/b", allowed_hosts=[])
