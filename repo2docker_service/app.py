@@ -89,6 +89,18 @@ class Repo2DockerService(Application):
     aliases = aliases
     flags = flags
 
+    @default("log_level")
+    def _default_log_level(self) -> int:
+        return logging.INFO
+
+    @default("log_datefmt")
+    def _default_log_datefmt(self) -> str:
+        return "%Y-%m-%d %H:%M:%S"
+
+    @default("log_format")
+    def _default_log_format(self) -> str:
+        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
+
     # ------------------------------------------------------------------ server
     config_file = Unicode(
         help="""Path of the Python config file to load (like jupyterhub_config.py).
@@ -443,8 +455,6 @@ class Repo2DockerService(Application):
         if self.generate_config:
             return
         self.load_config_file_named(self.config_file)
-        self.log.name = "repo2docker-service"
-        self.log.propagate = False
 
     def load_config_file_named(self, path: str) -> None:
         """Load ``path`` if it exists; a missing file given explicitly is an error."""
