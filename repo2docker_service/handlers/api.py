@@ -64,6 +64,15 @@ class InfoHandler(APIHandler):
         )
 
 
+class NotFoundAPIHandler(APIHandler):
+    """Any other path under api/: a JSON 404 (not tornado's HTML page)."""
+
+    async def prepare(self) -> None:
+        from ..errors import NotFound
+
+        raise NotFound(f"No such API endpoint: {self.request.path}")
+
+
 default_handlers = [
     (r"health", HealthHandler),
     (r"api/openapi.yaml", OpenAPIHandler),

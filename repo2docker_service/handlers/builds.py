@@ -55,7 +55,10 @@ def parse_build_request(body: dict[str, Any], *, username: str) -> BuildRequest:
             raise InvalidInput(
                 'Field \'credentials\' must be {"username": ..., "password": ...} with strings'
             )
-        credentials = GitCredentials(username=user or "git", password=password)
+        try:
+            credentials = GitCredentials(username=user or "git", password=password)
+        except ValueError as e:
+            raise InvalidInput(f"Field 'credentials' is not usable: {e}") from None
     hints = {k: str(body[k]) for k in ("profile", "cpu", "memory") if body.get(k) not in (None, "")}
     return BuildRequest(
         owner=body.get("owner") or username,
