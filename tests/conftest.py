@@ -102,3 +102,12 @@ def hub(tmp_path_factory):
         pytest.fail(f"Could not start JupyterHub: {e}")
     yield h
     h.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run browser tests last.
+
+    Playwright's sync API keeps an event loop running in the main thread while a browser
+    is open, which would break every asyncio test that runs after it in the session.
+    """
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
