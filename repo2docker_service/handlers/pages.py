@@ -72,7 +72,13 @@ class HomeHandler(PageHandler):
                 f"You are logged in as {self.username}, but you lack the permission {full!r} "
                 "to see environments. Ask a hub admin to grant you a role with it.",
             )
-        self.render_page("index.html")
+        cpu = self.app.default_cpu_limit
+        self.render_page(
+            "index.html",
+            # shown as the add dialog's defaults (api/info does not carry them)
+            default_cpu_limit=f"{cpu:g}" if cpu else "",
+            default_memory_limit=self.app.default_memory_limit,
+        )
 
 
 class OAuthCallbackHandler(HubOAuthCallbackHandler):

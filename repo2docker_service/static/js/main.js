@@ -1,0 +1,274 @@
+// The environments page: loads api/info, api/builds and api/images, renders the table,
+// and keeps it current without reloading. While a build is queued or running only
+// api/builds (in memory, cheap) is polled every 2 s; api/images (asks Docker) is read
+// again when a build ends, after an action, and every 30 s otherwise. Nothing is polled
+// while the tab is hidden.
+
+import { AddDialog } from "./add.js";
+import { createApi } from "./api.js";
+import { confirmAction } from "./dialogs.js";
+import { EnvironmentTable, mergeEnvironments } from "./environments.js";
+import { LogDialog } from "./logs.js";
+import { ACTIVE_STATES } from "./status.js";
+import { el } from "./util.js";
+
+const ACTIVE_POLL_MS = 2000;
+const IDLE_POLL_MS = 30000;
+const MAX_NOTICES = 3;
+
+class EnvironmentsPage {
+  constructor(root) {
+    this.root = root;
+    const data = root.dataset;
+    this.api = createApi({ baseUrl: data.baseUrl, xsrf: data.xsrf });
+    this.me = data.user;
+    this.hubPrefix = data.hubPrefix;
+    this.scopes = new Set((data.scopes || "").split(" ").filter(Boolean));
+    this.notices = document.getElementById("notices");
+    this.live = document.getElementById("live-status");
+    this.loadError = document.getElementById("load-error");
+    this.images = [];
+    this.builds = [];
+    this.lastImages = 0;
+    this.timer = null;
+    this.running = null;
+    this.queued = false;
+    this.wantImages = false;
+    this.table = new EnvironmentTable(document.getElementById("environments-body"), {
+      me: this.me,
+      hubPrefix: this.hubPrefix,
+      scopes: this.scopes,
+      onAction: (action, row, button) => this.act(action, row, button),
+    });
+    this.logs = new LogDialog(this.api, document.getElementById("logs-dialog"), {
+      onDone: () => this.refresh(),
+    });
+  }
+
+  async start() {
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) this.refresh();
+    });
+    setInterval(() => this.table.refreshTimes(), 60000);
+    const addButton = document.getElementById("add-environment");
+    if (addButton && this.scopes.has("build")) {
+      try {
+        const info = await this.api.get("api/info");
+        this.add = new AddDialog(this.api, document.getElementById("add-dialog"), {
+          info,
+          onResult: (result) => this.added(result),
+        });
+        addButton.addEventListener("click", () => this.add.open());
+        addButton.disabled = false;
+      } catch (error) {
+        this.notice(`The add dialog is not available: ${error.message}`, "danger");
+      }
+    }
+    await this.refresh();
+  }
+
+  // ------------------------------------------------------------------ loading
+  refresh({ images = true } = {}) {
+    if (images) this.wantImages = true;
+    if (this.running) {
+      this.queued = true;
+      return this.running;
+    }
+    this.running = this.runRefresh().finally(() => {
+      this.running = null;
+      this.schedule();
+    });
+    return this.running;
+  }
+
+  async runRefresh() {
+    do {
+      this.queued = false;
+      const images = this.wantImages;
+      this.wantImages = false;
+      await this.load(images);
+    } while (this.queued);
+  }
+
+  async load(withImages) {
+    clearTimeout(this.timer);
+    try {
+      const [builds, images] = await Promise.all([
+        this.api.get("api/builds"),
+        withImages ? this.api.get("api/images") : null,
+      ]);
+      const before = new Map(this.builds.map((b) => [b.id, b.state]));
+      this.builds = builds.builds;
+      const ended = this.builds.filter(
+        (b) => !ACTIVE_STATES.has(b.state) && (!before.has(b.id) || ACTIVE_STATES.has(before.get(b.id))),
+      );
+      if (images) {
+        this.images = images.images;
+        this.lastImages = Date.now();
+      } else if (ended.length) {
+        // a build ended: its image (or its removal) shows in the catalog now
+        this.images = (await this.api.get("api/images")).images;
+        this.lastImages = Date.now();
+      }
+      if (before.size) {
+        for (const b of ended) this.say(`${b.display_name || b.name}: ${b.state}`);
+      }
+      this.table.render(mergeEnvironments(this.images, this.builds));
+      this.loadError.hidden = true;
+      this.root.dataset.loaded = "true";
+    } catch (error) {
+      this.loadError.textContent = `Could not load the environments: ${error.message}`;
+      this.loadError.hidden = false;
+    }
+  }
+
+  schedule() {
+    clearTimeout(this.timer);
+    const active = this.builds.some((b) => ACTIVE_STATES.has(b.state));
+    this.timer = setTimeout(() => this.tick(), active ? ACTIVE_POLL_MS : IDLE_POLL_MS);
+  }
+
+  tick() {
+    if (document.hidden) {
+      this.schedule();
+      return;
+    }
+    const active = this.builds.some((b) => ACTIVE_STATES.has(b.state));
+    this.refresh({ images: !active || Date.now() - this.lastImages >= IDLE_POLL_MS });
+  }
+
+  // ------------------------------------------------------------------ actions
+  async act(action, row, button) {
+    if (action === "logs") {
+      this.logs.open(row.buildId, row.displayName);
+      return;
+    }
+    if (action === "rebuild") {
+      await this.run(button, async () => {
+        const body = {
+          repo: row.repo,
+          ref: row.ref || "HEAD",
+          name: row.name,
+          display_name: row.displayName,
+          force: true,
+        };
+        if (row.shared) body.shared = true;
+        else if (row.owner && row.owner !== this.me) body.owner = row.owner;
+        for (const key of ["profile", "cpu", "memory"]) {
+          if (row.hints[key]) body[key] = row.hints[key];
+        }
+        const result = await this.api.post("api/builds", body);
+        this.added({ ...result, request: body, verb: "Rebuilding" });
+      });
+      return;
+    }
+    if (action === "cancel") {
+      const ok = await confirmAction({
+        title: "Cancel this build?",
+        message: `The build of “${row.displayName}” stops now and its partial image is removed.`,
+        confirmLabel: "Cancel build",
+        cancelLabel: "Keep building",
+      });
+      if (!ok) return;
+      await this.run(button, async () => {
+        const { data } = await this.api.del(`api/builds/${encodeURIComponent(row.buildId)}`);
+        this.notice(`Build of “${row.displayName}” ${data?.state || "cancelled"}.`, "secondary");
+        await this.refresh();
+      });
+      return;
+    }
+    if (action === "delete") {
+      const owner = row.shared ? "The shared environment" : "The environment";
+      const ok = await confirmAction({
+        title: "Delete this environment?",
+        message:
+          `${owner} “${row.displayName}” (${row.name}) and all its image tags will be ` +
+          "removed. Servers already running keep working; nobody can start it again.",
+        confirmLabel: "Delete",
+        cancelLabel: "Keep it",
+      });
+      if (!ok) return;
+      await this.run(button, async () => {
+        await this.api.del(
+          `api/images/${encodeURIComponent(row.ownerSlug)}/${encodeURIComponent(row.name)}`,
+        );
+        this.notice(`Deleted “${row.displayName}”.`, "secondary");
+        await this.refresh();
+      });
+    }
+  }
+
+  async run(button, work) {
+    if (button) button.disabled = true;
+    try {
+      await work();
+    } catch (error) {
+      this.notice(error.message, "danger");
+    } finally {
+      if (button?.isConnected) button.disabled = false;
+    }
+  }
+
+  added({ status, data, verb = "Building" }) {
+    if (data.cached) {
+      const image = data.image;
+      this.notice(
+        `“${image.display_name || image.name}” is already built from this commit ` +
+          `(${image.commit.slice(0, 7)}). Use Rebuild to build it again anyway.`,
+        "info",
+      );
+    } else if (data.joined) {
+      this.notice(`An identical build of “${data.build.display_name}” was already running.`, "info");
+    } else if (status === 202) {
+      const build = data.build;
+      const text =
+        build.position > 1
+          ? `Queued “${build.display_name}”: position ${build.position}.`
+          : `${verb} “${build.display_name}”.`;
+      this.notice(text, "success", {
+        label: "Show log",
+        onClick: () => this.logs.open(build.id, build.display_name),
+      });
+    }
+    this.refresh();
+  }
+
+  // ------------------------------------------------------------------ messages
+  notice(message, kind = "info", action = null) {
+    const close = el("button", { type: "button", class: "btn-close", "aria-label": "Dismiss" });
+    const alert = el(
+      "div",
+      {
+        class: `alert alert-${kind} d-flex align-items-center gap-2 py-2 mb-2`,
+        role: kind === "danger" ? "alert" : null,
+      },
+      el("div", { class: "me-auto" }, message),
+    );
+    if (action) {
+      const button = el("button", { type: "button", class: "btn btn-sm btn-light" }, action.label);
+      button.addEventListener("click", () => {
+        alert.remove();
+        action.onClick();
+      });
+      alert.append(button);
+    }
+    alert.append(close);
+    close.addEventListener("click", () => alert.remove());
+    this.notices.prepend(alert);
+    while (this.notices.children.length > MAX_NOTICES) this.notices.lastElementChild.remove();
+    if (kind === "success" || kind === "secondary") setTimeout(() => alert.remove(), 20000);
+  }
+
+  /** Announce to screen readers without moving focus. */
+  say(text) {
+    this.live.textContent = text;
+  }
+}
+
+const root = document.getElementById("environments");
+if (root) {
+  const page = new EnvironmentsPage(root);
+  // test hook: tests drop the log stream through page.logs.stream.drop()
+  window.repo2dockerService = page;
+  page.start();
+}
