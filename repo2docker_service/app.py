@@ -226,6 +226,39 @@ class Repo2DockerService(Application):
     def _default_registry_password(self) -> str:
         return os.environ.get("REPO2DOCKER_SERVICE_REGISTRY_PASSWORD", "")
 
+    registry_config_file = Unicode(
+        "",
+        help="""A docker config.json to read the registry login from (its `auths` entry for
+        `registry_url`, as `docker login` writes it).
+
+        Used when `registry_username` is empty. Empty (default): $DOCKER_CONFIG/config.json,
+        else ~/.docker/config.json, if it exists. Credential helpers (`credsStore`,
+        `credHelpers`) are not run. The same login is used for pushes.
+        """,
+    ).tag(config=True)
+
+    registry_api_url = Unicode(
+        "",
+        help="""Base URL of the registry's API (OCI Distribution, `/v2/`).
+
+        Empty (default): http://<registry_url> for loopback registries (127.0.0.0/8,
+        localhost), else https://<registry_url>, as Docker does. Set it for a registry
+        Docker reaches as an insecure (plain HTTP) registry, or when the service reaches
+        the registry under another address than the engines that push to it.
+        """,
+    ).tag(config=True)
+
+    registry_cache_ttl = Float(
+        30,
+        help="""Seconds the image listing read from the registry is reused.
+
+        After this, listings answer from the old copy while one refresh runs in the
+        background; the service's own builds and deletes update it at once, changes made
+        by others show up after at most this long. 0: read the registry for every listing
+        (slow with many images). Cache hits of builds always ask the registry.
+        """,
+    ).tag(config=True)
+
     image_prefix = Unicode(
         "r2d-",
         help="""Prefix put before the owner part of every image name.
@@ -261,6 +294,9 @@ class Repo2DockerService(Application):
         help="""How builds run.
 
         LocalExecutor (default) runs repo2docker as a subprocess of the service.
+        DockerExecutor (`repo2docker_service.builds.executors.DockerExecutor`) runs it in a
+        builder container (`builder_image`) in the Docker engine; its builds survive a
+        restart of the service, which follows them again.
         """,
     ).tag(config=True)
 
@@ -308,9 +344,47 @@ class Repo2DockerService(Application):
 
     builder_image = Unicode(
         "quay.io/jupyterhub/repo2docker:main",
-        help="""Image that runs repo2docker for container-based executors.
+        help="""Image that runs repo2docker for the DockerExecutor.
 
-        Not used by LocalExecutor.
+        It needs repo2docker, git, sh, base64 and the docker CLI with the buildx plugin
+        (the upstream repo2docker image has them; pin a version tag). It must be in the
+        engine: it is never pulled by the service. Not used by LocalExecutor.
+        """,
+    ).tag(config=True)
+
+    builder_repo2docker_command = List(
+        Unicode(),
+        default_value=["repo2docker"],
+        help="Command that runs repo2docker inside `builder_image` (DockerExecutor).",
+    ).tag(config=True)
+
+    builder_network = Unicode(
+        "host",
+        help="""Network of builder containers (DockerExecutor): host, bridge or a network name.
+
+        host (default) lets builds reach git servers and registries on the engine host's
+        loopback addresses.
+        """,
+    ).tag(config=True)
+
+    builder_cpu_limit = Float(
+        0,
+        help="""CPUs of each builder container (DockerExecutor). 0: no limit.
+
+        This limits repo2docker, git and the docker client; the image build itself runs
+        in the engine's BuildKit.
+        """,
+    ).tag(config=True)
+
+    builder_memory_limit = Unicode(
+        "",
+        help="Memory of each builder container (DockerExecutor), e.g. '2G'. Empty: no limit.",
+    ).tag(config=True)
+
+    builder_env = Dict(
+        Unicode(),
+        help="""Extra environment variables of builder containers (DockerExecutor), e.g.
+        proxies or BUILDX_BUILDER. Never secrets: `docker inspect` shows them.
         """,
     ).tag(config=True)
 
@@ -544,15 +618,22 @@ class Repo2DockerService(Application):
             )
             self.exit(1)
         self.rate_limiter = RateLimiter(limit=self.build_rate_limit, period=self.build_rate_period)
-        self.catalog = DockerCatalog(namer=self.namer, log=self.log)
-        self.executor = self.executor_class(
-            repo2docker_command=list(self.repo2docker_command),
-            user_id=self.build_user_id,
-            user_name=self.build_user_name,
-            extra_args=list(self.repo2docker_extra_args),
-            repo2docker_config=self.repo2docker_config or None,
-            log=self.log,
-        )
+        credentials = self.registry_credentials() if self.registry_url else None
+        if self.registry_url:
+            from .images.registry import RegistryCatalog, RegistryClient
+
+            client = RegistryClient(
+                self.registry_url,
+                api_url=self.registry_api_url or None,
+                credentials=credentials,
+                log=self.log,
+            )
+            self.catalog = RegistryCatalog(
+                namer=self.namer, client=client, cache_ttl=self.registry_cache_ttl, log=self.log
+            )
+        else:
+            self.catalog = DockerCatalog(namer=self.namer, log=self.log)
+        self.executor = self.executor_class(**self._executor_kwargs(credentials))
         self.store = BuildStore(history_limit=self.history_limit)
         self.manager = BuildManager(
             executor=self.executor,
@@ -570,15 +651,100 @@ class Repo2DockerService(Application):
             log=self.log,
         )
 
+    def registry_credentials(self) -> Any:
+        """The registry login: `registry_username`/`password`, else the docker config.
+
+        Returns:
+            ``RegistryCredentials`` or None (anonymous). Exits on an unreadable docker
+            config file.
+        """
+        from .images.registry import (
+            RegistryCredentials,
+            docker_config_credentials,
+            load_docker_config,
+        )
+
+        if self.registry_username:
+            return RegistryCredentials(self.registry_username, self.registry_password)
+        path = self.registry_config_file or str(
+            Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+        )
+        try:
+            found = docker_config_credentials(load_docker_config(path), self.registry_url)
+        except (OSError, ValueError) as e:
+            self.log.critical("Cannot read the registry login from %s: %s", path, e)
+            self.exit(1)
+        if found is not None:
+            self.log.info("Registry login for %s from %s", self.registry_url, path)
+        elif self.registry_config_file:
+            self.log.warning("%s has no login for %s", path, self.registry_url)
+        return found
+
+    def _executor_kwargs(self, credentials: Any) -> dict[str, Any]:
+        """Constructor arguments of `executor_class` (LocalExecutor or DockerExecutor)."""
+        from .builds.executors import DockerExecutor
+
+        kwargs: dict[str, Any] = {
+            "user_id": self.build_user_id,
+            "user_name": self.build_user_name,
+            "extra_args": list(self.repo2docker_extra_args),
+            "repo2docker_config": self.repo2docker_config or None,
+            "registry": self.registry_url,
+            "registry_credentials": credentials,
+            "log": self.log,
+        }
+        if issubclass(self.executor_class, DockerExecutor):
+            kwargs.update(
+                builder_image=self.builder_image,
+                repo2docker_command=list(self.builder_repo2docker_command),
+                network=self.builder_network,
+                cpu_limit=self.builder_cpu_limit,
+                memory_limit=self.builder_memory_limit,
+                builder_env=dict(self.builder_env),
+                instance=f"{self.service_name}:{self.registry_url}/{self.image_prefix}",
+            )
+        else:
+            kwargs["repo2docker_command"] = list(self.repo2docker_command)
+        return kwargs
+
+    async def check_registry(self) -> None:
+        """Check the registry once at start: `GET /v2/` with the configured login.
+
+        A wrong URL (not a registry, TLS mismatch) or a refused login is fatal: it is
+        logged as critical and the service exits. An unreachable registry is only logged:
+        the service starts, listings answer 503 and builds fail at the push until the
+        registry is back.
+        """
+        from .images.registry import RegistryError
+
+        try:
+            await self.catalog.start()
+        except RegistryError as e:
+            where = f"{self.registry_url} ({self.catalog.client.api_url})"
+            if e.kind == "unreachable":
+                self.log.error(
+                    "Registry %s is unreachable at start-up: %s. Starting anyway; listings "
+                    "answer 503 until it is back.",
+                    where,
+                    e,
+                )
+                return
+            self.log.critical("Registry %s cannot be used: %s", where, e)
+            await self.catalog.close()
+            self.exit(1)
+        self.log.info("Registry %s answers", self.registry_url)
+
     async def start_async(self) -> None:
         """Start serving until SIGTERM/SIGINT."""
         self.init_components()
+        if self.registry_url:
+            await self.check_registry()
         await self.manager.start()
         try:
             await self.manager.recover()
         except UpstreamError as e:
             # keep serving: the page and API say what is wrong until the engine is back
-            self.log.error("Could not read images from the Docker engine: %s", e)
+            self.log.error("Could not read images (%s catalog): %s", self.catalog.name, e)
         self.web_app = self.make_web_app()
         # tornado refuses far larger bodies outright; handlers answer 413 past max_body_bytes
         self.http_server = HTTPServer(

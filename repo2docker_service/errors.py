@@ -110,3 +110,13 @@ class UpstreamError(ServiceError):
     """
 
     status_code = 502
+
+
+class Unavailable(UpstreamError):
+    """A service the request needs cannot be reached right now (e.g. the registry is down).
+
+    Answered as 503 Service Unavailable; the message says what to check. Builds still
+    queue: only the requests that need the unreachable part fail.
+    """
+
+    status_code = 503

@@ -5,13 +5,15 @@ the validated repo URL, the resolved commit and the target image reference) and 
 output lines through ``on_line``. It raises :class:`BuildFailed` when the build fails and
 stops all of its work when its task is cancelled.
 
-:class:`LocalExecutor` runs repo2docker as a subprocess of the service. A container-based
-executor (repo2docker in a builder container) can implement the same two methods.
+:class:`LocalExecutor` runs repo2docker as a subprocess of the service.
+:class:`DockerExecutor` runs it in a builder container in the Docker engine; its builds
+outlive a restart of the service, which finds and follows them again (:meth:`Executor.adopt`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import codecs
 import json
 import logging
@@ -22,16 +24,20 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..images.registry import RegistryCredentials, write_docker_config
 from .model import Build, EventType
 
 if TYPE_CHECKING:
     from ..sources import GitCredentials
 
 __all__ = [
+    "AdoptedBuild",
     "BuildFailed",
+    "DockerExecutor",
     "Executor",
     "LineCallback",
     "LocalExecutor",
@@ -61,15 +67,32 @@ class BuildFailed(Exception):
         self.reason = reason
 
 
+@dataclass
+class AdoptedBuild:
+    """A build found running (or finished unseen) after a restart of the service.
+
+    Attributes:
+        build: the build record rebuilt from what the executor stored with the build (a
+            new :class:`Build` in state ``queued`` with the original id, owner, image...).
+        handle: executor-specific (for :class:`DockerExecutor` the container id).
+    """
+
+    build: Build
+    handle: Any
+
+
 class Executor:
     """Base class of executors: how a build runs.
 
     Subclasses set :attr:`name` and implement :meth:`build`; :meth:`close` releases
-    whatever they hold.
+    whatever they hold. Executors whose builds survive a restart of the service set
+    :attr:`adoptable` and implement :meth:`detach`, :meth:`adopt` and :meth:`follow`.
     """
 
     #: shown in ``api/info``
     name: str = "base"
+    #: builds outlive the service: :meth:`adopt` finds them after a restart
+    adoptable: bool = False
 
     async def build(
         self,
@@ -105,6 +128,31 @@ class Executor:
 
     async def close(self) -> None:
         """Release resources held by the executor (nothing for the base class)."""
+
+    def detach(self) -> None:
+        """Stop following builds without stopping them (the service is shutting down).
+
+        After this, cancelling a build task only stops watching it; an adoptable executor
+        leaves the build running for the next start to :meth:`adopt`.
+        """
+
+    async def adopt(self) -> list[AdoptedBuild]:
+        """Builds left by an earlier run of the service (running or finished since).
+
+        Returns:
+            One :class:`AdoptedBuild` each (the base class: none).
+        """
+        return []
+
+    async def follow(self, adopted: AdoptedBuild, *, on_line: LineCallback) -> None:
+        """Follow an adopted build to its end, like :meth:`build` (log replayed from the start).
+
+        Raises:
+            BuildFailed: the build failed.
+            asyncio.CancelledError: when cancelled; the build is stopped unless
+                :meth:`detach` was called.
+        """
+        raise NotImplementedError
 
 
 def default_repo2docker_command() -> list[str]:
@@ -208,6 +256,11 @@ class LocalExecutor(Executor):
         env: environment variables to set (or, with value None, remove) for every build.
         kill_grace_period: seconds between SIGTERM and SIGKILL.
         max_line_length: longer output lines are cut into pieces of this many characters.
+        registry: ``host[:port]`` builds push to (with ``registry_credentials``).
+        registry_credentials: login for pushes. Each pushing build gets its own
+            ``DOCKER_CONFIG`` directory (inside its temporary directory, mode 0700, removed
+            afterwards) with that login, so no ``docker login`` and no password in argv.
+            None: whatever the docker client has configured (``~/.docker/config.json``).
         log: the logger to use.
     """
 
@@ -224,8 +277,12 @@ class LocalExecutor(Executor):
         env: Mapping[str, str | None] | None = None,
         kill_grace_period: float = 5.0,
         max_line_length: int = 64 * 1024,
+        registry: str = "",
+        registry_credentials: RegistryCredentials | None = None,
         log: logging.Logger | None = None,
     ) -> None:
+        self.registry = registry
+        self.registry_credentials = registry_credentials if registry else None
         self.repo2docker_command = list(repo2docker_command or default_repo2docker_command())
         if not self.repo2docker_command:
             raise ValueError("repo2docker_command must not be empty")
@@ -327,6 +384,15 @@ class LocalExecutor(Executor):
         argv = self.command_line(build, push=push, cache_from=cache_from, labels=labels)
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix=f"r2ds-{build.id[:12]}-")
         env = self.process_env(credentials=credentials, tmpdir=workdir, repo=build.repo)
+        if push and self.registry_credentials is not None:
+            config_dir = await asyncio.to_thread(
+                write_docker_config,
+                Path(workdir) / ".docker-config",
+                registry=self.registry,
+                credentials=self.registry_credentials,
+                base_dir=self._base_env.get("DOCKER_CONFIG"),
+            )
+            env["DOCKER_CONFIG"] = str(config_dir)
         try:
             try:
                 proc = await asyncio.create_subprocess_exec(
@@ -411,3 +477,509 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 async def _remove_tree(path: str) -> None:
     await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- DockerExecutor
+#: Labels of builder containers (besides the image labels of the build, see
+#: ``model.image_labels``): what :meth:`DockerExecutor.adopt` needs to rebuild the record.
+LABEL_BUILDER = "repo2docker-service.builder"
+LABEL_INSTANCE = "repo2docker-service.builder-instance"
+LABEL_IMAGE = "repo2docker-service.image"
+LABEL_LATEST_IMAGE = "repo2docker-service.latest-image"
+LABEL_OWNER_SLUG = "repo2docker-service.owner-slug"
+LABEL_REQUESTED_BY = "repo2docker-service.requested-by"
+LABEL_FORCE = "repo2docker-service.force"
+
+#: Where the repo2docker config file is copied into builder containers.
+BUILDER_CONFIG_PATH = "/etc/repo2docker-service/repo2docker_config.py"
+#: A tmpfs in the builder container for the docker login of pushes (memory only).
+BUILDER_SECRETS_DIR = "/run/r2ds-secrets"
+# The builder container's command: read the secrets from stdin (one per line: git user,
+# git password, base64 docker config), export them to repo2docker only, then exec it.
+# The values never appear in the container's configuration (docker inspect shows this
+# text and the argv, not stdin).
+_BUILDER_WRAPPER = (
+    "set -e; "
+    'if [ "${R2DS_SECRETS_ON_STDIN:-}" = 1 ]; then '
+    "IFS= read -r R2DS_GIT_USERNAME || true; "
+    "IFS= read -r R2DS_GIT_PASSWORD || true; "
+    "IFS= read -r r2ds_docker_config || true; "
+    "export R2DS_GIT_USERNAME R2DS_GIT_PASSWORD; "
+    'if [ -n "$r2ds_docker_config" ]; then '
+    "umask 077; "
+    f'mkdir -p "{BUILDER_SECRETS_DIR}/docker"; '
+    f'printf %s "$r2ds_docker_config" | base64 -d > "{BUILDER_SECRETS_DIR}/docker/config.json"; '
+    f'export DOCKER_CONFIG="{BUILDER_SECRETS_DIR}/docker"; '
+    "fi; "
+    "unset r2ds_docker_config; "
+    "fi; "
+    "unset R2DS_SECRETS_ON_STDIN; "
+    'exec "$@"'
+)
+_MEMORY_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_memory(value: str | int | float | None) -> int:
+    """``"4G"``, ``"512M"``, ``1073741824`` -> bytes (0 for empty/None: no limit).
+
+    Raises:
+        ValueError: not a size.
+    """
+    if value in (None, "", 0):
+        return 0
+    if isinstance(value, int | float):
+        return int(value)
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)i?B?\s*", str(value).upper())
+    if not m:
+        raise ValueError(f"not a memory size: {value!r} (use e.g. 512M or 4G)")
+    return int(float(m.group(1)) * _MEMORY_UNITS[m.group(2)])
+
+
+class DockerExecutor(LocalExecutor):
+    """Runs repo2docker inside a builder container in the Docker engine.
+
+    For each build a container of ``builder_image`` runs ``repo2docker --no-run
+    --json-logs ...`` (the same command line as :class:`LocalExecutor`) against the same
+    engine: the engine's socket is mounted into the container (``DOCKER_HOST`` of
+    ``unix://`` form, the default ``/var/run/docker.sock``), or ``DOCKER_HOST`` (``tcp://``)
+    is passed on. The container uses ``network`` (default ``host``, so loopback git servers,
+    registries and engines are reachable), CPU and memory limits if set, and is labelled
+    with the build (id, owner, image, repo, ...). The repo2docker config file, if any, is
+    copied into it before it starts (this works with remote engines too).
+
+    **Secrets.** Git credentials of private repositories and the registry login for
+    pushes are written to the container's **stdin** when it starts and read by a small
+    shell wrapper, which exports them to repo2docker only (git then uses the service's
+    inline credential helper, configured through ``GIT_CONFIG_*`` variables that name
+    the variables but hold no secret; the registry login goes to a ``config.json`` in a
+    tmpfs). They are never in the container's ``Cmd``, ``Env`` or labels, so
+    ``docker inspect`` of the builder container does not show them. They are visible to
+    whoever can read the memory of the container's processes (root on the engine host,
+    e.g. via ``/proc/<pid>/environ``) while the build runs; that is the same trust
+    boundary as access to the Docker socket itself. (The upstream
+    ``quay.io/jupyterhub/repo2docker`` image also ships ``git-credential-env``, which
+    prints ``$GIT_CREDENTIAL_ENV``; it is not used because it would hand the credentials
+    to every host git talks to and would need the secret in the container's environment.)
+
+    **Restarts.** Builder containers are not removed when the service stops
+    (:meth:`detach`): :meth:`adopt` finds them by their labels (and ``instance``), and
+    :meth:`follow` replays their log from the start and waits for them, so a restarted
+    service shows the build as ``building`` and finishes it. A container is removed once
+    its build has been followed to the end (or cancelled).
+
+    The limits apply to the builder container (repo2docker, git, the docker client). The
+    image build itself runs in the engine's BuildKit and is limited there (or with
+    ``--build-memory-limit`` / a buildx builder of its own).
+
+    Args:
+        builder_image: image with repo2docker, git, ``sh``/``base64`` and the docker CLI with
+            the buildx plugin (e.g. ``quay.io/jupyterhub/repo2docker:<version>``).
+        repo2docker_command: the command inside the builder (default ``["repo2docker"]``).
+        docker_host: the engine (``unix:///...`` or ``tcp://...``); default ``DOCKER_HOST`` at
+            creation time, else ``unix:///var/run/docker.sock``. TLS engines are not
+            supported for the builder's own connection.
+        network: the builder's network mode (``host``, ``bridge``, a network name).
+        cpu_limit: CPUs for the builder container (0: no limit).
+        memory_limit: memory for the builder container (``"4G"``; 0/"": no limit).
+        builder_env: extra environment variables of the builder container (never secrets:
+            they are visible in ``docker inspect``).
+        instance: tells the builders of this service apart from other services on the same
+            engine (adopt() only takes its own).
+        remove: remove builder containers after their build.
+        other arguments: as for :class:`LocalExecutor` (``repo2docker_config`` is a path
+            on the service's host).
+    """
+
+    name = "docker"
+    adoptable = True
+
+    def __init__(
+        self,
+        *,
+        builder_image: str,
+        repo2docker_command: Sequence[str] | None = None,
+        docker_host: str | None = None,
+        network: str = "host",
+        cpu_limit: float = 0,
+        memory_limit: str | int = 0,
+        builder_env: Mapping[str, str] | None = None,
+        instance: str = "",
+        remove: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("env", None)
+        super().__init__(repo2docker_command=list(repo2docker_command or ["repo2docker"]), **kwargs)
+        if not builder_image:
+            raise ValueError("builder_image must be set for the DockerExecutor")
+        self.builder_image = builder_image
+        self.docker_host = (
+            docker_host or os.environ.get("DOCKER_HOST") or ("unix:///var/run/docker.sock")
+        )
+        if not self.docker_host.startswith(("unix://", "tcp://", "http://")):
+            raise ValueError(
+                f"DockerExecutor supports unix:// and tcp:// engines, not {docker_host}"
+            )
+        self.network = network
+        self.cpu_limit = float(cpu_limit or 0)
+        self.memory_limit = parse_memory(memory_limit)
+        self.builder_env = dict(builder_env or {})
+        self.instance = instance
+        self.remove = remove
+        self._docker: Any = None
+        self._detached = False
+
+    def __repr__(self) -> str:
+        return (
+            f"DockerExecutor(builder_image={self.builder_image!r}, "
+            f"docker_host={self.docker_host!r})"
+        )
+
+    # ------------------------------------------------------------------ engine
+    def _client(self) -> Any:
+        import aiodocker
+
+        if self._docker is None:
+            self._docker = aiodocker.Docker(url=self.docker_host)
+        return self._docker
+
+    async def close(self) -> None:
+        """Close the Docker client (running builder containers are left alone)."""
+        docker, self._docker = self._docker, None
+        if docker is not None:
+            await docker.close()
+
+    def detach(self) -> None:
+        """From now on a cancelled build leaves its container running (for adopt())."""
+        self._detached = True
+
+    # ------------------------------------------------------------------ pieces
+    def command_line(
+        self,
+        build: Build,
+        *,
+        push: bool,
+        cache_from: Sequence[str],
+        labels: Mapping[str, str],
+    ) -> list[str]:
+        """The repo2docker argv inside the builder (the config file at its copied path)."""
+        argv = super().command_line(build, push=push, cache_from=cache_from, labels=labels)
+        if self.repo2docker_config:
+            argv[argv.index(self.repo2docker_config)] = BUILDER_CONFIG_PATH
+        return argv
+
+    def container_labels(self, build: Build, labels: Mapping[str, str]) -> dict[str, str]:
+        """Labels of the builder container: the image labels plus what adopt() needs."""
+        return {
+            **labels,
+            LABEL_BUILDER: "true",
+            LABEL_INSTANCE: self.instance,
+            LABEL_IMAGE: build.image,
+            LABEL_LATEST_IMAGE: build.latest_image,
+            LABEL_OWNER_SLUG: build.owner_slug,
+            LABEL_REQUESTED_BY: build.owner,
+            LABEL_FORCE: "true" if build.force else "false",
+        }
+
+    def container_config(
+        self,
+        build: Build,
+        *,
+        argv: Sequence[str],
+        labels: Mapping[str, str],
+        credentials: GitCredentials | None,
+        secrets_on_stdin: bool,
+    ) -> dict[str, Any]:
+        """The ``POST /containers/create`` body of one build (no secret in it)."""
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            "GIT_TERMINAL_PROMPT": "0",
+            **self.builder_env,
+        }
+        binds = []
+        if self.docker_host.startswith("unix://"):
+            binds.append(f"{self.docker_host.removeprefix('unix://')}:/var/run/docker.sock")
+        else:
+            env["DOCKER_HOST"] = self.docker_host
+        if credentials is not None:
+            git_env = credentials.git_env(url=build.repo)
+            # the helper configuration only names R2DS_GIT_USERNAME/PASSWORD, which come
+            # from stdin; the values are left out here
+            env.update({k: v for k, v in git_env.items() if k.startswith("GIT_")})
+        if secrets_on_stdin:
+            env["R2DS_SECRETS_ON_STDIN"] = "1"
+        host_config: dict[str, Any] = {
+            "NetworkMode": self.network,
+            "Binds": binds,
+            "Tmpfs": {BUILDER_SECRETS_DIR: "rw,noexec,nosuid,size=1m,mode=0700"},
+            "Init": True,
+        }
+        if self.cpu_limit:
+            host_config["NanoCpus"] = int(self.cpu_limit * 1e9)
+        if self.memory_limit:
+            host_config["Memory"] = self.memory_limit
+        config: dict[str, Any] = {
+            "Image": self.builder_image,
+            "Cmd": ["sh", "-c", _BUILDER_WRAPPER, "r2ds-builder", *argv],
+            "Env": [f"{k}={v}" for k, v in env.items()],
+            "Labels": self.container_labels(build, labels),
+            "WorkingDir": "/tmp",  # noqa: S108 - inside the builder container
+            "User": "0",
+            "Tty": False,
+            "HostConfig": host_config,
+        }
+        if secrets_on_stdin:
+            config.update({"OpenStdin": True, "StdinOnce": True, "AttachStdin": True})
+        return config
+
+    def _secrets(self, *, push: bool, credentials: GitCredentials | None) -> bytes | None:
+        """The stdin payload (None when there is nothing secret to hand over)."""
+        docker_config = ""
+        if push and self.registry_credentials is not None:
+            raw = f"{self.registry_credentials.username}:{self.registry_credentials.password}"
+            config = {"auths": {self.registry: {"auth": base64.b64encode(raw.encode()).decode()}}}
+            docker_config = base64.b64encode(json.dumps(config).encode()).decode()
+        if credentials is None and not docker_config:
+            return None
+        user = credentials.username if credentials else ""
+        password = credentials.password if credentials else ""
+        return f"{user}\n{password}\n{docker_config}\n".encode()
+
+    # ------------------------------------------------------------------ run
+    async def build(
+        self,
+        build: Build,
+        *,
+        on_line: LineCallback,
+        push: bool,
+        cache_from: Sequence[str],
+        labels: Mapping[str, str],
+        credentials: GitCredentials | None,
+    ) -> None:
+        """Run repo2docker for ``build`` in a builder container; see :meth:`Executor.build`."""
+        from aiodocker.exceptions import DockerError
+
+        argv = self.command_line(build, push=push, cache_from=cache_from, labels=labels)
+        secrets = self._secrets(push=push, credentials=credentials)
+        config = self.container_config(
+            build,
+            argv=argv,
+            labels=labels,
+            credentials=credentials,
+            secrets_on_stdin=secrets is not None,
+        )
+        docker = self._client()
+        try:
+            container = await docker.containers.create(
+                config=config, name=f"r2ds-build-{build.id[:16]}"
+            )
+        except DockerError as e:
+            if e.status == 404:
+                raise BuildFailed(
+                    f"builder image {self.builder_image} is not in the Docker engine "
+                    f"({self.docker_host}): pull or build it first"
+                ) from None
+            raise BuildFailed(f"could not create the builder container: {e.message}") from None
+        except (OSError, aiohttp_errors()) as e:
+            raise BuildFailed(
+                f"cannot reach the Docker engine at {self.docker_host}: {e}"
+            ) from None
+        self._log(build, logging.INFO, "builder container %s created", container.id[:12])
+        try:
+            try:
+                if self.repo2docker_config:
+                    content = await asyncio.to_thread(Path(self.repo2docker_config).read_bytes)
+                    await container.put_archive("/", _tar_one(BUILDER_CONFIG_PATH, content))
+                if secrets is not None:
+                    stream = container.attach(stdin=True)
+                    async with stream:
+                        await container.start()
+                        await stream.write_in(secrets)
+                    del secrets
+                else:
+                    await container.start()
+            except DockerError as e:
+                raise BuildFailed(f"could not start the builder container: {e.message}") from None
+            except (OSError, aiohttp_errors()) as e:
+                raise BuildFailed(
+                    f"lost the connection to the Docker engine at {self.docker_host}: {e}"
+                ) from None
+            await self._follow_container(build, container, on_line)
+        except BaseException:
+            await self._abandon(build, container)
+            raise
+        await self._discard(build, container)
+
+    async def adopt(self) -> list[AdoptedBuild]:
+        """Builder containers of this ``instance`` left by an earlier run of the service.
+
+        Returns:
+            One :class:`AdoptedBuild` (handle: container id) per container whose labels
+            describe a build; containers with broken labels are logged and left alone.
+        """
+        from aiodocker.exceptions import DockerError
+
+        docker = self._client()
+        try:
+            containers = await docker.containers.list(
+                all=True,
+                filters={"label": [f"{LABEL_BUILDER}=true", f"{LABEL_INSTANCE}={self.instance}"]},
+            )
+        except (DockerError, OSError, aiohttp_errors()) as e:
+            self.log.error("cannot list builder containers at %s: %s", self.docker_host, e)
+            return []
+        found = []
+        for container in containers:
+            try:
+                info = await container.show()
+            except DockerError:
+                continue
+            build = _build_from_container(info)
+            if build is None:
+                self.log.warning(
+                    "builder container %s has incomplete labels; left alone", container.id[:12]
+                )
+                continue
+            found.append(AdoptedBuild(build=build, handle=container.id))
+        return found
+
+    async def follow(self, adopted: AdoptedBuild, *, on_line: LineCallback) -> None:
+        """Follow an adopted builder container to its end (log replayed from the start)."""
+        build = adopted.build
+        container = self._client().containers.container(adopted.handle)
+        try:
+            await self._follow_container(build, container, on_line)
+        except BaseException:
+            await self._abandon(build, container)
+            raise
+        await self._discard(build, container)
+
+    async def _follow_container(self, build: Build, container: Any, on_line: LineCallback) -> None:
+        from aiodocker.exceptions import DockerError
+
+        parser = _OutputParser(on_line)
+        rest = ""
+        try:
+            async for chunk in container.log(stdout=True, stderr=True, follow=True):
+                lines, rest = split_lines(rest + chunk)
+                for line in lines:
+                    parser.feed(line)
+                while len(rest) > self.max_line_length:
+                    parser.feed(rest[: self.max_line_length])
+                    rest = rest[self.max_line_length :]
+            parser.feed(rest)
+            result = await container.wait()
+        except DockerError as e:
+            raise BuildFailed(f"lost the builder container: {e.message}") from None
+        except (OSError, aiohttp_errors()) as e:
+            raise BuildFailed(
+                f"lost the connection to the Docker engine at {self.docker_host}: {e}"
+            ) from None
+        returncode = int(result.get("StatusCode", -1))
+        self._log(build, logging.INFO, "builder container exited with status %d", returncode)
+        if returncode != 0:
+            raise BuildFailed(parser.reason(returncode))
+
+    async def _abandon(self, build: Build, container: Any) -> None:
+        """Cancelled or failed while following: stop and remove the container, unless the
+        service is shutting down (then the next start adopts it)."""
+        if self._detached:
+            self._log(
+                build, logging.INFO, "leaving builder container %s running", container.id[:12]
+            )
+            return
+        from aiodocker.exceptions import DockerError
+
+        try:
+            self._log(build, logging.INFO, "stopping builder container %s", container.id[:12])
+            await container.stop(t=max(1, int(self.kill_grace_period)))
+        except (DockerError, OSError, aiohttp_errors()):
+            pass
+        finally:
+            await self._discard(build, container, force=True)
+
+    async def _discard(self, build: Build, container: Any, *, force: bool = False) -> None:
+        if not self.remove and not force:
+            return
+        from aiodocker.exceptions import DockerError
+
+        try:
+            await asyncio.shield(container.delete(force=True))
+        except DockerError as e:
+            if e.status != 404:
+                self._log(build, logging.WARNING, "could not remove the builder: %s", e.message)
+        except (OSError, aiohttp_errors()) as e:
+            self._log(build, logging.WARNING, "could not remove the builder: %s", e)
+
+
+def aiohttp_errors() -> type[Exception]:
+    """aiohttp's base client error (imported late: only container executors need it)."""
+    import aiohttp
+
+    return aiohttp.ClientError
+
+
+def _tar_one(path: str, data: bytes) -> bytes:
+    """A tar archive (to extract at ``/``) holding the file ``path`` (mode 0644) and its
+    parent directories."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    parts = path.strip("/").split("/")
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for depth in range(1, len(parts)):
+            folder = tarfile.TarInfo("/".join(parts[:depth]))
+            folder.type = tarfile.DIRTYPE
+            folder.mode = 0o755
+            tar.addfile(folder)
+        info = tarfile.TarInfo("/".join(parts))
+        info.size = len(data)
+        info.mode = 0o644
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _build_from_container(info: Mapping[str, Any]) -> Build | None:
+    """Rebuild the build record of a builder container from its labels (None if broken)."""
+    from datetime import datetime
+
+    from .model import parse_labels
+
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    parsed = parse_labels(labels)
+    if parsed is None or not parsed["build_id"]:
+        return None
+    image = labels.get(LABEL_IMAGE)
+    latest = labels.get(LABEL_LATEST_IMAGE)
+    owner_slug = labels.get(LABEL_OWNER_SLUG)
+    owner = labels.get(LABEL_REQUESTED_BY) or parsed["owner"]
+    if not (image and latest and owner_slug and owner and parsed["commit"] and parsed["repo"]):
+        return None
+    build = Build(
+        id=parsed["build_id"],
+        owner=owner,
+        owner_slug=owner_slug,
+        shared=parsed["shared"],
+        name=parsed["name"],
+        display_name=parsed["display_name"],
+        repo=parsed["repo"],
+        ref=parsed["ref"],
+        commit=parsed["commit"],
+        image=image,
+        latest_image=latest,
+        hints=dict(parsed["hints"]),
+        force=labels.get(LABEL_FORCE) == "true",
+    )
+    for value, attr in (
+        (parsed["built_at"], "created"),
+        (info.get("State", {}).get("StartedAt"), "started"),
+    ):
+        if value and not str(value).startswith("0001-"):
+            try:
+                text = str(value).replace("Z", "+00:00")
+                # Docker writes nanoseconds; Python parses up to microseconds
+                text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+                setattr(build, attr, datetime.fromisoformat(text))
+            except ValueError:
+                pass
+    return build

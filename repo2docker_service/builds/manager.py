@@ -26,11 +26,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import sources
-from ..errors import Conflict, InvalidInput, NotFound, QueueFull, ServiceError, UpstreamError
+from ..errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    QueueFull,
+    ServiceError,
+    Unavailable,
+    UpstreamError,
+)
 from ..images.naming import SHARED_OWNER, ImageNamer, commit_tag, derive_name, escape_owner
 from ..images.naming import validate_name as validate_image_name
 from ..store import BuildStore
-from .executors import BuildFailed, Executor
+from .executors import AdoptedBuild, BuildFailed, Executor
 from .model import (
     ACTIVE_STATES,
     Build,
@@ -174,6 +182,7 @@ class BuildManager:
         self._queue: deque[Build] = deque()
         self._runs: dict[str, _Run] = {}
         self._workers: list[asyncio.Task[None]] = []
+        self._adopted: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._durations: deque[float] = deque(maxlen=20)
         self._stopping = False
@@ -201,33 +210,53 @@ class BuildManager:
         The executor and catalog stay open; whoever created them closes them.
         """
         self._stopping = True
+        if self.executor.adoptable:
+            # builder containers keep running; the next start adopts them (recover())
+            self.executor.detach()
         while self._queue:
             build = self._queue.popleft()
             build.set_state(BuildState.CANCELLED, error="the service is shutting down")
         tasks = [run.task for run in self._runs.values() if run.task is not None]
         for task in tasks:
             task.cancel()
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, *tasks, return_exceptions=True)
+        for task in (*self._workers, *self._adopted):
+            task.cancel()
+        await asyncio.gather(*self._workers, *self._adopted, *tasks, return_exceptions=True)
         self._workers = []
+        self._adopted = set()
         self.log.info("build manager stopped")
 
     async def recover(self) -> int:
-        """Report what the catalog holds at start-up.
+        """Adopt builds that outlived a restart, then report what the catalog holds.
 
-        Images are the durable state and the store starts empty. Builds that were running
-        when the service stopped are not known after a restart: with the
-        :class:`~repo2docker_service.builds.executors.LocalExecutor` their processes died
-        with the service and they are simply gone (their images were never tagged, or
-        only under a commit tag that a new request rebuilds or reuses).
+        Images are the durable state and the store starts empty. With the
+        :class:`~repo2docker_service.builds.executors.LocalExecutor` builds that were
+        running when the service stopped died with it and are simply gone (their images
+        were never tagged, or only under a commit tag that a new request rebuilds or
+        reuses). An executor whose builds survive restarts (``executor.adoptable``, the
+        :class:`~repo2docker_service.builds.executors.DockerExecutor`) hands them back
+        here: each becomes a ``building`` record again (its log replayed from the
+        start), is followed to its end and then finished as usual (tags, push).
+        Adopted builds run besides the ``concurrency`` workers.
 
         Returns:
             How many environments the catalog lists.
 
         Raises:
-            UpstreamError: the catalog cannot be read.
+            UpstreamError: the catalog cannot be read (adopted builds are followed anyway).
         """
+        if self.executor.adoptable:
+            for adopted in await self.executor.adopt():
+                build = adopted.build
+                if self.store.get(build.id) is not None:
+                    continue
+                self.store.add(build)
+                task = asyncio.create_task(
+                    self._run(build, adopted=adopted), name=f"adopted-{build.id}"
+                )
+                self._adopted.add(task)
+                task.add_done_callback(self._adopted.discard)
+                self._log(build, logging.INFO, "adopted running build of %s", build.image)
         images = await self.catalog.list_images()
         owners = {(i.shared, i.owner) for i in images}
         self.log.info(
@@ -271,7 +300,10 @@ class BuildManager:
 
         Args:
             req: the request; ``req.owner`` must already be authorized by the caller
-                (including ``shared``, which needs admin).
+                (including ``shared``, which needs admin). Its ``credentials`` are handed
+                to the build (if one is queued) and cleared from ``req`` in every case.
+                When the catalog is unavailable (registry down) the cache check is skipped
+                and the build is queued.
 
         Returns:
             :class:`SubmitResult`: ``cached`` with the image; ``joined`` with the active
@@ -283,6 +315,13 @@ class BuildManager:
             QueueFull: ``concurrency + max_queue`` builds are already active.
             UpstreamError: the catalog cannot be read, or the manager is stopping.
         """
+        try:
+            return await self._submit(req)
+        finally:
+            # the build (if any) holds them now; the request must not keep a copy
+            req.credentials = None
+
+    async def _submit(self, req: BuildRequest) -> SubmitResult:
         if self._stopping:
             raise UpstreamError("the build service is shutting down; try again shortly")
         repo = sources.validate_repo_url(
@@ -312,7 +351,12 @@ class BuildManager:
         image = self.namer.reference(owner_slug=owner_slug, name=name, tag=commit_tag(commit))
 
         if not req.force:
-            info = await self.catalog.image_info(image)
+            try:
+                info = await self.catalog.image_info(image)
+            except Unavailable as e:
+                # the build checks again when it pushes; it can wait for the registry
+                self.log.warning("owner %s: cache check of %s skipped: %s", req.owner, image, e)
+                info = None
             if info is not None:
                 self.log.info("owner %s: %s exists, nothing to build", req.owner, image)
                 return SubmitResult(build=None, image=info, cached=True)
@@ -452,15 +496,23 @@ class BuildManager:
                 if not build.terminal:
                     build.set_state(BuildState.FAILED, error="internal error (see service log)")
 
-    async def _run(self, build: Build) -> None:
-        """Run one build to a terminal state (the worker's part)."""
+    async def _run(self, build: Build, *, adopted: AdoptedBuild | None = None) -> None:
+        """Run one build to a terminal state (the worker's part; or follow an adopted one)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         run = _Run(last_output=started)
         self._runs[build.id] = run
-        build.set_state(BuildState.BUILDING, message=f"Building {build.image}")
-        self._log(build, logging.INFO, "building %s", build.image)
-        run.task = asyncio.create_task(self._pipeline(build, run), name=f"build-{build.id}")
+        if adopted is None:
+            build.set_state(BuildState.BUILDING, message=f"Building {build.image}")
+            self._log(build, logging.INFO, "building %s", build.image)
+        else:
+            build.set_state(
+                BuildState.BUILDING,
+                message=f"Building {build.image} (followed again after a service restart)",
+            )
+        run.task = asyncio.create_task(
+            self._pipeline(build, run, adopted=adopted), name=f"build-{build.id}"
+        )
         timeout_reason: str | None = None
         try:
             while not run.task.done():
@@ -496,8 +548,14 @@ class BuildManager:
             raise
         await self._finish(build, run, started, timeout_reason=timeout_reason)
 
-    async def _pipeline(self, build: Build, run: _Run) -> None:
-        """Everything after the build got a slot: executor, tags, push (the cancellable unit)."""
+    async def _pipeline(
+        self, build: Build, run: _Run, *, adopted: AdoptedBuild | None = None
+    ) -> None:
+        """Everything after the build got a slot: executor, tags, push (the cancellable unit).
+
+        With ``push`` repo2docker pushes the commit tag itself (``--push``); then the
+        ``latest`` tag is set (in the registry, for a registry catalog) and pushed.
+        """
         loop = asyncio.get_running_loop()
 
         def on_line(kind: str, data: dict[str, Any]) -> None:
@@ -505,36 +563,58 @@ class BuildManager:
             if not build.terminal:
                 build.add_event(EventType.LOG, {"message": str(data.get("message", ""))})
 
-        cache_from = [build.latest_image] if await self.catalog.exists(build.latest_image) else []
         replaced: str | None = None
-        if build.force and not self.push:
-            # repo2docker skips the build ("Reusing existing image") when the image name
-            # exists locally; without --push a forced rebuild needs the old tag gone
-            replaced = await self.catalog.image_id(build.image)
-            if await self.catalog.remove_tag(build.image):
-                self._log(build, logging.INFO, "force: removed the old %s", build.image)
-        run.last_output = loop.time()
-        await self.executor.build(
-            build,
-            on_line=on_line,
-            push=self.push,
-            cache_from=cache_from,
-            labels=image_labels(build),
-            credentials=build.credentials,
-        )
+        if adopted is not None:
+            await self.executor.follow(adopted, on_line=on_line)
+        else:
+            try:
+                cache_from = (
+                    [build.latest_image] if await self.catalog.exists(build.latest_image) else []
+                )
+            except Unavailable as e:
+                self._log(build, logging.WARNING, "no build cache from the catalog: %s", e)
+                cache_from = []
+            if build.force and not self.push:
+                # repo2docker skips the build ("Reusing existing image") when the image name
+                # exists locally; without --push a forced rebuild needs the old tag gone
+                replaced = await self.catalog.image_id(build.image)
+                if await self.catalog.remove_tag(build.image):
+                    self._log(build, logging.INFO, "force: removed the old %s", build.image)
+            run.last_output = loop.time()
+            try:
+                await self.executor.build(
+                    build,
+                    on_line=on_line,
+                    push=self.push,
+                    cache_from=cache_from,
+                    labels=image_labels(build),
+                    credentials=build.credentials,
+                )
+            except BuildFailed as e:
+                registry = self.namer.registry
+                if self.push and registry and registry in e.reason:
+                    raise BuildFailed(
+                        f"pushing to the registry {registry} failed (is it running, and does "
+                        f"it accept the service's login?): {e.reason}"
+                    ) from None
+                raise
+        # the credentials are not needed any more (the clone is done)
+        build.credentials = None
         if not await self.catalog.exists(build.image):
+            where = "the registry" if self.push else "the Docker engine"
             raise BuildFailed(
-                f"repo2docker finished but {build.image} is not in the Docker engine "
-                "(is the buildx builder one that does not load images into the engine?)"
+                f"repo2docker finished but {build.image} is not in {where} "
+                "(is the buildx builder one that does not load or push images?)"
             )
+        if self.push:
+            build.set_state(BuildState.PUSHING, message=f"Pushing {build.latest_image}")
+            self._log(build, logging.INFO, "pushing %s", build.latest_image)
         run.previous_latest = await self.catalog.image_id(build.latest_image)
         run.latest_moved = True
         await self.catalog.tag(build.image, build.latest_image)
         if replaced is not None and await self.catalog.remove_if_untagged(replaced):
             self._log(build, logging.INFO, "force: removed the replaced image %s", replaced)
         if self.push:
-            build.set_state(BuildState.PUSHING, message=f"Pushing {build.latest_image}")
-            self._log(build, logging.INFO, "pushing %s", build.latest_image)
             await self.catalog.push(build.latest_image)
 
     async def _finish(
@@ -572,7 +652,8 @@ class BuildManager:
                     exc_info=exc,
                 )
                 state, error = BuildState.FAILED, f"internal error: {type(exc).__name__}"
-        if state is not BuildState.BUILT:
+        if state is not BuildState.BUILT and not (stopping and self.executor.adoptable):
+            # (an adoptable executor's build goes on; the next start finishes it)
             await self._remove_partial(build, run, quick=stopping)
         self._runs.pop(build.id, None)
         if state is BuildState.BUILT:
@@ -595,6 +676,9 @@ class BuildManager:
                     else:
                         await self.catalog.remove_tag(build.latest_image)
                     self._log(build, logging.INFO, "restored %s", build.latest_image)
+                info = await self.catalog.image_info(build.image)
+                if info is not None and info.build_id and info.build_id != build.id:
+                    return  # an earlier build's image under the same tag: not ours to remove
                 if await self.catalog.remove_tag(build.image):
                     self._log(build, logging.INFO, "removed %s left by the build", build.image)
         except (ServiceError, TimeoutError) as e:

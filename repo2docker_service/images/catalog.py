@@ -2,8 +2,8 @@
 
 :class:`ImageInfo` describes one environment (an ``(owner, name)`` repository with all of
 its tags). :class:`Catalog` is the small base class the build manager and the handlers use;
-:class:`~repo2docker_service.images.docker.DockerCatalog` reads the local Docker engine, a
-registry-backed catalog can implement the same methods.
+:class:`~repo2docker_service.images.docker.DockerCatalog` reads the local Docker engine,
+:class:`~repo2docker_service.images.registry.RegistryCatalog` a registry (registry mode).
 """
 
 from __future__ import annotations

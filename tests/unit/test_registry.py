@@ -1,0 +1,606 @@
+"""The registry client and RegistryCatalog against a small in-process fake of the
+Distribution API (aiohttp.web on 127.0.0.1): auth flows, pagination, manifest kinds,
+errors, and the listing cache (TTL, stale-while-revalidate, invalidation on own writes).
+The real registries (anonymous, htpasswd, token) are exercised in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+
+from repo2docker_service.builds.executors import parse_memory
+from repo2docker_service.builds.model import Build, image_labels
+from repo2docker_service.errors import Conflict, NotFound, Unavailable, UpstreamError
+from repo2docker_service.images.naming import ImageNamer
+from repo2docker_service.images.registry import (
+    MANIFEST_ACCEPT,
+    MEDIA_DOCKER_MANIFEST,
+    MEDIA_OCI_INDEX,
+    RegistryCatalog,
+    RegistryClient,
+    RegistryCredentials,
+    RegistryError,
+    _pick_platform,
+    default_api_url,
+    docker_config_credentials,
+    next_link,
+    parse_www_authenticate,
+    write_docker_config,
+)
+from tests.hub.hubrig import free_port
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def test_parse_www_authenticate():
+    scheme, params = parse_www_authenticate(
+        'Bearer realm="https://auth.example/token",service="reg.example",'
+        'scope="repository:a/b:pull,push",error="insufficient_scope"'
+    )
+    assert scheme == "bearer"
+    assert params == {
+        "realm": "https://auth.example/token",
+        "service": "reg.example",
+        "scope": "repository:a/b:pull,push",
+        "error": "insufficient_scope",
+    }
+    assert parse_www_authenticate('Basic realm="r2ds test"') == ("basic", {"realm": "r2ds test"})
+    assert parse_www_authenticate("Bearer realm=unquoted") == ("bearer", {"realm": "unquoted"})
+
+
+def test_next_link():
+    base = "http://127.0.0.1:5000/v2/_catalog?n=2"
+    assert next_link('</v2/_catalog?last=b&n=2>; rel="next"', base) == (
+        "http://127.0.0.1:5000/v2/_catalog?last=b&n=2"
+    )
+    assert next_link(None, base) is None
+    assert next_link('</x>; rel="prev"', base) is None
+
+
+@pytest.mark.parametrize(
+    ("registry", "url"),
+    [
+        ("127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("localhost:5000", "http://localhost:5000"),
+        ("[::1]:5000", "http://[::1]:5000"),
+        ("registry.example.org", "https://registry.example.org"),
+        ("10.0.0.5:5000", "https://10.0.0.5:5000"),
+    ],
+)
+def test_default_api_url(registry, url):
+    assert default_api_url(registry) == url
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_docker_config_credentials():
+    config = {
+        "auths": {
+            "reg.example:5000": {"auth": b64("alice:pa:ss")},
+            "https://other.example": {"username": "bob", "password": "pw"},
+        }
+    }
+    creds = docker_config_credentials(config, "reg.example:5000")
+    assert (creds.username, creds.password) == ("alice", "pa:ss")
+    assert "pa:ss" not in repr(creds)
+    other = docker_config_credentials(config, "other.example")
+    assert (other.username, other.password) == ("bob", "pw")
+    assert docker_config_credentials(config, "missing.example") is None
+    assert docker_config_credentials({}, "reg.example:5000") is None
+    with pytest.raises(ValueError, match="base64"):
+        docker_config_credentials({"auths": {"r.example": {"auth": "%%%"}}}, "r.example")
+
+
+def test_write_docker_config(tmp_path):
+    base = tmp_path / "base"
+    (base / "buildx").mkdir(parents=True)
+    (base / "config.json").write_text(
+        json.dumps(
+            {
+                "auths": {"https://reg.example": {"auth": b64("old:old")}, "x.example": {}},
+                "credsStore": "desktop",
+                "proxies": {"default": {"noProxy": "127.0.0.1"}},
+            }
+        )
+    )
+    target = write_docker_config(
+        tmp_path / "build" / "docker",
+        registry="reg.example",
+        credentials=RegistryCredentials("u", "s3cret"),
+        base_dir=base,
+    )
+    config = json.loads((target / "config.json").read_text())
+    assert docker_config_credentials(config, "reg.example") == RegistryCredentials("u", "s3cret")
+    assert "https://reg.example" not in config["auths"] and "x.example" in config["auths"]
+    assert "credsStore" not in config and config["proxies"]
+    assert stat.S_IMODE((target / "config.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+    assert (target / "buildx").is_symlink() and (target / "buildx").resolve() == base / "buildx"
+
+
+def test_parse_memory():
+    assert parse_memory("4G") == 4 << 30
+    assert parse_memory("512M") == 512 << 20
+    assert parse_memory("1.5g") == int(1.5 * (1 << 30))
+    assert parse_memory("") == 0 and parse_memory(None) == 0 and parse_memory(1024) == 1024
+    with pytest.raises(ValueError):
+        parse_memory("lots")
+
+
+def test_pick_platform():
+    arm = {"digest": "sha256:a", "platform": {"os": "linux", "architecture": "arm64"}}
+    amd = {"digest": "sha256:b", "platform": {"os": "linux", "architecture": "amd64"}}
+    att = {
+        "digest": "sha256:c",
+        "platform": {"os": "unknown", "architecture": "unknown"},
+        "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+    }
+    assert _pick_platform([att, arm, amd]) is amd
+    assert _pick_platform([att, arm]) is arm
+    assert _pick_platform([att]) is None
+
+
+# ----------------------------------------------------------------------------- fake registry
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class FakeRegistry:
+    """Distribution API subset with optional basic or bearer auth, in one aiohttp app."""
+
+    auth: str | None = None  # None, "basic", "bearer"
+    user: str = "u"
+    password: str = "p"
+    allow_delete: bool = True
+    page_size_cap: int = 1000
+    fail_status: int | None = None
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    manifests: dict[str, dict[str, tuple[str, bytes]]] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    token_requests: list[dict] = field(default_factory=list)
+    runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    # -- content
+    def push(self, name: str, tag: str, labels: dict[str, str], *, index: bool = False) -> str:
+        config = json.dumps(
+            {
+                "os": "linux",
+                "architecture": "amd64",
+                "config": {"Labels": labels},
+                "created": "2026-11-23T00:00:00Z",
+            }
+        ).encode()
+        self.blobs[sha(config)] = config
+        layer = os.urandom(64)
+        self.blobs[sha(layer)] = layer
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": MEDIA_DOCKER_MANIFEST,
+                "config": {"digest": sha(config), "size": len(config)},
+                "layers": [{"digest": sha(layer), "size": 1000}],
+            }
+        ).encode()
+        store = self.manifests.setdefault(name, {})
+        store[sha(manifest)] = (MEDIA_DOCKER_MANIFEST, manifest)
+        top_digest = sha(manifest)
+        if index:
+            idx = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": MEDIA_OCI_INDEX,
+                    "manifests": [
+                        {
+                            "digest": "sha256:" + "0" * 64,
+                            "platform": {"os": "unknown", "architecture": "unknown"},
+                        },
+                        {
+                            "digest": sha(manifest),
+                            "size": len(manifest),
+                            "platform": {"os": "linux", "architecture": "amd64"},
+                        },
+                    ],
+                }
+            ).encode()
+            store[sha(idx)] = (MEDIA_OCI_INDEX, idx)
+            top_digest = sha(idx)
+        self.tags.setdefault(name, {})[tag] = top_digest
+        return top_digest
+
+    # -- server
+    async def start(self) -> FakeRegistry:
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        self.port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if self.auth is None:
+            return True
+        if self.auth == "basic":
+            return header == "Basic " + b64(f"{self.user}:{self.password}")
+        return header == "Bearer good-token"
+
+    def _challenge(self, scope: str) -> dict[str, str]:
+        if self.auth == "basic":
+            return {"WWW-Authenticate": 'Basic realm="fake"'}
+        realm = f"http://{self.host}/token"
+        return {"WWW-Authenticate": f'Bearer realm="{realm}",service="fake",scope="{scope}"'}
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["path"]
+        self.requests.append((request.method, path, request.headers.get("Authorization")))
+        if path == "/token":
+            self.token_requests.append(dict(request.query))
+            if request.headers.get("Authorization") != "Basic " + b64(
+                f"{self.user}:{self.password}"
+            ):
+                return web.json_response({"errors": [{"code": "UNAUTHORIZED"}]}, status=401)
+            return web.json_response({"token": "good-token", "expires_in": 300})
+        if path.startswith("/storage/"):
+            if request.headers.get("Authorization"):
+                return web.Response(status=400, text="credentials sent to storage")
+            return web.Response(body=self.blobs[path.removeprefix("/storage/")])
+        if self.fail_status:
+            return web.Response(status=self.fail_status, text="down for maintenance")
+        scope = "registry:catalog:*" if path == "/v2/_catalog" else ""
+        parts = path.removeprefix("/v2/").split("/")
+        if len(parts) >= 3:
+            action = "delete" if request.method == "DELETE" else "pull"
+            scope = f"repository:{'/'.join(parts[:-2])}:{action}"
+        if not self._authorized(request):
+            return web.json_response(
+                {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                status=401,
+                headers=self._challenge(scope),
+            )
+        if path == "/v2/":
+            return web.json_response(
+                {}, headers={"Docker-Distribution-API-Version": "registry/2.0"}
+            )
+        if path == "/v2/_catalog":
+            names = sorted(n for n in self.tags if self.tags[n])
+            n = min(int(request.query.get("n", 1000)), self.page_size_cap)
+            last = request.query.get("last", "")
+            page = [x for x in names if x > last][:n]
+            headers = {}
+            if page and page[-1] != names[-1]:
+                headers["Link"] = f'</v2/_catalog?last={page[-1]}&n={n}>; rel="next"'
+            return web.json_response({"repositories": page}, headers=headers)
+        name, kind, ref = "/".join(parts[:-2]), parts[-2], parts[-1]
+        if kind == "tags" and ref == "list":
+            if name not in self.tags:
+                return web.json_response({"errors": [{"code": "NAME_UNKNOWN"}]}, status=404)
+            return web.json_response({"name": name, "tags": sorted(self.tags[name]) or None})
+        if kind == "blobs":
+            if ref not in self.blobs:
+                return web.json_response({"errors": [{"code": "BLOB_UNKNOWN"}]}, status=404)
+            raise web.HTTPTemporaryRedirect(f"/storage/{ref}")
+        if kind == "manifests":
+            store = self.manifests.get(name, {})
+            if request.method == "PUT":
+                body = await request.read()
+                store[sha(body)] = (request.headers["Content-Type"], body)
+                self.manifests[name] = store
+                self.tags.setdefault(name, {})[ref] = sha(body)
+                return web.Response(status=201, headers={"Docker-Content-Digest": sha(body)})
+            if request.method == "DELETE":
+                if not self.allow_delete:
+                    return web.json_response(
+                        {
+                            "errors": [
+                                {"code": "UNSUPPORTED", "message": "The operation is unsupported."}
+                            ]
+                        },
+                        status=405,
+                    )
+                if ref not in store:
+                    return web.json_response({"errors": [{"code": "MANIFEST_UNKNOWN"}]}, status=404)
+                del store[ref]
+                self.tags[name] = {t: d for t, d in self.tags.get(name, {}).items() if d != ref}
+                return web.Response(status=202)
+            assert MANIFEST_ACCEPT in request.headers.get("Accept", "")
+            digest = ref if ref.startswith("sha256:") else self.tags.get(name, {}).get(ref)
+            if digest not in store:
+                return web.json_response({"errors": [{"code": "MANIFEST_UNKNOWN"}]}, status=404)
+            media_type, body = store[digest]
+            headers = {"Docker-Content-Digest": digest, "Content-Type": media_type}
+            if request.method == "HEAD":
+                headers["Content-Length"] = str(len(body))
+                return web.Response(status=200, headers=headers)
+            return web.Response(body=body, headers=headers)
+        return web.Response(status=404)
+
+    def count(self, method: str, prefix: str) -> int:
+        return sum(1 for m, p, _ in self.requests if m == method and p.startswith(prefix))
+
+
+@pytest.fixture
+async def fake():
+    registries = []
+
+    async def make(**kwargs) -> FakeRegistry:
+        reg = await FakeRegistry(**kwargs).start()
+        registries.append(reg)
+        return reg
+
+    yield make
+    for reg in registries:
+        await reg.stop()
+
+
+# ----------------------------------------------------------------------------- client
+
+
+async def test_bearer_flow_caches_tokens_per_scope(fake):
+    reg = await fake(auth="bearer")
+    reg.push("a/b", "1", {"x": "y"})
+    client = RegistryClient(reg.host, credentials=RegistryCredentials("u", "p"))
+    try:
+        await client.check()
+        for _ in range(3):
+            assert (await client.head_manifest("a/b", "1")) is not None
+        assert await client.tags("a/b") == ["1"]
+        assert await client.catalog() == ["a/b"]
+        scopes = [q.get("scope") for q in reg.token_requests]
+        # one token per scope, reused afterwards
+        assert scopes.count("repository:a/b:pull") == 1, scopes
+        assert scopes.count("registry:catalog:*") == 1
+        assert all(
+            q.get("service") == "fake" and q.get("account") == "u" for q in reg.token_requests
+        )
+    finally:
+        await client.close()
+
+
+async def test_bearer_refused_and_anonymous(fake):
+    reg = await fake(auth="bearer")
+    for creds, who in ((RegistryCredentials("u", "wrong"), "configured"), (None, "anonymous")):
+        client = RegistryClient(reg.host, credentials=creds)
+        with pytest.raises(RegistryError) as err:
+            await client.check()
+        assert err.value.kind == "auth" and who in err.value.message
+        assert "wrong" not in err.value.message
+        await client.close()
+
+
+async def test_basic_auth(fake):
+    reg = await fake(auth="basic")
+    reg.push("a/b", "1", {})
+    client = RegistryClient(reg.host, credentials=RegistryCredentials("u", "p"))
+    try:
+        assert await client.tags("a/b") == ["1"]
+        before = len(reg.requests)
+        assert await client.tags("a/b") == ["1"]
+        # once the registry asked for basic auth, it is sent right away
+        assert len(reg.requests) == before + 1
+    finally:
+        await client.close()
+    anonymous = RegistryClient(reg.host)
+    with pytest.raises(RegistryError, match="requires a login") as err:
+        await anonymous.tags("a/b")
+    assert err.value.kind == "auth"
+    await anonymous.close()
+
+
+async def test_catalog_pagination(fake):
+    reg = await fake(page_size_cap=2)
+    for n in range(5):
+        reg.push(f"repo{n}/env", "latest", {})
+    client = RegistryClient(reg.host)
+    try:
+        assert await client.catalog(page_size=2) == [f"repo{n}/env" for n in range(5)]
+        assert reg.count("GET", "/v2/_catalog") == 3
+    finally:
+        await client.close()
+
+
+async def test_index_details_and_redirected_blob(fake):
+    reg = await fake(auth="basic")
+    digest = reg.push("a/b", "1", {"k": "v"}, index=True)
+    client = RegistryClient(reg.host, credentials=RegistryCredentials("u", "p"))
+    try:
+        head = await client.head_manifest("a/b", "1")
+        assert head.digest == digest and head.media_type == MEDIA_OCI_INDEX
+        details = await client.image_details("a/b", "1")
+        assert details.digest == digest and details.labels == {"k": "v"}
+        assert details.platform == "linux/amd64" and details.size > 1000
+        assert await client.head_manifest("a/b", "nope") is None
+        assert await client.head_manifest("no/repo", "1") is None
+        assert await client.tags("no/repo") == []
+    finally:
+        await client.close()
+
+
+async def test_errors_are_classified(fake):
+    reg = await fake(allow_delete=False)
+    digest = reg.push("a/b", "1", {})
+    client = RegistryClient(reg.host)
+    try:
+        with pytest.raises(RegistryError) as err:
+            await client.delete_manifest("a/b", digest)
+        assert err.value.kind == "unsupported" and err.value.status == 405
+        reg.fail_status = 503
+        with pytest.raises(RegistryError) as err:
+            await client.tags("a/b")
+        assert err.value.kind == "unreachable" and "503" in err.value.message
+    finally:
+        await client.close()
+    closed = RegistryClient(f"127.0.0.1:{free_port()}", timeout=2)
+    with pytest.raises(RegistryError) as err:
+        await closed.check()
+    assert err.value.kind == "unreachable"
+    await closed.close()
+    # something that is not a registry
+    not_registry = await fake()
+    not_registry.fail_status = 404
+    client = RegistryClient(not_registry.host)
+    with pytest.raises(RegistryError) as err:
+        await client.check()
+    assert err.value.kind == "bad_url"
+    await client.close()
+
+
+# ----------------------------------------------------------------------------- catalog
+
+PREFIX = "r2d-"
+
+
+def labels_for(owner: str, name: str, *, built_at: str, build_id: str = "b1") -> dict[str, str]:
+    build = Build(
+        owner=owner,
+        owner_slug=owner,
+        name=name,
+        repo=f"https://git.example/{owner}/{name}",
+        ref="main",
+        commit="a" * 40,
+        image="x",
+        latest_image="y",
+        id=build_id,
+    )
+    out = image_labels(build)
+    out["repo2docker-service.built-at"] = built_at
+    return out
+
+
+@pytest.fixture
+async def catalog_for(fake):
+    made = []
+
+    async def make(reg: FakeRegistry, **kwargs) -> RegistryCatalog:
+        namer = ImageNamer(registry=reg.host, prefix=PREFIX)
+        catalog = RegistryCatalog(namer=namer, client=RegistryClient(reg.host), **kwargs)
+        made.append(catalog)
+        return catalog
+
+    yield make
+    for catalog in made:
+        await catalog.close()
+
+
+async def test_listing_groups_tags_and_checks_labels(fake, catalog_for):
+    reg = await fake()
+    old = reg.push(f"{PREFIX}alice/env", "000000000001", labels_for("alice", "env", built_at="1"))
+    new = reg.push(f"{PREFIX}alice/env", "000000000002", labels_for("alice", "env", built_at="2"))
+    reg.tags[f"{PREFIX}alice/env"]["latest"] = old
+    # a tag whose labels name another owner is ignored; other repositories too
+    reg.push(f"{PREFIX}bob/env", "000000000003", labels_for("alice", "env", built_at="3"))
+    reg.push("unrelated/thing", "latest", {})
+    catalog = await catalog_for(reg)
+    infos = await catalog.list_images()
+    assert [(i.owner, i.name) for i in infos] == [("alice", "env")]
+    info = infos[0]
+    assert info.image == f"{reg.host}/{PREFIX}alice/env:000000000001"  # what latest is
+    assert info.latest == f"{reg.host}/{PREFIX}alice/env:latest"
+    assert info.tags == ["latest", "000000000002", "000000000001"]
+    focus = await catalog.image_info(f"{reg.host}/{PREFIX}alice/env:000000000002")
+    assert focus.image.endswith(":000000000002") and focus.tags == info.tags
+    assert await catalog.image_info(f"{reg.host}/{PREFIX}alice/env:ffffffffffff") is None
+    assert await catalog.image_info(f"{reg.host}/{PREFIX}bob/env:000000000003") is None
+    assert await catalog.image_id(f"{reg.host}/{PREFIX}alice/env:latest") == old
+    assert new != old
+
+
+async def test_listing_cache_ttl_and_invalidation(fake, catalog_for):
+    reg = await fake()
+    reg.push(f"{PREFIX}alice/a", "000000000001", labels_for("alice", "a", built_at="1"))
+    catalog = await catalog_for(reg, cache_ttl=0.5, max_stale=60)
+    assert [i.name for i in await catalog.list_images()] == ["a"]
+    catalogs = reg.count("GET", "/v2/_catalog")
+    configs = reg.count("GET", "/storage/")
+    # within the TTL: no registry request at all
+    for _ in range(20):
+        await catalog.list_images()
+    assert reg.count("GET", "/v2/_catalog") == catalogs
+
+    # someone else pushes: seen after the TTL (stale answer first, then the refresh)
+    reg.push(f"{PREFIX}alice/b", "000000000002", labels_for("alice", "b", built_at="2"))
+    assert [i.name for i in await catalog.list_images()] == ["a"]
+    await asyncio.sleep(0.6)
+    assert [i.name for i in await catalog.list_images()] == ["a"]  # stale, refresh started
+    await asyncio.wait_for(asyncio.shield(catalog._refreshing), 5)
+    assert [i.name for i in await catalog.list_images()] == ["a", "b"]
+    # labels are fetched once per digest
+    assert reg.count("GET", "/storage/") == configs + 1
+
+    # our own writes show at once (no TTL wait)
+    await catalog.delete(owner_slug="alice", name="a")
+    assert [i.name for i in await catalog.list_images()] == ["b"]
+    await catalog.tag(
+        f"{reg.host}/{PREFIX}alice/b:000000000002", f"{reg.host}/{PREFIX}alice/b:latest"
+    )
+    [b] = await catalog.list_images()
+    assert b.latest == f"{reg.host}/{PREFIX}alice/b:latest" and b.image.endswith(":000000000002")
+    with pytest.raises(NotFound):
+        await catalog.delete(owner_slug="alice", name="a")
+    with pytest.raises(NotFound):
+        await catalog.tag(f"{reg.host}/{PREFIX}alice/b:missing", f"{reg.host}/{PREFIX}alice/b:x")
+
+
+async def test_registry_down_drops_the_snapshot(fake, catalog_for):
+    reg = await fake()
+    reg.push(f"{PREFIX}alice/a", "000000000001", labels_for("alice", "a", built_at="1"))
+    catalog = await catalog_for(reg, cache_ttl=0.2)
+    await catalog.list_images()
+    reg.fail_status = 503
+    await asyncio.sleep(0.3)
+    await catalog.list_images()  # stale answer, the refresh fails in the background
+    await asyncio.gather(catalog._refreshing, return_exceptions=True)
+    with pytest.raises(Unavailable, match="Cannot reach the registry") as err:
+        await catalog.list_images()
+    assert err.value.status_code == 503
+    with pytest.raises(Unavailable):
+        await catalog.exists(f"{reg.host}/{PREFIX}alice/a:latest")
+    reg.fail_status = None
+    assert [i.name for i in await catalog.list_images()] == ["a"]
+
+
+async def test_delete_not_allowed_is_a_conflict(fake, catalog_for):
+    reg = await fake(allow_delete=False)
+    reg.push(f"{PREFIX}alice/a", "000000000001", labels_for("alice", "a", built_at="1"))
+    catalog = await catalog_for(reg)
+    with pytest.raises(Conflict, match="does not support"):
+        await catalog.delete(owner_slug="alice", name="a")
+    assert [i.name for i in await catalog.list_images()] == ["a"]
+
+
+async def test_auth_failure_is_upstream_error(fake):
+    reg = await fake(auth="basic")
+    namer = ImageNamer(registry=reg.host, prefix=PREFIX)
+    catalog = RegistryCatalog(
+        namer=namer, client=RegistryClient(reg.host, credentials=RegistryCredentials("u", "x"))
+    )
+    try:
+        with pytest.raises(UpstreamError) as err:
+            await catalog.list_images()
+        assert err.value.status_code == 502 and "refused" in err.value.message
+    finally:
+        await catalog.close()
