@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -93,8 +94,10 @@ repo2docker-service demo is up.
 Press Ctrl-C to stop.""",
             flush=True,
         )
+        image = None
         if not args.no_build:
-            build_example(args.url, service, example_url)
+            image = build_example(args.url, service, example_url)
+        print_launch_links(args.url, service, example_url, image)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     except KeyboardInterrupt:
         pass
@@ -108,8 +111,28 @@ Press Ctrl-C to stop.""",
         git.stop()
 
 
-def build_example(hub_url: str, service: str, example_url: str) -> None:
-    """Build the bundled example as the demo user through the API, showing progress."""
+def print_launch_links(hub_url: str, service: str, example_url: str, image: str | None) -> None:
+    """Where to start the example: the launch link (builds if needed) and the spawn URL."""
+    launch = (
+        service
+        + "launch?"
+        + urllib.parse.urlencode({"repo": example_url, "ref": "main", "name": "hello"})
+    )
+    lines = ["", "Start the example (log in as demo first):", f"  Launch link:  {launch}"]
+    if image:
+        spawn = f"{hub_url.rstrip('/')}/hub/spawn/demo/hello?" + urllib.parse.urlencode(
+            {"image": image}
+        )
+        lines.append(f"  Spawn URL:    {spawn}")
+    lines.append("  Or pick it on the hub's spawn page: " + hub_url.rstrip("/") + "/hub/spawn")
+    print("\n".join(lines), flush=True)
+
+
+def build_example(hub_url: str, service: str, example_url: str) -> str | None:
+    """Build the bundled example as the demo user through the API, showing progress.
+
+    Returns the image reference, or None if the build did not succeed.
+    """
     token = demo_token(hub_url)
     headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
     body = json.dumps({"repo": example_url, "ref": "main", "name": "hello"}).encode()
@@ -118,7 +141,7 @@ def build_example(hub_url: str, service: str, example_url: str) -> None:
         result = json.loads(resp.read())
     if result["cached"]:
         print(f"Example already built: {result['image']['image']}", flush=True)
-        return
+        return result["image"]["image"]
     build = result["build"]
     print(f"Building the example ({build['image']}) ...", flush=True)
     req = urllib.request.Request(service + f"api/builds/{build['id']}/events", headers=headers)
@@ -131,7 +154,8 @@ def build_example(hub_url: str, service: str, example_url: str) -> None:
                     print("  " + data["message"].rstrip(), flush=True)
                 if data.get("state") in ("built", "failed", "cancelled"):
                     print(f"Example build {data['state']}: {data.get('image')}", flush=True)
-                    break
+                    return data.get("image") if data["state"] == "built" else None
+    return None
 
 
 def demo_token(hub_url: str) -> str:

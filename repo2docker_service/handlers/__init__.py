@@ -1,5 +1,13 @@
 """Thin Tornado handlers: parse, check the scope, call one method, serialize."""
 
-from . import api, builds, pages
+from . import api, builds, launch, pages, spawn
 
-default_handlers = [*api.default_handlers, *builds.default_handlers, *pages.default_handlers]
+default_handlers = [
+    *api.default_handlers,
+    *builds.default_handlers,
+    *spawn.default_handlers,
+    *launch.default_handlers,
+    *pages.default_handlers,
+]
+# last: any other api/ path answers a JSON 404
+default_handlers.append((r"api/.*", api.NotFoundAPIHandler))

@@ -107,7 +107,9 @@ class Hub:
                 self.proc.wait(5)
 
 
-def write_hub_config(workdir: Path, *, proxy_port: int, client_token: str) -> Path:
+def write_hub_config(
+    workdir: Path, *, proxy_port: int, client_token: str, extra_config: str = ""
+) -> Path:
     hub_port, chp_api_port = free_port(), free_port()
     groups = {}
     for user, group in USERS.items():
@@ -141,17 +143,30 @@ c.JupyterHub.load_roles.append({{
     "services": ["test-client"],
 }})
 """
+        + (f"\n# extra_config from start_hub()\n{extra_config}\n" if extra_config else "")
     )
     return config
 
 
-def start_hub(workdir: Path, *, service_config: str = "", env: dict | None = None) -> Hub:
-    """Start a hub (and through it the service); wait until both answer via the proxy."""
+def start_hub(
+    workdir: Path,
+    *,
+    service_config: str = "",
+    env: dict | None = None,
+    extra_config: str = "",
+) -> Hub:
+    """Start a hub (and through it the service); wait until both answer via the proxy.
+
+    ``extra_config`` is Python appended to the generated jupyterhub_config.py (e.g. a
+    spawner); it can read the service's port from ``$REPO2DOCKER_SERVICE_PORT``.
+    """
     chp_path()
     workdir.mkdir(parents=True, exist_ok=True)
     proxy_port, service_port = free_port(), free_port()
     client_token = secrets.token_hex(16)
-    config = write_hub_config(workdir, proxy_port=proxy_port, client_token=client_token)
+    config = write_hub_config(
+        workdir, proxy_port=proxy_port, client_token=client_token, extra_config=extra_config
+    )
     svc_config = workdir / "repo2docker_service_config.py"
     svc_config.write_text(service_config)
     hub_env = {

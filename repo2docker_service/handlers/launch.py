@@ -1,0 +1,170 @@
+"""Binder-style launch links: build (or find) an image, then hand over to the hub's spawn URL.
+
+- ``GET launch?repo=<url>&ref=<ref>&name=<name>``
+- ``GET v2/gh/<org>/<repo>[/<ref>]``: the repository ``<launch_git_host>/<org>/<repo>``
+  (default host https://github.com), ref default ``HEAD``.
+
+A user with ``<prefix>build`` gets the image built in their own namespace: a cache hit
+redirects at once, otherwise a page follows the build's events live and then redirects.
+A user with only ``<prefix>view`` can launch an image that already exists for that
+repository and ref (their own or a shared one); nothing is built for them.
+
+The redirect goes to ``<hub>/spawn/<user>/<name>?image=<image>``: a named server called
+after the environment, started with that image. The hub needs ``allow_named_servers`` and
+a spawner that takes the image from ``user_options`` (``repo2docker_service.spawner``);
+the spawner checks again that the user may start that image.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from tornado import web
+
+from ..auth import needs_scope
+from ..builds.model import BuildRequest
+from ..errors import ServiceError
+from ..images.naming import validate_name
+from ..sources import validate_repo_url
+from .pages import PageHandler
+from .spawn import startable
+
+
+def spawn_url(hub_prefix: str, username: str, server_name: str, image: str) -> str:
+    """The hub's spawn URL for a named server started from ``image``."""
+    prefix = hub_prefix if hub_prefix.endswith("/") else hub_prefix + "/"
+    return f"{prefix}spawn/{quote(username, safe='')}/{quote(server_name, safe='')}?" + urlencode(
+        {"image": image}
+    )
+
+
+def _same_repo(a: str, b: str) -> bool:
+    def norm(url: str) -> str:
+        url = url.rstrip("/")
+        return url[: -len(".git")] if url.endswith(".git") else url
+
+    return norm(a) == norm(b)
+
+
+def find_existing(images: list[Any], *, repo: str, ref: str, name: str | None, username: str):
+    """The best existing image for (repo, ref[, name]) among ``images``, or None.
+
+    A ref matches the requested ref as recorded in the image's labels, or a prefix (7+
+    characters) of its commit. The user's own images come before shared ones, then the
+    newest build.
+    """
+    matches = [
+        i
+        for i in images
+        if _same_repo(i.repo, repo)
+        and (i.ref == ref or (len(ref) >= 7 and i.commit.startswith(ref.lower())))
+        and (name is None or i.name == name)
+    ]
+    matches.sort(key=lambda i: (i.owner == username and not i.shared, i.built_at or ""))
+    return matches[-1] if matches else None
+
+
+class LaunchHandler(PageHandler):
+    """``GET launch`` and ``GET v2/gh/<org>/<repo>/<ref>``."""
+
+    def _page_error(self, e: ServiceError) -> web.HTTPError:
+        message = e.message
+        if e.status_code == 429:
+            message = f"{message}. Reload this page to try again."
+        return web.HTTPError(e.status_code, message)
+
+    @needs_scope(None)
+    async def get(
+        self, org: str | None = None, repo_name: str | None = None, ref: str | None = None
+    ):
+        app = self.app
+        if "view" not in self.scopes:
+            raise web.HTTPError(
+                403,
+                f"You are logged in as {self.username}, but you lack the permission "
+                f"{app.scope_prefix + 'view'!r} to launch environments. Ask a hub admin "
+                "to grant you a role with it.",
+            )
+        if org is not None:
+            if not (_NAME_RE.fullmatch(org) and _NAME_RE.fullmatch(repo_name or "")):
+                raise web.HTTPError(
+                    400,
+                    "Short launch links look like v2/gh/<org>/<repo>/<ref>, with org and "
+                    "repo made of letters, digits, '.', '_' and '-'",
+                )
+            repo = f"{app.launch_git_host}/{org}/{repo_name}"
+            ref = ref or "HEAD"
+            name = None
+        else:
+            repo = self.get_argument("repo", "")
+            ref = self.get_argument("ref", "") or "HEAD"
+            name = self.get_argument("name", "") or None
+            if not repo:
+                raise web.HTTPError(
+                    400, "A launch link needs ?repo=<git URL> (and optionally &ref= and &name=)"
+                )
+        try:
+            repo = validate_repo_url(repo, allowed_schemes=app.allowed_repo_schemes)
+            if name is not None:
+                validate_name(name)
+            if "build" in self.scopes:
+                await self._build_then_spawn(repo=repo, ref=ref, name=name)
+            else:
+                await self._spawn_existing(repo=repo, ref=ref, name=name)
+        except ServiceError as e:
+            raise self._page_error(e) from None
+
+    async def _spawn_existing(self, *, repo: str, ref: str, name: str | None) -> None:
+        images = startable(
+            await self.app.catalog.list_images(),
+            username=self.username,
+            everything="admin" in self.scopes,
+        )
+        image = find_existing(images, repo=repo, ref=ref, name=name, username=self.username)
+        if image is None:
+            full = self.app.scope_prefix + "build"
+            raise web.HTTPError(
+                403,
+                f"No environment built from {repo} at {ref} exists that you can start, and "
+                f"you lack the permission {full!r} to build one. Ask someone who may build "
+                "to build it (as a shared environment), or a hub admin for that permission.",
+            )
+        self.log.info("launch: %s starts existing %s", self.username, image.image)
+        self.redirect(self._spawn_url(image.name, image.image))
+
+    async def _build_then_spawn(self, *, repo: str, ref: str, name: str | None) -> None:
+        result = await self.app.manager.submit(
+            BuildRequest(owner=self.username, repo=repo, ref=ref, name=name)
+        )
+        if result.cached:
+            self.log.info("launch: %s starts cached %s", self.username, result.image.image)
+            self.redirect(self._spawn_url(result.image.name, result.image.image))
+            return
+        build = result.build
+        self.render_page(
+            "launch.html",
+            build=build.to_dict(),
+            repo=repo,
+            ref=ref,
+            events_url=f"{self.app.base_url}api/builds/{build.id}/events",
+            logs_url=f"{self.app.base_url}api/builds/{build.id}/logs",
+            spawn_url=self._spawn_url(build.name, build.image),
+        )
+
+    def _spawn_url(self, server_name: str, image: str) -> str:
+        return spawn_url(self.hub_auth.hub_prefix, self.username, server_name, image)
+
+
+# any segment reaches the handler, which answers 400 for names a git host cannot have
+_SEGMENT = r"[^/]+"
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+default_handlers = [
+    (r"launch", LaunchHandler),
+    (rf"v2/gh/(?P<org>{_SEGMENT})/(?P<repo_name>{_SEGMENT})/?", LaunchHandler),
+    (
+        rf"v2/gh/(?P<org>{_SEGMENT})/(?P<repo_name>{_SEGMENT})/(?P<ref>.+)",
+        LaunchHandler,
+    ),
+]

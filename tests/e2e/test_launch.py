@@ -1,0 +1,108 @@
+"""Launch links: from a repository URL to a running server (build, progress, spawn)."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.e2e.conftest import RUN, build, stop_server
+from tests.realparts import EXAMPLES_DIR, files_from_dir
+from tests.ui.test_login import login
+
+pytestmark = [pytest.mark.hub, pytest.mark.docker]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def get_no_redirect(url, token):
+    """(status, Location, body) without following redirects, with a hub token."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    req = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    try:
+        with opener.open(req, timeout=120) as resp:
+            return resp.status, resp.headers.get("Location"), resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Location"), e.read().decode(errors="replace")
+
+
+def spawn_location(hub_url, user, server, image):
+    return f"/hub/spawn/{user}/{server}?" + urllib.parse.urlencode({"image": image})
+
+
+@pytest.mark.browser
+def test_launch_link_goes_from_nothing_to_a_running_server(e2e_hub, e2e_git, page, artifacts):
+    git, _ = e2e_git
+    files = files_from_dir(EXAMPLES_DIR / "hello")
+    files["LAUNCHED.md"] = f"launched by the e2e test {RUN}\n"
+    url = git.create_repo(f"e2e-{RUN}/launchme", files)
+    server = "launchme"
+    link = (
+        e2e_hub.service_url
+        + "launch?"
+        + urllib.parse.urlencode({"repo": url, "ref": "main", "name": server})
+    )
+    login(page, e2e_hub, "alice")
+    start = time.monotonic()
+    try:
+        page.goto(link)
+        # nothing was built from this repository: the launch page follows the build; only
+        # its event stream's `done` event sends the browser on to the hub's spawn URL
+        assert "/services/repo2docker/launch" in page.url, page.url
+        page.locator("#launch-status").wait_for()
+        page.screenshot(path=str(artifacts / "e2e-launch-progress.png"), full_page=True)
+        page.wait_for_url(f"**/user/alice/{server}/**", timeout=300_000)
+        print(f"\n[e2e] launch link to a running server: {time.monotonic() - start:.1f} s")
+        response = page.goto(f"{e2e_hub.url}/user/alice/{server}/api/status")
+        assert response.status == 200
+    finally:
+        stop_server(e2e_hub, "alice", server)
+
+
+def test_short_link_of_a_built_image_redirects_to_the_spawn_url(e2e_hub, hello_image):
+    # launch_git_host is the git server of the tests: v2/gh/<org>/<repo>/<ref> maps onto it
+    status, location, body = get_no_redirect(
+        e2e_hub.service_url + f"v2/gh/e2e-{RUN}/hello/main", e2e_hub.token_for("alice")
+    )
+    assert status == 302, body[-2000:]
+    assert location == spawn_location(e2e_hub.url, "alice", "hello", hello_image["image"])
+
+
+def test_view_only_user_launches_existing_images_only(e2e_hub, e2e_git, hello_image):
+    _, url = e2e_git
+    link = e2e_hub.service_url + "launch?" + urllib.parse.urlencode({"repo": url, "ref": "main"})
+    # bob may not build, and alice's image is private
+    status, _, body = get_no_redirect(link, e2e_hub.token_for("bob"))
+    assert status == 403
+    assert "custom:repo2docker:build" in body and "No environment built from" in body
+    # once an admin built it as a shared environment, bob's link starts that
+    shared = build(e2e_hub, "admin1", repo=url, name="course", shared=True)
+    status, location, body = get_no_redirect(link, e2e_hub.token_for("bob"))
+    assert status == 302, body[-2000:]
+    assert location == spawn_location(e2e_hub.url, "bob", "course", shared["image"])
+
+
+def test_launch_without_view_scope_is_refused(e2e_hub, e2e_git):
+    _, url = e2e_git
+    link = e2e_hub.service_url + "launch?" + urllib.parse.urlencode({"repo": url})
+    status, _, body = get_no_redirect(link, e2e_hub.token_for("dave"))
+    assert status == 403 and "custom:repo2docker:view" in body
+
+
+def test_launch_with_a_bad_repo_is_a_clear_400(e2e_hub):
+    link = e2e_hub.service_url + "launch?repo=" + urllib.parse.quote("ext::sh -c id")
+    status, _, body = get_no_redirect(link, e2e_hub.token_for("alice"))
+    assert status == 400, body[-2000:]
+
+
+def test_short_link_with_a_bad_org_is_a_clear_400(e2e_hub):
+    status, _, body = get_no_redirect(
+        e2e_hub.service_url + "v2/gh/bad%20org/repo/main", e2e_hub.token_for("alice")
+    )
+    assert status == 400 and "v2/gh/&lt;org&gt;/&lt;repo&gt;/&lt;ref&gt;" in body, body[-1000:]

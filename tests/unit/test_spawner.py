@@ -1,0 +1,342 @@
+"""Spawner helpers against a fake service on 127.0.0.1 and the real spawner classes.
+
+DockerSpawner's and KubeSpawner's own code paths run here (options form, options_from_form /
+query, check_allowed, KubeSpawner's profile handling in load_user_options); no Docker
+engine or cluster is needed. The real service endpoint is exercised in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from kubespawner import KubeSpawner
+from tornado import web
+from tornado.httpserver import HTTPServer
+from traitlets.config import Config
+
+from repo2docker_service import spawner as sp
+
+TOKEN = "spawner-test-token"
+
+ALICE_IMAGE = {
+    "owner": "alice",
+    "shared": False,
+    "owner_slug": "alice",
+    "name": "hello",
+    "display_name": "Hello <b>world</b>",
+    "repo": "https://git.example.org/hello.git",
+    "ref": "main",
+    "commit": "7c71e06654c1" + "0" * 28,
+    "image": "r2d-alice/hello:7c71e06654c1",
+    "latest": "r2d-alice/hello:latest",
+    "tags": ["latest", "7c71e06654c1", "0123456789ab"],
+    "references": [
+        "r2d-alice/hello:latest",
+        "r2d-alice/hello:7c71e06654c1",
+        "r2d-alice/hello:0123456789ab",
+    ],
+    "built_at": "2026-11-23T08:56:00.123456Z",
+    "hints": {"cpu": "2"},
+    "limits": {"cpu": 1.5, "memory": "2G", "profile": None, "source": "hints"},
+}
+SHARED_IMAGE = {
+    **ALICE_IMAGE,
+    "owner": "",
+    "shared": True,
+    "owner_slug": "shared",
+    "name": "course",
+    "display_name": "Course",
+    "image": "r2d-shared/course:aaaaaaaaaaaa",
+    "latest": "r2d-shared/course:latest",
+    "tags": ["latest", "aaaaaaaaaaaa"],
+    "references": ["r2d-shared/course:latest", "r2d-shared/course:aaaaaaaaaaaa"],
+    "limits": {"cpu": None, "memory": None, "profile": None, "source": "default"},
+}
+BOB_IMAGE = {
+    **ALICE_IMAGE,
+    "owner": "bob",
+    "owner_slug": "bob",
+    "name": "secret",
+    "display_name": "Bob's",
+    "image": "r2d-bob/secret:bbbbbbbbbbbb",
+    "references": ["r2d-bob/secret:bbbbbbbbbbbb"],
+}
+
+
+class FakeImages(web.RequestHandler):
+    def initialize(self, state):
+        self.state = state
+
+    def get(self, name):
+        self.state["requests"].append(
+            {
+                "name": name,
+                "auth": self.request.headers.get("Authorization"),
+                "admin": self.get_argument("admin", None),
+            }
+        )
+        if self.request.headers.get("Authorization") != f"token {TOKEN}":
+            self.set_status(403)
+            self.finish({"status": 403, "message": "Missing permission 'custom:repo2docker:spawn'"})
+            return
+        everything = self.get_argument("admin", "") == "true"
+        images = [ALICE_IMAGE, SHARED_IMAGE, BOB_IMAGE]
+        if not everything:
+            images = [i for i in images if i["shared"] or i["owner"] == name]
+        self.finish(
+            json.dumps(
+                {
+                    "user": name,
+                    "all": everything,
+                    "images": images,
+                    "machine_profiles": [],
+                    "defaults": {"cpu": None, "memory": None},
+                }
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+async def service():
+    state = {"requests": []}
+    app = web.Application(
+        [(r"/services/repo2docker/api/users/([^/]+)/images", FakeImages, {"state": state})]
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    state["url"] = f"http://127.0.0.1:{port}/services/repo2docker/"
+    yield state
+    server.stop()
+
+
+class User:
+    """What spawners read from ``spawner.user`` (no orm_user: not an admin)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.id = 7
+        self.url = f"/user/{name}/"
+        self.escaped_name = name
+
+
+def docker_spawner(service, name="alice", **kw):
+    kw.setdefault("service_url", service["url"])
+    kw.setdefault("service_token", TOKEN)
+    return sp.Repo2DockerSpawner(user=User(name), **kw)
+
+
+# ------------------------------------------------------------------------ form
+def test_form_lists_images_with_repo_ref_and_date_escaped():
+    answer = {"user": "alice", "all": False, "images": [ALICE_IMAGE, SHARED_IMAGE]}
+    form = sp.render_options_form(answer)
+    assert "Hello &lt;b&gt;world&lt;/b&gt;" in form and "<b>world" not in form
+    assert "https://git.example.org/hello.git@main" in form
+    assert "2026-11-23 08:56 UTC" in form
+    assert "1.5 CPU, 2G memory" in form
+    assert "shared" in form
+    # the first image is preselected
+    first = form.index('value="r2d-alice/hello:7c71e06654c1" checked')
+    assert first > 0
+
+
+def test_form_preselects_a_listed_reference_only():
+    answer = {"user": "alice", "all": False, "images": [ALICE_IMAGE, SHARED_IMAGE]}
+    form = sp.render_options_form(answer, selected="r2d-shared/course:latest")
+    assert 'value="r2d-shared/course:latest" checked' in form
+    form = sp.render_options_form(answer, selected="evil/image:latest")
+    assert "evil" not in form
+    assert 'value="r2d-alice/hello:7c71e06654c1" checked' in form
+
+
+def test_form_without_images_points_at_the_service_page():
+    form = sp.render_options_form({"images": []}, service_page="/services/repo2docker/")
+    assert 'href="/services/repo2docker/"' in form and "no environments" in form
+
+
+async def test_docker_spawner_form_asks_the_service_for_this_user(service):
+    spawner = docker_spawner(service)
+    form = await spawner.get_options_form()
+    assert "Hello &lt;b&gt;world" in form and "Course" in form
+    assert "Bob" not in form
+    last = service["requests"][-1]
+    assert last == {"name": "alice", "auth": f"token {TOKEN}", "admin": None}
+
+
+async def test_docker_spawner_form_shows_service_errors(service):
+    spawner = docker_spawner(service, service_token="wrong")
+    form = await spawner.get_options_form()
+    assert 'id="repo2docker-error"' in form
+    assert "403" in form and "custom:repo2docker:spawn" in form
+
+
+def test_options_from_form_and_query():
+    spawner = sp.Repo2DockerSpawner(user=User("alice"))
+    assert spawner.run_options_from_form({"image": ["r2d-alice/hello:latest"]}) == {
+        "image": "r2d-alice/hello:latest"
+    }
+    assert spawner.options_from_query({"image": ["x:1"]}) == {"image": "x:1"}
+    assert spawner.run_options_from_form({}) == {}
+    # never the DockerSpawner default form built from allowed_images
+    assert spawner.allowed_images == {}
+
+
+# ------------------------------------------------------------------------ spawn check
+async def test_check_allowed_accepts_listed_references_and_sets_limits(service):
+    spawner = docker_spawner(service)
+    assert await spawner.check_allowed("r2d-alice/hello:0123456789ab") == (
+        "r2d-alice/hello:0123456789ab"
+    )
+    assert spawner.cpu_limit == 1.5
+    assert spawner.mem_limit == 2 * 1024**3
+    shared = docker_spawner(service)
+    shared.cpu_limit = 0.25
+    await shared.check_allowed("r2d-shared/course:latest")
+    assert shared.cpu_limit == 0.25  # the service sets no limit: the configured one stays
+
+
+@pytest.mark.parametrize(
+    "image", ["r2d-bob/secret:bbbbbbbbbbbb", "quay.io/jupyter/base-notebook:latest", "r2d-alice/x"]
+)
+async def test_check_allowed_refuses_other_images_with_a_clear_message(service, image):
+    spawner = docker_spawner(service)
+    with pytest.raises(web.HTTPError) as e:
+        await spawner.check_allowed(image)
+    assert e.value.status_code == 403
+    assert "not available to alice" in e.value.log_message
+
+
+async def test_check_allowed_when_the_service_is_down_is_503(service):
+    spawner = docker_spawner(service, service_url="http://127.0.0.1:9/services/repo2docker/")
+    with pytest.raises(web.HTTPError) as e:
+        await spawner.check_allowed("r2d-alice/hello:latest")
+    assert e.value.status_code == 503
+
+
+async def test_start_without_a_choice_is_refused(service):
+    spawner = docker_spawner(service)
+    spawner.user_options = {}
+    with pytest.raises(web.HTTPError) as e:
+        await spawner.start()
+    assert e.value.status_code == 400 and "Choose an environment" in e.value.log_message
+
+
+async def test_allowed_images_star_is_refused(service):
+    spawner = docker_spawner(service, allowed_images="*")
+    spawner.user_options = {"image": "r2d-alice/hello:latest"}
+    with pytest.raises(web.HTTPError) as e:
+        await spawner.start()
+    assert "refused" in e.value.log_message
+
+
+def test_host_spawner_defaults():
+    spawner = sp.Repo2DockerHostSpawner(user=User("alice"))
+    assert (spawner.network_name, spawner.use_internal_ip, spawner.ip) == (
+        "host",
+        True,
+        "127.0.0.1",
+    )
+
+
+def test_config_reaches_the_mixin_through_traitlets():
+    c = Config()
+    token = sp.configure_jupyterhub(c, token="t0k", service_url="http://127.0.0.1:1234/services/x/")
+    assert token == "t0k"
+    spawner = sp.Repo2DockerSpawner(user=User("alice"), config=c)
+    assert spawner.service_url == "http://127.0.0.1:1234/services/x/"
+    assert spawner.service_token == "t0k"
+    assert "custom:repo2docker:view" in c.Spawner.server_token_scopes
+
+
+def test_token_from_the_environment(monkeypatch):
+    monkeypatch.setenv(sp.TOKEN_ENV, "from-env")
+    assert sp.Repo2DockerSpawner(user=User("alice")).service_token == "from-env"
+    assert sp.configure_jupyterhub(Config()) == "from-env"
+
+
+# ------------------------------------------------------------------------ KubeSpawner
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: none
+  cluster: {server: "https://127.0.0.1:9"}
+users:
+- name: none
+  user: {token: unused}
+contexts:
+- name: none
+  context: {cluster: none, user: none}
+current-context: none
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kubeconfig(tmp_path_factory):
+    """KubeSpawner reads a kube config when it is created; it never calls the API here."""
+    path = tmp_path_factory.mktemp("kube") / "config"
+    path.write_text(KUBECONFIG)
+    import kubernetes_asyncio.config.kube_config as kube_config
+
+    mp = pytest.MonkeyPatch()
+    # read from $KUBECONFIG when kubernetes_asyncio is imported: patch the module's copy
+    mp.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    mp.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    yield path
+    mp.undo()
+
+
+def kube(service, name="alice", token=TOKEN):
+    return KubeSpawner(
+        _mock=True,
+        user=User(name),
+        profile_list=sp.make_profile_list(service_url=service["url"], token=token),
+    )
+
+
+async def test_profile_list_with_kubespawner_form(service):
+    spawner = kube(service)
+    form = await spawner.get_options_form()
+    assert "Course" in form and "git.example.org/hello.git@main" in form
+    assert "Bob" not in form
+
+
+async def test_profile_list_choice_is_applied_by_kubespawner(service):
+    spawner = kube(service)
+    spawner.user_options = spawner.run_options_from_form({"profile": ["alice--hello"]})
+    await spawner.load_user_options()
+    assert spawner.image == "r2d-alice/hello:7c71e06654c1"
+    assert spawner.cpu_limit == 1.5
+    assert spawner.mem_limit == 2 * 1024**3
+
+
+async def test_profile_list_default_is_the_first_image(service):
+    spawner = kube(service)
+    spawner.user_options = {}
+    await spawner.load_user_options()
+    assert spawner.image == "r2d-alice/hello:7c71e06654c1"
+
+
+async def test_kubespawner_refuses_a_profile_the_user_may_not_start(service):
+    spawner = kube(service)
+    spawner.user_options = {"profile": "bob--secret"}
+    with pytest.raises(ValueError, match="No such profile"):
+        await spawner.load_user_options()
+    # and an image smuggled into user_options through the REST API is ignored
+    spawner = kube(service)
+    spawner.user_options = {"profile": "alice--hello", "image": "r2d-bob/secret:bbbbbbbbbbbb"}
+    await spawner.load_user_options()
+    assert spawner.image == "r2d-alice/hello:7c71e06654c1"
+
+
+async def test_profile_list_service_errors_are_503(service):
+    spawner = kube(service, token="nope")
+    spawner.user_options = {"profile": "alice--hello"}
+    with pytest.raises(web.HTTPError) as e:
+        await spawner.load_user_options()
+    assert e.value.status_code == 503
