@@ -24,6 +24,7 @@ are the catalog: :func:`image_labels` writes them, :func:`parse_labels` reads th
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import re
@@ -335,9 +336,15 @@ class Event:
     def to_sse(self) -> str:
         """The event as one Server-Sent Events message.
 
+        Serialized once per event, however many viewers follow the build.
+
         Returns:
             ``"id: N\\nevent: TYPE\\ndata: JSON\\n\\n"`` (the JSON is on one line).
         """
+        return self._sse
+
+    @functools.cached_property
+    def _sse(self) -> str:
         payload = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
         return f"id: {self.id}\nevent: {self.type}\ndata: {payload}\n\n"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tornado.iostream import StreamClosedError
@@ -168,6 +169,8 @@ class BuildEventsHandler(BuildsMixin, APIHandler):
                     break
         except StreamClosedError:
             return  # the viewer left; the build goes on regardless
+        # let every other viewer write the final events before any teardown runs
+        await asyncio.sleep(0)
         self.finish()
 
 
