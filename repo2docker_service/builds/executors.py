@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import codecs
+import itertools
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..images.registry import RegistryCredentials, write_docker_config
-from .model import Build, EventType
+from .model import LABEL_BUILD_ID, Build, EventType
 
 if TYPE_CHECKING:
     from ..sources import GitCredentials
@@ -53,6 +54,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 #: environment variables of the service that builds never need (tokens of the service)
 _PRIVATE_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_", "REPO2DOCKER_SERVICE_")
 _MAX_REASON = 500
+LABEL_BUILD_ID_PREFIX = LABEL_BUILD_ID + "="
 
 
 class BuildFailed(Exception):
@@ -79,6 +81,59 @@ class AdoptedBuild:
 
     build: Build
     handle: Any
+
+
+@dataclass
+class LostBuild:
+    """A build whose service died while it ran (found by :meth:`Executor.stop_lost`).
+
+    Attributes:
+        image: the ``--image-name`` it was building.
+        labels: the image labels it was given (``model.parse_labels`` reads them).
+    """
+
+    image: str
+    labels: dict[str, str]
+
+
+def find_orphan_builds(proc: str = "/proc") -> list[tuple[int, list[str]]]:
+    """repo2docker processes started by a LocalExecutor whose service is gone.
+
+    A LocalExecutor starts repo2docker as a session leader with the service's labels in
+    its argv. Such a process is an orphan when its parent is no longer a
+    repo2docker-service process (it was re-parented to init or a subreaper).
+
+    Args:
+        proc: the procfs mount point.
+
+    Returns:
+        ``(pid, argv)`` of each orphan (blocking file reads: call it in a thread).
+    """
+    found = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(proc, entry, "cmdline").read_bytes().split(b"\0")
+            stat = Path(proc, entry, "stat").read_text()
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        if "--json-logs" not in args or not any(a.startswith(LABEL_BUILD_ID_PREFIX) for a in args):
+            continue
+        # fields after "(comm)": state ppid pgrp session ...
+        fields = stat.rsplit(")", 1)[-1].split()
+        pid, ppid, session = int(entry), int(fields[1]), int(fields[3])
+        if session != pid:
+            continue  # a child of the build, not repo2docker itself
+        try:
+            parent = Path(proc, str(ppid), "cmdline").read_bytes()
+        except OSError:
+            parent = b""
+        if b"repo2docker_service" in parent or b"repo2docker-service" in parent:
+            continue  # a live service's build
+        found.append((pid, args))
+    return found
 
 
 class Executor:
@@ -141,6 +196,18 @@ class Executor:
 
         Returns:
             One :class:`AdoptedBuild` each (the base class: none).
+        """
+        return []
+
+    async def stop_lost(self, *, accept: Callable[[str], bool]) -> list[LostBuild]:
+        """Stop builds an earlier run of the service left behind without a way to adopt them.
+
+        Args:
+            accept: called with each found build's image reference; only builds it
+                accepts (this service's images) are stopped.
+
+        Returns:
+            What was found and stopped (the base class: nothing).
         """
         return []
 
@@ -464,8 +531,50 @@ class LocalExecutor(Executor):
         if proc.returncode is None:
             await proc.wait()
 
+    async def stop_lost(self, *, accept: Callable[[str], bool]) -> list[LostBuild]:
+        """Stop repo2docker processes that outlived an earlier run of the service.
+
+        They run in their own sessions, so a service killed with SIGKILL (or by the OOM
+        killer) leaves them behind; this finds them by the labels in their argv (see
+        :func:`find_orphan_builds`), kills their process groups and reports them so the
+        manager can record them as ``lost``.
+
+        Args:
+            accept: called with each found build's image reference; only builds it
+                accepts (this service's images) are stopped.
+
+        Returns:
+            The builds that were stopped.
+        """
+        lost = []
+        for pid, args in await asyncio.to_thread(find_orphan_builds):
+            image, labels = _labels_from_argv(args)
+            if not image or not accept(image):
+                continue
+            self.log.warning("stopping build left by an earlier run: pid %d, image %s", pid, image)
+            _signal_group(pid, signal.SIGTERM)
+            for _ in range(int(self.kill_grace_period * 10)):
+                if not await asyncio.to_thread(os.path.exists, f"/proc/{pid}"):
+                    break
+                await asyncio.sleep(0.1)
+            _signal_group(pid, signal.SIGKILL)
+            lost.append(LostBuild(image=image, labels=labels))
+        return lost
+
     def _log(self, build: Build, level: int, msg: str, *args: Any) -> None:
         self.log.log(level, "build %s (owner %s): " + msg, build.id, build.owner, *args)
+
+
+def _labels_from_argv(args: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """(--image-name, {label: value}) from a repo2docker argv."""
+    image, labels = "", {}
+    for flag, value in itertools.pairwise(args):
+        if flag == "--image-name":
+            image = value
+        elif flag == "--label" and "=" in value:
+            key, _, val = value.partition("=")
+            labels[key] = val
+    return image, labels
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -38,7 +38,7 @@ from ..errors import (
 from ..images.naming import SHARED_OWNER, ImageNamer, commit_tag, derive_name, escape_owner
 from ..images.naming import validate_name as validate_image_name
 from ..store import BuildStore
-from .executors import AdoptedBuild, BuildFailed, Executor
+from .executors import AdoptedBuild, BuildFailed, Executor, LostBuild
 from .model import (
     ACTIVE_STATES,
     Build,
@@ -46,6 +46,7 @@ from .model import (
     BuildState,
     EventType,
     image_labels,
+    parse_labels,
     validate_display_name,
     validate_hints,
 )
@@ -229,11 +230,11 @@ class BuildManager:
     async def recover(self) -> int:
         """Adopt builds that outlived a restart, then report what the catalog holds.
 
-        Images are the durable state and the store starts empty. With the
-        :class:`~repo2docker_service.builds.executors.LocalExecutor` builds that were
-        running when the service stopped died with it and are simply gone (their images
-        were never tagged, or only under a commit tag that a new request rebuilds or
-        reuses). An executor whose builds survive restarts (``executor.adoptable``, the
+        Images are the durable state and the store starts empty. On a clean stop the
+        :class:`~repo2docker_service.builds.executors.LocalExecutor`'s builds are
+        cancelled; after a crash its repo2docker processes outlive the service, so they
+        are found here (``executor.stop_lost``), stopped, and recorded as ``lost`` (their
+        images are never tagged ``latest``). An executor whose builds survive restarts (``executor.adoptable``, the
         :class:`~repo2docker_service.builds.executors.DockerExecutor`) hands them back
         here: each becomes a ``building`` record again (its log replayed from the
         start), is followed to its end and then finished as usual (tags, push).
@@ -257,6 +258,13 @@ class BuildManager:
                 self._adopted.add(task)
                 task.add_done_callback(self._adopted.discard)
                 self._log(build, logging.INFO, "adopted running build of %s", build.image)
+        for lost in await self.executor.stop_lost(
+            accept=lambda ref: self.namer.parse(ref) is not None
+        ):
+            build = self._lost_record(lost)
+            if build is not None and self.store.get(build.id) is None:
+                self.store.add(build)
+                self._log(build, logging.WARNING, "reported as lost: %s", build.image)
         images = await self.catalog.list_images()
         owners = {(i.shared, i.owner) for i in images}
         self.log.info(
@@ -266,6 +274,34 @@ class BuildManager:
             len(owners),
         )
         return len(images)
+
+    def _lost_record(self, lost: LostBuild) -> Build | None:
+        """A ``lost`` build record for a build a dead earlier run of the service left."""
+        parsed = parse_labels(lost.labels)
+        where = self.namer.parse(lost.image)
+        if parsed is None or where is None or not parsed["build_id"]:
+            return None
+        owner_slug, name = where
+        build = Build(
+            id=parsed["build_id"],
+            owner=parsed["owner"],
+            owner_slug=owner_slug,
+            shared=parsed["shared"],
+            name=name,
+            display_name=parsed["display_name"],
+            repo=parsed["repo"],
+            ref=parsed["ref"],
+            commit=parsed["commit"],
+            image=lost.image,
+            latest_image=self.namer.reference(owner_slug=owner_slug, name=name, tag="latest"),
+            hints=dict(parsed["hints"]),
+        )
+        build.set_state(
+            BuildState.LOST,
+            error="the service stopped while this build was running; it was stopped. "
+            "Start the build again.",
+        )
+        return build
 
     # ------------------------------------------------------------------ queries
     def get(self, build_id: str) -> Build | None:
