@@ -23,7 +23,6 @@ import pytest
 from tests.hub.hubrig import start_hub
 from tests.realparts import EXAMPLES_DIR as EXAMPLES
 from tests.realparts import OFFLINE_CONFIG, files_from_dir, loopback_env
-from tests.ui.conftest import artifacts, browser, page  # noqa: F401  (fixtures for e2e UI tests)
 
 RUN = secrets.token_hex(3)
 CONTAINER_PREFIX = f"r2de2e-{RUN}"
