@@ -2,11 +2,13 @@
 
 Every test uses its own repositories and environment names (a random suffix), so it can run
 next to other tests that build in the same Docker engine. Screenshots go to the artifacts
-folder and are copied to docs/screenshots/ (the README shows them).
+folder; with R2DS_UPDATE_SCREENSHOTS=1 they are also copied to docs/screenshots/ (the
+README shows them).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -121,8 +123,9 @@ def wait_state(page: Page, name: str, state: str, timeout: float = BUILD_TIMEOUT
 def save_screenshot(page: Page, artifacts: Path, filename: str, *, full_page=False) -> None:
     path = artifacts / filename
     page.screenshot(path=str(path), full_page=full_page)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, SCREENSHOTS / filename)
+    if os.environ.get("R2DS_UPDATE_SCREENSHOTS") == "1":  # refresh the README's pictures
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / filename)
 
 
 def count_lines(text: str, prefix: str, n: int) -> dict[int, int]:
