@@ -41,6 +41,23 @@ def wait_for(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s; see {STATE}/hub.log")
 
 
+def stop_stale_processes() -> None:
+    """Stop a hub or proxy an earlier demo left running (it would hold the ports)."""
+    for name in ("jupyterhub.pid", "proxy.pid"):
+        path = STATE / name
+        try:
+            pid = int(path.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, signal.SIGTERM)
+            print(f"Stopped a {name[:-4]} left by an earlier demo (pid {pid})", flush=True)
+            time.sleep(1)
+        except ProcessLookupError:
+            pass
+        path.unlink(missing_ok=True)
+
+
 def demo_password() -> str:
     path = STATE / "demo-password"
     if not path.exists():
@@ -56,6 +73,7 @@ def main() -> None:
     args = parser.parse_args()
 
     STATE.mkdir(parents=True, exist_ok=True)
+    stop_stale_processes()
     password = demo_password()
     git = GitHTTPServer(tempfile.mkdtemp(prefix="r2ds-demo-git-")).start()
     example_url = git.create_repo("examples/hello", files_from_dir(REPO / "examples" / "hello"))
