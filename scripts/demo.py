@@ -116,7 +116,9 @@ Press Ctrl-C to stop.""",
         if not args.no_build:
             image = build_example(args.url, service, example_url)
         print_launch_links(args.url, service, example_url, image)
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # so sigwait gets them
+        signal.sigwait(stop_signals)
     except KeyboardInterrupt:
         pass
     finally:
