@@ -234,7 +234,8 @@ class BuildManager:
         :class:`~repo2docker_service.builds.executors.LocalExecutor`'s builds are
         cancelled; after a crash its repo2docker processes outlive the service, so they
         are found here (``executor.stop_lost``), stopped, and recorded as ``lost`` (their
-        images are never tagged ``latest``). An executor whose builds survive restarts (``executor.adoptable``, the
+        images are never tagged ``latest``). An executor whose builds survive restarts
+        (``executor.adoptable``, the
         :class:`~repo2docker_service.builds.executors.DockerExecutor`) hands them back
         here: each becomes a ``building`` record again (its log replayed from the
         start), is followed to its end and then finished as usual (tags, push).
