@@ -101,7 +101,8 @@ def find_orphan_builds(proc: str = "/proc") -> list[tuple[int, list[str]]]:
 
     A LocalExecutor starts repo2docker as a session leader with the service's labels in
     its argv. Such a process is an orphan when its parent is no longer a
-    repo2docker-service process (it was re-parented to init or a subreaper).
+    repo2docker-service process (it was re-parented to init or a subreaper). Processes in
+    other PID namespaces (containers, such as DockerExecutor builders) are never matched.
 
     Args:
         proc: the procfs mount point.
@@ -110,10 +111,16 @@ def find_orphan_builds(proc: str = "/proc") -> list[tuple[int, list[str]]]:
         ``(pid, argv)`` of each orphan (blocking file reads: call it in a thread).
     """
     found = []
+    try:
+        own_ns = os.readlink(Path(proc, "self", "ns", "pid"))
+    except OSError:
+        own_ns = None
     for entry in os.listdir(proc):
         if not entry.isdigit():
             continue
         try:
+            if own_ns is not None and os.readlink(Path(proc, entry, "ns", "pid")) != own_ns:
+                continue  # inside a container (e.g. a DockerExecutor builder): not ours
             argv = Path(proc, entry, "cmdline").read_bytes().split(b"\0")
             stat = Path(proc, entry, "stat").read_text()
         except OSError:
@@ -756,6 +763,10 @@ class DockerExecutor(LocalExecutor):
         docker, self._docker = self._docker, None
         if docker is not None:
             await docker.close()
+
+    async def stop_lost(self, *, accept: Callable[[str], bool]) -> list[LostBuild]:
+        """Nothing is lost: builder containers outlive the service and are adopted."""
+        return []
 
     def detach(self) -> None:
         """From now on a cancelled build leaves its container running (for adopt())."""
