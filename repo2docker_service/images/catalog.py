@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Catalog", "ImageInfo"]
+__all__ = ["Catalog", "ImageInfo", "select_images"]
 
 
 @dataclass
@@ -82,6 +82,26 @@ class ImageInfo:
             "build_id": self.build_id,
             "hints": dict(self.hints),
         }
+
+
+def select_images(
+    infos: list[ImageInfo], *, owner: str | None, include_shared: bool
+) -> list[ImageInfo]:
+    """The listing rule every catalog applies: filter by owner, then sort.
+
+    Args:
+        infos: all environments the catalog knows.
+        owner: only private images of this JupyterHub username (None: all).
+        include_shared: with ``owner``, also shared images.
+
+    Returns:
+        The selected environments sorted by (shared, owner, name).
+    """
+    if owner is not None:
+        infos = [
+            i for i in infos if (not i.shared and i.owner == owner) or (include_shared and i.shared)
+        ]
+    return sorted(infos, key=lambda i: (i.shared, i.owner, i.name))
 
 
 class Catalog:

@@ -26,7 +26,7 @@ from aiodocker.exceptions import DockerError
 
 from ..builds.model import LABEL_OWNER, parse_labels
 from ..errors import Conflict, NotFound, UpstreamError
-from .catalog import Catalog, ImageInfo
+from .catalog import Catalog, ImageInfo, select_images
 from .naming import SHARED_OWNER, ImageNamer, escape_owner
 
 __all__ = ["DockerCatalog", "ImageInfo"]
@@ -291,13 +291,7 @@ class DockerCatalog(Catalog):
         """
         groups = self._group(await self._list_ours())
         infos = [self._info(key, tagged) for key, tagged in groups.items()]
-        if owner is not None:
-            infos = [
-                i
-                for i in infos
-                if (not i.shared and i.owner == owner) or (include_shared and i.shared)
-            ]
-        return sorted(infos, key=lambda i: (i.shared, i.owner, i.name))
+        return select_images(infos, owner=owner, include_shared=include_shared)
 
     async def get(self, *, owner_slug: str, name: str) -> ImageInfo | None:
         """One environment by owner part and name, or None.

@@ -76,7 +76,7 @@ import aiohttp
 
 from ..builds.model import parse_labels
 from ..errors import Conflict, NotFound, Unavailable, UpstreamError
-from .catalog import Catalog, ImageInfo
+from .catalog import Catalog, ImageInfo, select_images
 from .naming import SHARED_OWNER, ImageNamer, escape_owner, is_valid_tag
 
 __all__ = [
@@ -1380,16 +1380,10 @@ class RegistryCatalog(Catalog):
             self._infos[repository] = cached
             if cached[1] is not None:
                 infos.append(cached[1])
-        if owner is not None:
-            infos = [
-                i
-                for i in infos
-                if (not i.shared and i.owner == owner) or (include_shared and i.shared)
-            ]
         # copies: the cached records stay as they are whatever callers do
         return [
             dataclasses.replace(i, tags=list(i.tags), hints=dict(i.hints))
-            for i in sorted(infos, key=lambda i: (i.shared, i.owner, i.name))
+            for i in select_images(infos, owner=owner, include_shared=include_shared)
         ]
 
     async def get(self, *, owner_slug: str, name: str) -> ImageInfo | None:
