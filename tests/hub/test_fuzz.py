@@ -11,7 +11,8 @@ from scripts.fuzz_api import run_schemathesis, served, start_fuzz_hub
 pytestmark = pytest.mark.hub
 
 
-def test_fuzz_fast_profile(tmp_path):
+def test_fuzz_fast_profile(tmp_path, docker_engine):
+    """The service answers from Docker, so the engine must be up (else 502s, not bugs)."""
     hub = start_fuzz_hub(tmp_path / "hub")
     try:
         rc = run_schemathesis(hub, max_examples=8, seed=1)
