@@ -1,10 +1,26 @@
 """The image catalog read from a Docker engine (aiodocker).
 
 The service's images carry labels (see :mod:`repo2docker_service.builds.model`); those
-labels are the catalog. :class:`DockerCatalog` lists them with one API call, groups tags by
-``(owner_slug, name)`` repository and checks each tag against its labels: a tag whose
-repository name does not match the owner and name in the labels is ignored (ownership
-comes from labels, never from names alone).
+labels are the catalog. :class:`DockerCatalog` groups tags by ``(owner_slug, name)``
+repository and checks each tag against its labels: a tag whose repository name does not
+match the owner and name in the labels is ignored (ownership comes from labels, never from
+names alone).
+
+Asking the engine for the labelled images costs ~100 ms once it holds a couple of thousand
+images (Docker walks every image to apply the label filter), so listings are served from
+an in-memory index instead:
+
+- it is filled by one full list when the catalog starts watching (on first use);
+- a background task follows the engine's image events (tag, untag, delete, load, import,
+  pull) and re-inspects the one image each event names (~1 ms), so images that other
+  writers add or remove (``docker rmi``, another service, repo2docker) show up within
+  milliseconds;
+- the catalog's own writes (tag, untag, delete) update it at once, and ``image_info``
+  (the cache check) always inspects the engine;
+- the event stream is subscribed with ``since`` a second before the full list, so nothing
+  between the two is missed; when the stream drops, listings go back to asking the engine
+  on every request until it is re-established (with a fresh full list), and a full list
+  every ``resync_interval`` seconds is a safety net.
 
 All Docker calls go through one choke point that turns "cannot connect" and engine errors
 into :class:`~repo2docker_service.errors.UpstreamError`; "not found" becomes None, False or
@@ -14,10 +30,13 @@ into :class:`~repo2docker_service.errors.UpstreamError`; "not found" becomes Non
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
 from typing import Any
 
 import aiodocker
@@ -32,6 +51,31 @@ from .naming import SHARED_OWNER, ImageNamer, escape_owner
 __all__ = ["DockerCatalog", "ImageInfo"]
 
 LATEST = "latest"
+#: image event actions that change nothing the catalog shows
+_IGNORED_ACTIONS = frozenset({"push", "save", "inspect"})
+
+
+def _epoch(created: Any) -> int:
+    """Docker's ``Created`` as seconds (lists give an int, inspect an RFC 3339 string)."""
+    if isinstance(created, int | float):
+        return int(created)
+    try:
+        when = datetime.strptime(str(created)[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return 0
+    return int(when.replace(tzinfo=UTC).timestamp())
+
+
+def _item_from_inspect(data: Mapping[str, Any]) -> dict[str, Any]:
+    """An image-list item (``Id``, ``RepoTags``, ``Labels``, ``Created``, ``Size``) from an
+    inspect answer."""
+    return {
+        "Id": data.get("Id"),
+        "RepoTags": list(data.get("RepoTags") or []),
+        "Labels": dict((data.get("Config") or {}).get("Labels") or {}),
+        "Created": _epoch(data.get("Created")),
+        "Size": data.get("Size"),
+    }
 
 
 def split_reference(reference: str) -> tuple[str, str]:
@@ -60,6 +104,10 @@ class DockerCatalog(Catalog):
         registry_auth: ``{"username": ..., "password": ...}`` for pushes, or None
             (anonymous, or what the engine has configured).
         request_timeout: seconds for each API call except pushes.
+        watch: keep the in-memory index current from the engine's events (False: ask the
+            engine on every listing).
+        resync_interval: seconds between full re-lists of the index (a safety net; events
+            keep it current in between).
         log: the logger to use.
     """
 
@@ -72,14 +120,28 @@ class DockerCatalog(Catalog):
         url: str | None = None,
         registry_auth: Mapping[str, str] | None = None,
         request_timeout: float = 60.0,
+        watch: bool = True,
+        resync_interval: float = 600.0,
         log: logging.Logger | None = None,
     ) -> None:
         self.namer = namer
         self.url = url
         self.request_timeout = request_timeout
+        self.watch = watch
+        self.resync_interval = resync_interval
         self.log = log or logging.getLogger("repo2docker_service.catalog")
         self._registry_auth = dict(registry_auth) if registry_auth else None
         self._docker: aiodocker.Docker | None = None
+        # the index: image id -> image-list item, and reference -> image id
+        self._items: dict[str, dict[str, Any]] = {}
+        self._by_tag: dict[str, str] = {}
+        self._live = False  # the index is complete and the event stream is followed
+        self._version = 0  # bumped on every index change
+        self._derived_version = -1
+        self._groups: dict[tuple[str, str], list[_Tagged]] = {}
+        self._infos: list[ImageInfo] = []
+        self._watcher: asyncio.Task[None] | None = None
+        self._attempted = asyncio.Event()  # set after each (re)connection attempt
 
     def __repr__(self) -> str:
         return f"DockerCatalog(url={self.url!r}, namer={self.namer!r})"
@@ -118,10 +180,199 @@ class DockerCatalog(Catalog):
             await self._client().version()
 
     async def close(self) -> None:
-        """Close the client (a later call connects again)."""
+        """Stop watching and close the client (a later call connects again)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
+        self._set_live(False)
         docker, self._docker = self._docker, None
         if docker is not None:
             await docker.close()
+
+    # ------------------------------------------------------------------ the index
+    @property
+    def live(self) -> bool:
+        """Whether listings are answered from the event-fed index."""
+        return self._live
+
+    def _set_live(self, live: bool) -> None:
+        if not live:
+            self._items.clear()
+            self._by_tag.clear()
+            self._version += 1
+        self._live = live
+
+    async def _index_ready(self) -> bool:
+        """Start watching on first use (waiting for the first full list); whether the
+        index can answer now."""
+        if not self.watch:
+            return False
+        if self._watcher is None or self._watcher.done():
+            self._attempted.clear()
+            self._watcher = asyncio.create_task(self._watch(), name="docker-catalog-events")
+            with suppress(TimeoutError):
+                async with asyncio.timeout(self.request_timeout):
+                    await self._attempted.wait()
+        return self._live
+
+    async def _engine_time(self) -> int:
+        """The engine's clock in whole seconds (events are filtered by its clock)."""
+        async with self._upstream("reading the engine clock"):
+            info = await self._client().system.info()
+        try:
+            return _epoch(info["SystemTime"])
+        except (KeyError, TypeError):
+            return int(time.time())
+
+    async def _watch(self) -> None:
+        """Follow the engine's image events forever, reconnecting with back-off."""
+        delay = 0.5
+        while True:
+            docker = self._client()
+            try:
+                since = await self._engine_time() - 1
+                subscriber = docker.events.subscribe(
+                    filters=json.dumps({"type": ["image"]}), since=str(since)
+                )
+                items = await self._list_ours()
+                self._load(items)
+                self._set_live(True)
+                self._attempted.set()
+                self.log.debug("image index loaded (%d images); following events", len(items))
+                delay = 0.5
+                resync_at = time.monotonic() + self.resync_interval
+                while True:
+                    try:
+                        async with asyncio.timeout(max(0.0, resync_at - time.monotonic())):
+                            event = await subscriber.get()
+                    except TimeoutError:
+                        self._load(await self._list_ours())
+                        resync_at = time.monotonic() + self.resync_interval
+                        continue
+                    if event is None:
+                        raise UpstreamError("the engine closed its event stream")
+                    await self._on_event(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # never let the watcher die; listings fall back
+                if self._live:
+                    self.log.warning(
+                        "Lost the Docker image events (%s); listing from the engine until "
+                        "they are back",
+                        e,
+                    )
+                else:
+                    self.log.debug("image events unavailable: %s", e)
+            finally:
+                self._set_live(False)
+                self._attempted.set()
+                with suppress(Exception):
+                    await docker.events.stop()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _on_event(self, event: Mapping[str, Any]) -> None:
+        action = str(event.get("Action") or event.get("status") or "")
+        actor = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+        if not actor or action in _IGNORED_ACTIONS:
+            return
+        if action == "delete":
+            self._drop_image(actor)
+            return
+        await self._refresh(actor)
+
+    async def _refresh(self, reference: str) -> None:
+        """Re-read one image (by id or reference) into the index."""
+        data = await self._inspect(reference)
+        if data is None:
+            self._drop_image(reference)
+        else:
+            self._upsert(_item_from_inspect(data))
+
+    def _load(self, items: list[dict[str, Any]]) -> None:
+        """Replace the index with a full list."""
+        self._items.clear()
+        self._by_tag.clear()
+        for item in items:
+            self._upsert(item)
+        self._version += 1
+
+    def _upsert(self, item: dict[str, Any]) -> None:
+        """Put one image in the index (a reference names one image: moved tags leave
+        their old image)."""
+        image_id = item.get("Id")
+        if not image_id:
+            return
+        tags = sorted(t for t in item.get("RepoTags") or [] if t != "<none>:<none>")
+        labels = item.get("Labels") or {}
+        ours = bool(tags) and LABEL_OWNER in labels
+        # the same fields whether it came from a list or an inspect
+        item = {
+            "Id": image_id,
+            "RepoTags": tags,
+            "Labels": labels,
+            "Created": _epoch(item.get("Created")),
+            "Size": item.get("Size"),
+        }
+        if ours and self._items.get(image_id) == item:
+            return  # unchanged (the cache check inspects images that are usually indexed)
+        old = self._items.pop(image_id, None)
+        for tag in old.get("RepoTags", []) if old else []:
+            if self._by_tag.get(tag) == image_id:
+                del self._by_tag[tag]
+        for tag in tags:
+            self._drop_tag(tag)
+        if ours:
+            self._items[image_id] = item
+            for tag in tags:
+                self._by_tag[tag] = image_id
+        self._version += 1
+
+    def _drop_tag(self, reference: str) -> None:
+        image_id = self._by_tag.pop(reference, None)
+        item = self._items.get(image_id) if image_id else None
+        if item is None:
+            return
+        tags = [t for t in item["RepoTags"] if t != reference]
+        if tags:
+            self._items[image_id] = {**item, "RepoTags": tags}
+        else:
+            del self._items[image_id]
+        self._version += 1
+
+    def _drop_image(self, image_id: str) -> None:
+        item = self._items.pop(image_id, None)
+        if item is None:
+            return
+        for tag in item["RepoTags"]:
+            if self._by_tag.get(tag) == image_id:
+                del self._by_tag[tag]
+        self._version += 1
+
+    def _indexed_groups(self) -> dict[tuple[str, str], list[_Tagged]]:
+        if self._derived_version != self._version:
+            self._groups = self._group(list(self._items.values()))
+            self._infos = [self._info(key, tagged) for key, tagged in self._groups.items()]
+            self._derived_version = self._version
+        return self._groups
+
+    def _indexed_repository(self, repository: str) -> dict[tuple[str, str], list[_Tagged]]:
+        """Tags of one repository from the index (without regrouping everything)."""
+        prefix = repository + ":"
+        items = [
+            item
+            for item in self._items.values()
+            if any(t.startswith(prefix) for t in item["RepoTags"])
+        ]
+        return self._group(items)
+
+    async def _groups_for(self, repository: str) -> dict[tuple[str, str], list[_Tagged]]:
+        """Tags of one repository: from the index when live, else from the engine."""
+        if await self._index_ready():
+            return self._indexed_repository(repository)
+        return self._group(await self._list_ours(repository=repository))
 
     @asynccontextmanager
     async def _upstream(self, what: str, *, limit: float | None = -1) -> AsyncIterator[None]:
@@ -289,8 +540,12 @@ class DockerCatalog(Catalog):
         Raises:
             UpstreamError: the engine is unreachable.
         """
-        groups = self._group(await self._list_ours())
-        infos = [self._info(key, tagged) for key, tagged in groups.items()]
+        if await self._index_ready():
+            self._indexed_groups()
+            infos = self._infos
+        else:
+            groups = self._group(await self._list_ours())
+            infos = [self._info(key, tagged) for key, tagged in groups.items()]
         return select_images(infos, owner=owner, include_shared=include_shared)
 
     async def get(self, *, owner_slug: str, name: str) -> ImageInfo | None:
@@ -303,8 +558,7 @@ class DockerCatalog(Catalog):
             repository = self.namer.repository(owner_slug=owner_slug, name=name)
         except ValueError:
             return None
-        groups = self._group(await self._list_ours(repository=repository))
-        tagged = groups.get((owner_slug, name))
+        tagged = (await self._groups_for(repository)).get((owner_slug, name))
         return self._info((owner_slug, name), tagged) if tagged else None
 
     async def image_info(self, reference: str) -> ImageInfo | None:
@@ -320,7 +574,17 @@ class DockerCatalog(Catalog):
         key = self.namer.parse(repository)
         if key is None:
             return None
-        groups = self._group(await self._list_ours(repository=repository))
+        if await self._index_ready():
+            # the engine decides (one inspect); the index, updated with that answer, gives
+            # the repository's other tags
+            data = await self._inspect(reference)
+            if data is None:
+                self._drop_tag(reference)
+                return None
+            self._upsert(_item_from_inspect(data))
+            groups = self._indexed_repository(repository)
+        else:
+            groups = self._group(await self._list_ours(repository=repository))
         tagged = groups.get(key) or []
         focus = next((t for t in tagged if t.reference == reference), None)
         if focus is None:
@@ -345,6 +609,8 @@ class DockerCatalog(Catalog):
             raise UpstreamError(
                 f"Docker refused to tag {source} as {target}: {e.message}"
             ) from None
+        if self._live:
+            await self._refresh(target)
 
     async def remove_tag(self, reference: str) -> bool:
         """Remove the reference ``reference`` (untag; the image goes if it was the last tag
@@ -366,6 +632,7 @@ class DockerCatalog(Catalog):
             if e.status == 409:
                 raise Conflict(f"cannot remove {reference}: {e.message}") from None
             raise UpstreamError(f"Docker refused to remove {reference}: {e.message}") from None
+        self._drop_tag(reference)
         return True
 
     async def remove_if_untagged(self, image_id: str) -> bool:
@@ -389,6 +656,7 @@ class DockerCatalog(Catalog):
             if e.status in (404, 409):
                 return False
             raise UpstreamError(f"Docker refused to remove {image_id}: {e.message}") from None
+        self._drop_image(image_id)
         return True
 
     async def push(self, reference: str) -> None:
@@ -430,7 +698,7 @@ class DockerCatalog(Catalog):
             repository = self.namer.repository(owner_slug=owner_slug, name=name)
         except ValueError:
             raise NotFound(f"no image {owner_slug}/{name}") from None
-        tagged = self._group(await self._list_ours(repository=repository)).get((owner_slug, name))
+        tagged = (await self._groups_for(repository)).get((owner_slug, name))
         if not tagged:
             raise NotFound(f"no image {owner_slug}/{name}")
         image_ids = {t.item.get("Id") for t in tagged}
@@ -456,6 +724,7 @@ class DockerCatalog(Catalog):
                 raise UpstreamError(
                     f"Docker refused to remove {t.reference}: {e.message}"
                 ) from None
+            self._drop_tag(t.reference)
             removed.append(t.reference)
         self.log.info("deleted %s (%d tags)", repository, len(removed))
         return removed

@@ -6,7 +6,12 @@ import pytest
 
 from repo2docker_service.builds.model import Build, image_labels
 from repo2docker_service.errors import UpstreamError
-from repo2docker_service.images.docker import DockerCatalog, split_reference
+from repo2docker_service.images.docker import (
+    DockerCatalog,
+    _epoch,
+    _item_from_inspect,
+    split_reference,
+)
 from repo2docker_service.images.naming import ImageNamer, escape_owner
 
 REG = "127.0.0.1:5000"
@@ -34,7 +39,47 @@ def labels_for(owner: str, name: str, commit: str, *, shared=False, built_at=Non
 
 @pytest.fixture
 def catalog():
-    return DockerCatalog(namer=ImageNamer(registry=REG, prefix="r2d-"))
+    # watch=False: these tests feed the engine's answers by hand
+    return DockerCatalog(namer=ImageNamer(registry=REG, prefix="r2d-"), watch=False)
+
+
+def as_inspect(it: dict) -> dict:
+    """What ``images.inspect`` answers for a list item."""
+    return {
+        "Id": it["Id"],
+        "RepoTags": it["RepoTags"] or [],
+        "Config": {"Labels": it["Labels"]},
+        "Created": "2026-01-01T00:00:01.123456789Z",
+        "Size": it["Size"],
+    }
+
+
+def feed(catalog, monkeypatch, items, mode):
+    """Answer from ``items``: the engine on every call ("engine"), or the index ("index")."""
+
+    async def fake_list(*, repository=None):
+        return items
+
+    async def fake_inspect(reference):
+        for it in items:
+            if it["Id"] == reference or reference in (it["RepoTags"] or []):
+                return as_inspect(it)
+        return None
+
+    async def ready():
+        return True
+
+    monkeypatch.setattr(catalog, "_inspect", fake_inspect)
+    if mode == "engine":
+        monkeypatch.setattr(catalog, "_list_ours", fake_list)
+    else:
+        catalog._load(items)
+        monkeypatch.setattr(catalog, "_index_ready", ready)
+
+        async def no_list(*, repository=None):
+            raise AssertionError("the index must answer without listing the engine")
+
+        monkeypatch.setattr(catalog, "_list_ours", no_list)
 
 
 def item(image_id, tags, labels, size=100):
@@ -54,7 +99,8 @@ def test_split_reference(reference, expected):
     assert split_reference(reference) == expected
 
 
-async def test_groups_tags_per_environment(catalog, monkeypatch):
+@pytest.mark.parametrize("mode", ["engine", "index"])
+async def test_groups_tags_per_environment(catalog, monkeypatch, mode):
     a1, a2 = "a" * 40, "b" * 40
     items = [
         item(
@@ -82,10 +128,7 @@ async def test_groups_tags_per_environment(catalog, monkeypatch):
         item("sha256:foreign", [f"{REG}/r2d-carol/env:latest"], {"maintainer": "x"}),
     ]
 
-    async def fake_list(*, repository=None):
-        return items
-
-    monkeypatch.setattr(catalog, "_list_ours", fake_list)
+    feed(catalog, monkeypatch, items, mode)
     everything = await catalog.list_images()
     assert [(i.owner_slug, i.name) for i in everything] == [("alice", "env"), ("shared", "tools")]
     env = everything[0]
@@ -135,3 +178,72 @@ async def test_unreachable_engine_is_upstream_error(url):
             assert url in info.value.message and "dockerd is running" in info.value.message
     finally:
         await catalog.close()
+
+
+def test_created_and_inspect_items():
+    assert _epoch(1700000000) == 1700000000
+    assert _epoch("2026-01-01T00:00:01.123456789Z") == 1767225601
+    assert _epoch("garbage") == 0
+    it = _item_from_inspect(
+        {"Id": "sha256:x", "RepoTags": None, "Config": {"Labels": None}, "Size": 5}
+    )
+    assert it == {"Id": "sha256:x", "RepoTags": [], "Labels": {}, "Created": 0, "Size": 5}
+
+
+async def test_index_follows_events(catalog, monkeypatch):
+    """Each event re-reads the one image it names; a reference names one image."""
+    a1, a2 = "a" * 40, "b" * 40
+    env = f"{REG}/r2d-alice/env"
+    engine = {
+        "sha256:old": item(
+            "sha256:old", [f"{env}:{a1[:12]}", f"{env}:latest"], labels_for("alice", "env", a1)
+        ),
+    }
+
+    async def fake_inspect(reference):
+        for it in engine.values():
+            if it["Id"] == reference or reference in it["RepoTags"]:
+                return as_inspect(it)
+        return None
+
+    async def ready():
+        return True
+
+    monkeypatch.setattr(catalog, "_inspect", fake_inspect)
+    monkeypatch.setattr(catalog, "_index_ready", ready)
+    catalog._load(list(engine.values()))
+
+    async def tags():
+        return {i.name: (i.commit, i.tags) for i in await catalog.list_images()}
+
+    assert await tags() == {"env": (a1, ["latest", a1[:12]])}
+
+    # a rebuild: a new image takes `latest` (Docker sends "tag" for the new image only)
+    engine["sha256:old"] = {**engine["sha256:old"], "RepoTags": [f"{env}:{a1[:12]}"]}
+    engine["sha256:new"] = item(
+        "sha256:new", [f"{env}:{a2[:12]}", f"{env}:latest"], labels_for("alice", "env", a2)
+    )
+    await catalog._on_event({"Type": "image", "Action": "tag", "Actor": {"ID": "sha256:new"}})
+    assert await tags() == {"env": (a2, ["latest", a2[:12], a1[:12]])}
+    assert catalog._by_tag[f"{env}:latest"] == "sha256:new"
+
+    # pushes change nothing; an untag re-reads the image; a delete drops it
+    await catalog._on_event({"Action": "push", "Actor": {"ID": f"{env}:latest"}})
+    engine["sha256:old"]["RepoTags"] = []
+    await catalog._on_event({"Action": "untag", "Actor": {"ID": "sha256:old"}})
+    assert "sha256:old" not in catalog._items
+    assert await tags() == {"env": (a2, ["latest", a2[:12]])}
+    del engine["sha256:new"]
+    await catalog._on_event({"Action": "delete", "Actor": {"ID": "sha256:new"}})
+    assert await tags() == {}
+    assert catalog._by_tag == {}
+
+    # images without the service's labels are never indexed
+    engine["sha256:foreign"] = item("sha256:foreign", [f"{env}:latest"], {"maintainer": "x"})
+    await catalog._on_event({"Action": "load", "Actor": {"ID": f"{env}:latest"}})
+    assert catalog._items == {}
+
+    # own writes update the index without waiting for the event
+    catalog._load([item("sha256:n", [f"{env}:{a2[:12]}"], labels_for("alice", "env", a2))])
+    catalog._drop_tag(f"{env}:{a2[:12]}")
+    assert await tags() == {}

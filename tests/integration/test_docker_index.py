@@ -1,0 +1,169 @@
+"""DockerCatalog's event-fed index against the real engine.
+
+Images are changed behind the catalog's back with the docker CLI (as another writer would);
+the index must follow within a few seconds, and must always agree with a catalog that asks
+the engine on every call (``watch=False``). Image names use a prefix unique to this run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+
+import pytest
+
+from repo2docker_service.builds.model import Build, image_labels
+from repo2docker_service.images.docker import DockerCatalog
+from repo2docker_service.images.naming import ImageNamer, escape_owner
+
+pytestmark = pytest.mark.docker
+
+PREFIX = f"r2dix{uuid.uuid4().hex[:8]}-"
+
+
+def docker(engine, *args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(
+        ["docker", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", **engine.env},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, f"docker {' '.join(args)}: {proc.stderr}"
+    return proc.stdout.strip()
+
+
+def build_labelled(engine, base: str, namer: ImageNamer, owner: str, name: str, commit: str):
+    """A labelled image tagged with its commit tag (what a build leaves); returns the ref."""
+    slug = escape_owner(owner)
+    ref = namer.reference(owner_slug=slug, name=name, tag=commit[:12])
+    build = Build(
+        owner=owner,
+        owner_slug=slug,
+        shared=False,
+        name=name,
+        repo=f"http://127.0.0.1/{name}.git",
+        ref="main",
+        commit=commit,
+        image=ref,
+        latest_image=namer.reference(owner_slug=slug, name=name, tag="latest"),
+    )
+    label_args = [a for k, v in image_labels(build).items() for a in ("--label", f"{k}={v}")]
+    docker(engine, "build", "-q", "-t", ref, *label_args, "-", stdin=f"FROM {base}\n")
+    return ref
+
+
+async def eventually(check, timeout: float = 10.0):
+    """Poll ``check`` (async, returns bool) until true; return whether it became true."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return await check()
+
+
+async def snapshot(catalog: DockerCatalog):
+    return [
+        (i.owner, i.name, i.commit, i.image, i.latest, tuple(i.tags))
+        for i in await catalog.list_images()
+    ]
+
+
+async def test_index_follows_other_writers(docker_engine, base_image):
+    namer = ImageNamer(prefix=PREFIX)
+    catalog = DockerCatalog(namer=namer, url=docker_engine.host)
+    truth = DockerCatalog(namer=namer, url=docker_engine.host, watch=False)
+    refs: list[str] = []
+    try:
+        assert await catalog.list_images() == []
+        assert catalog.live, "the first listing starts the event watcher"
+
+        # another writer builds and tags an image
+        c1, c2 = "1" * 40, "2" * 40
+        first = build_labelled(docker_engine, base_image, namer, "alice", "env", c1)
+        refs.append(first)
+        latest = namer.reference(owner_slug="alice", name="env", tag="latest")
+        refs.append(latest)
+        docker(docker_engine, "tag", first, latest)
+
+        async def shows_first():
+            return await snapshot(catalog) == [
+                ("alice", "env", c1, first, latest, ("latest", c1[:12]))
+            ]
+
+        assert await eventually(shows_first), await snapshot(catalog)
+        assert await snapshot(catalog) == await snapshot(truth)
+
+        # a rebuild moves latest to a new image
+        second = build_labelled(docker_engine, base_image, namer, "alice", "env", c2)
+        refs.append(second)
+        docker(docker_engine, "tag", second, latest)
+
+        async def shows_second():
+            infos = await catalog.list_images()
+            return len(infos) == 1 and infos[0].commit == c2 and len(infos[0].tags) == 3
+
+        assert await eventually(shows_second), await snapshot(catalog)
+        assert await snapshot(catalog) == await snapshot(truth)
+        info = await catalog.image_info(first)
+        assert info is not None and info.commit == c1 and info.image == first
+
+        # removing tags behind the catalog's back
+        docker(docker_engine, "rmi", latest, second)
+
+        async def only_first_left():
+            infos = await catalog.list_images()
+            return [(i.commit, tuple(i.tags)) for i in infos] == [(c1, (c1[:12],))]
+
+        assert await eventually(only_first_left), await snapshot(catalog)
+        assert await snapshot(catalog) == await snapshot(truth)
+        assert catalog.live
+    finally:
+        for ref in refs:
+            subprocess.run(["docker", "rmi", "-f", ref], capture_output=True, check=False)
+        await catalog.close()
+        await truth.close()
+
+
+async def test_index_recovers_when_the_event_stream_drops(docker_engine, base_image):
+    namer = ImageNamer(prefix=PREFIX + "drop-")
+    catalog = DockerCatalog(namer=namer, url=docker_engine.host)
+    refs: list[str] = []
+    try:
+        await catalog.list_images()
+        assert catalog.live
+        # cut the stream, change the engine while nobody listens: the watcher notices,
+        # lists from the engine meanwhile, reconnects and re-reads everything
+        await catalog._client().events.stop()
+        ref = build_labelled(docker_engine, base_image, namer, "bob", "tools", "3" * 40)
+        refs.append(ref)
+
+        async def shows_ref():
+            return [i.image for i in await catalog.list_images()] == [ref]
+
+        assert await eventually(shows_ref), await snapshot(catalog)
+
+        async def live_again():
+            return catalog.live
+
+        assert await eventually(live_again, timeout=15), "the watcher did not reconnect"
+        assert [i.image for i in await catalog.list_images()] == [ref]
+        # own writes show at once
+        latest = namer.reference(owner_slug="bob", name="tools", tag="latest")
+        refs.append(latest)
+        await catalog.tag(ref, latest)
+        assert [i.latest for i in await catalog.list_images()] == [latest]
+        assert await catalog.remove_tag(latest)
+        assert [i.latest for i in await catalog.list_images()] == [None]
+        removed = await catalog.delete(owner_slug="bob", name="tools")
+        assert removed == [ref]
+        assert await catalog.list_images() == []
+    finally:
+        for ref in refs:
+            subprocess.run(["docker", "rmi", "-f", ref], capture_output=True, check=False)
+        await catalog.close()
