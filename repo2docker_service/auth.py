@@ -164,6 +164,11 @@ class APIHandler(BaseHandler):
         self.set_status(status)
         self.finish(json.dumps(model, default=str))
 
+    def write_json_text(self, text: str, *, status: int = 200) -> None:
+        """Answer with JSON that is already serialized."""
+        self.set_status(status)
+        self.finish(text)
+
     def get_json_body(self) -> dict[str, Any]:
         """The request body as a JSON object, or 400 saying what is wrong."""
         if len(self.request.body) > self.app.max_body_bytes:

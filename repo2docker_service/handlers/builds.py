@@ -178,8 +178,8 @@ class ImagesHandler(APIHandler):
     @needs_scope("view")
     async def get(self) -> None:
         images = await self.app.catalog.list_images()
-        visible = [i for i in images if self.may_see_image(i)]
-        self.write_json({"images": [i.to_dict() for i in visible]})
+        visible = [i.to_json() for i in images if self.may_see_image(i)]
+        self.write_json_text('{"images": [' + ", ".join(visible) + "]}")
 
     def may_see_image(self, image: Any) -> bool:
         return "admin" in self.scopes or image.shared or image.owner == self.username

@@ -8,6 +8,7 @@ its tags). :class:`Catalog` is the small base class the build manager and the ha
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,18 @@ class ImageInfo:
     build_id: str = ""
     hints: dict[str, str] = field(default_factory=dict)
     scheme: str = ""
+    _json: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text, made once (an info is not changed once listed).
+
+        Catalogs keep their infos between listings, so a listing of 1,000 environments
+        joins 1,000 ready strings instead of building and dumping ~20,000 objects per
+        request (whose garbage collections were the slowest listings).
+        """
+        if self._json is None:
+            self._json = json.dumps(self.to_dict(), default=str)
+        return self._json
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data.
