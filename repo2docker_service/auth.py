@@ -138,7 +138,12 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         user = self.current_user
         if not user:
             return set()
-        return service_scopes(user.get("scopes", []), self.app.scope_prefix)
+        # asked once per listed item: parse the user's scopes once per request
+        cached = getattr(self, "_scopes_cache", None)
+        if cached is None or cached[0] is not user:
+            cached = (user, service_scopes(user.get("scopes", []), self.app.scope_prefix))
+            self._scopes_cache = cached
+        return cached[1]
 
     @property
     def username(self) -> str:
