@@ -490,19 +490,6 @@ class Repo2DockerService(Application):
         """,
     ).tag(config=True)
 
-    webhook_secret = Unicode(
-        help="Shared secret for push webhooks. Default: $REPO2DOCKER_SERVICE_WEBHOOK_SECRET.",
-    ).tag(config=True)
-
-    @default("webhook_secret")
-    def _default_webhook_secret(self) -> str:
-        return os.environ.get("REPO2DOCKER_SERVICE_WEBHOOK_SECRET", "")
-
-    metrics_require_auth = Bool(
-        True,
-        help="Require a logged-in user with the admin scope to read /metrics.",
-    ).tag(config=True)
-
     # ------------------------------------------------------------------ launch links
     launch_git_host = Unicode(
         "https://github.com",
