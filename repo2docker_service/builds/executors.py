@@ -258,13 +258,35 @@ def split_lines(buffer: str) -> tuple[list[str], str]:
 
 
 class _OutputParser:
-    """Turns repo2docker ``--json-logs`` output into log lines and remembers the error."""
+    """Turns repo2docker ``--json-logs`` output into log lines and remembers the error.
 
-    def __init__(self, on_line: LineCallback) -> None:
+    Text arrives in chunks (:meth:`feed_text`, whatever the pipe or the container log
+    gives); a line longer than ``max_line_length`` is cut into pieces; :meth:`close`
+    flushes an unterminated last line.
+    """
+
+    def __init__(self, on_line: LineCallback, *, max_line_length: int = 1 << 20) -> None:
         self.on_line = on_line
+        self.max_line_length = max_line_length
         self.last_line = ""
         self.last_error = ""
         self.lines = 0
+        self._rest = ""
+
+    def feed_text(self, text: str) -> None:
+        """Feed decoded output: every complete line, and over-long pieces of the rest."""
+        lines, rest = split_lines(self._rest + text)
+        for line in lines:
+            self.feed(line)
+        while len(rest) > self.max_line_length:
+            self.feed(rest[: self.max_line_length])
+            rest = rest[self.max_line_length :]
+        self._rest = rest
+
+    def close(self) -> None:
+        """The output ended: feed the unterminated last line, if any."""
+        rest, self._rest = self._rest, ""
+        self.feed(rest)
 
     def feed(self, raw: str) -> None:
         raw = raw.strip()
@@ -483,7 +505,7 @@ class LocalExecutor(Executor):
                     f"could not start repo2docker ({self.repo2docker_command[0]}): {e}"
                 ) from None
             self._log(build, logging.INFO, "started repo2docker (pid %d)", proc.pid)
-            parser = _OutputParser(on_line)
+            parser = _OutputParser(on_line, max_line_length=self.max_line_length)
             try:
                 await self._read_output(proc, parser)
                 returncode = await proc.wait()
@@ -500,18 +522,11 @@ class LocalExecutor(Executor):
     async def _read_output(self, proc: asyncio.subprocess.Process, parser: _OutputParser) -> None:
         assert proc.stdout is not None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        rest = ""
         while True:
             chunk = await proc.stdout.read(65536)
-            text = decoder.decode(chunk, final=not chunk)
-            lines, rest = split_lines(rest + text)
-            for line in lines:
-                parser.feed(line)
-            while len(rest) > self.max_line_length:
-                parser.feed(rest[: self.max_line_length])
-                rest = rest[self.max_line_length :]
+            parser.feed_text(decoder.decode(chunk, final=not chunk))
             if not chunk:
-                parser.feed(rest)
+                parser.close()
                 return
 
     async def _stop_process_group(self, build: Build, proc: asyncio.subprocess.Process) -> None:
@@ -976,17 +991,11 @@ class DockerExecutor(LocalExecutor):
     async def _follow_container(self, build: Build, container: Any, on_line: LineCallback) -> None:
         from aiodocker.exceptions import DockerError
 
-        parser = _OutputParser(on_line)
-        rest = ""
+        parser = _OutputParser(on_line, max_line_length=self.max_line_length)
         try:
             async for chunk in container.log(stdout=True, stderr=True, follow=True):
-                lines, rest = split_lines(rest + chunk)
-                for line in lines:
-                    parser.feed(line)
-                while len(rest) > self.max_line_length:
-                    parser.feed(rest[: self.max_line_length])
-                    rest = rest[self.max_line_length :]
-            parser.feed(rest)
+                parser.feed_text(chunk)
+            parser.close()
             result = await container.wait()
         except DockerError as e:
             raise BuildFailed(f"lost the builder container: {e.message}") from None

@@ -21,6 +21,7 @@ import pytest
 from repo2docker_service.builds.executors import (
     BuildFailed,
     LocalExecutor,
+    _OutputParser,
     default_repo2docker_command,
     split_lines,
 )
@@ -301,3 +302,19 @@ async def test_cancel_kills_the_process_group(fake, tmp_path, mode):
         assert took < 1.5
     seen = json.loads(info["out"].read_text())
     assert not Path(seen["cwd"]).exists()
+
+
+def test_output_parser_joins_chunks_and_cuts_long_lines():
+    """Both executors feed raw chunks: lines split across chunks are joined, a CRLF split
+    across two chunks gives no empty line, over-long lines are cut, the tail is flushed."""
+    got: list[str] = []
+    parser = _OutputParser(lambda kind, data: got.append(data["message"]), max_line_length=40)
+    for chunk in ["one\r", "\ntw", "o\n", '{"message": "json', ' line", "phase": "failed"}\n']:
+        parser.feed_text(chunk)
+    assert got == ["one", "two", "json line"]
+    parser.feed_text("a" * 40 + "b" * 40 + "c" * 5)  # no newline yet: pieces of 40 go out
+    assert got[3:] == ["a" * 40, "b" * 40]
+    parser.feed_text("d")
+    parser.close()
+    assert got[5:] == ["cccccd"]
+    assert parser.reason(1) == "repo2docker exited with status 1: json line"
