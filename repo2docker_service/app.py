@@ -42,6 +42,7 @@ from traitlets.config import Application, catch_config_error
 
 from ._version import __version__
 from .errors import UpstreamError
+from .metrics import ServiceMetrics
 
 HERE = Path(__file__).parent
 DEFAULT_CONFIG_FILE = "repo2docker_service_config.py"
@@ -469,6 +470,16 @@ class Repo2DockerService(Application):
         """,
     ).tag(config=True)
 
+    metrics_require_auth = Bool(
+        True,
+        help="""Whether `GET metrics` (Prometheus) needs the admin scope.
+
+        True: scrape with a hub API token of a user or service holding
+        `custom:repo2docker:admin`. False: anyone who can reach the service's URL may read
+        the metrics (counts and states only: no names, repositories or logs).
+        """,
+    ).tag(config=True)
+
     build_rate_limit = Integer(
         30,
         help="""Build requests one user may make per `build_rate_period` seconds.
@@ -622,7 +633,9 @@ class Repo2DockerService(Application):
             self.catalog = DockerCatalog(namer=self.namer, log=self.log)
         self.executor = self.executor_class(**self._executor_kwargs(credentials))
         self.store = BuildStore(history_limit=self.history_limit)
+        self.metrics = ServiceMetrics(catalog=self.catalog)
         self.manager = BuildManager(
+            metrics=self.metrics,
             executor=self.executor,
             catalog=self.catalog,
             namer=self.namer,
@@ -637,6 +650,7 @@ class Repo2DockerService(Application):
             push=bool(self.registry_url),
             log=self.log,
         )
+        self.metrics.attach(manager=self.manager)
 
     def registry_credentials(self) -> Any:
         """The registry login: `registry_username`/`password`, else the docker config.

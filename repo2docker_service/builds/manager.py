@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..images.naming import SHARED_OWNER, ImageNamer, commit_tag, derive_name, escape_owner
 from ..images.naming import validate_name as validate_image_name
+from ..metrics import request_result
 from ..store import BuildStore
 from .executors import AdoptedBuild, BuildFailed, Executor, LostBuild
 from .model import (
@@ -134,6 +135,8 @@ class BuildManager:
         log_limit_bytes: log bytes kept per build (see ``Build``).
         resolve_timeout: seconds for resolving a ref with git.
         cancel_wait: seconds :meth:`cancel` waits for a running build to stop.
+        metrics: a :class:`~repo2docker_service.metrics.ServiceMetrics` to report requests
+            and ended builds to, or None.
         log: the logger to use.
 
     Raises:
@@ -158,6 +161,7 @@ class BuildManager:
         log_limit_bytes: int = 2 * 1024 * 1024,
         resolve_timeout: float = 30,
         cancel_wait: float = 30,
+        metrics: Any = None,
         log: logging.Logger | None = None,
     ) -> None:
         if concurrency < 1:
@@ -179,6 +183,7 @@ class BuildManager:
         self.log_limit_bytes = log_limit_bytes
         self.resolve_timeout = resolve_timeout
         self.cancel_wait = cancel_wait
+        self.metrics = metrics
         self.log = log or logging.getLogger("repo2docker_service.builds")
         self._queue: deque[Build] = deque()
         self._runs: dict[str, _Run] = {}
@@ -252,7 +257,7 @@ class BuildManager:
                 build = adopted.build
                 if self.store.get(build.id) is not None:
                     continue
-                self.store.add(build)
+                self._store_add(build)
                 task = asyncio.create_task(
                     self._run(build, adopted=adopted), name=f"adopted-{build.id}"
                 )
@@ -264,7 +269,7 @@ class BuildManager:
         ):
             build = self._lost_record(lost)
             if build is not None and self.store.get(build.id) is None:
-                self.store.add(build)
+                self._store_add(build)
                 self._log(build, logging.WARNING, "reported as lost: %s", build.image)
         images = await self.catalog.list_images()
         owners = {(i.shared, i.owner) for i in images}
@@ -353,10 +358,22 @@ class BuildManager:
             UpstreamError: the catalog cannot be read, or the manager is stopping.
         """
         try:
-            return await self._submit(req)
+            result = await self._submit(req)
+        except Exception as e:
+            if self.metrics is not None:
+                self.metrics.request(request_result(e))
+            raise
         finally:
             # the build (if any) holds them now; the request must not keep a copy
             req.credentials = None
+        if self.metrics is not None:
+            self.metrics.request(request_result(None, cached=result.cached, joined=result.joined))
+        return result
+
+    def _store_add(self, build: Build) -> None:
+        self.store.add(build)
+        if self.metrics is not None:
+            self.metrics.build_added(build)
 
     async def _submit(self, req: BuildRequest) -> SubmitResult:
         if self._stopping:
@@ -434,7 +451,7 @@ class BuildManager:
             log_limit_bytes=self.log_limit_bytes,
             credentials=req.credentials,
         )
-        self.store.add(build)
+        self._store_add(build)
         build.add_event(
             EventType.PHASE,
             {"phase": BuildState.QUEUED.value, "position": None, "message": f"Queued {image}"},

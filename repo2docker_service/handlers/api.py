@@ -73,8 +73,29 @@ class NotFoundAPIHandler(APIHandler):
         raise NotFound(f"No such API endpoint: {self.request.path}")
 
 
+class MetricsHandler(APIHandler):
+    """Prometheus metrics; the admin scope is needed unless `metrics_require_auth` is off."""
+
+    async def get(self) -> None:
+        if self.app.metrics_require_auth:
+            await self._get_as_admin()
+        else:
+            self._write_metrics()
+
+    @needs_scope("admin")
+    async def _get_as_admin(self) -> None:
+        self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        from ..metrics import CONTENT_TYPE_LATEST
+
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(self.app.metrics.exposition())
+
+
 default_handlers = [
     (r"health", HealthHandler),
+    (r"metrics", MetricsHandler),
     (r"api/openapi.yaml", OpenAPIHandler),
     (r"api/info", InfoHandler),
 ]

@@ -153,6 +153,8 @@ class BuildEventsHandler(BuildsMixin, APIHandler):
         self.set_header("Content-Type", "text/event-stream; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
+        streams = self.app.metrics.event_streams
+        streams.inc()
         try:
             await self.flush()
             while True:
@@ -169,6 +171,8 @@ class BuildEventsHandler(BuildsMixin, APIHandler):
                     break
         except StreamClosedError:
             return  # the viewer left; the build goes on regardless
+        finally:
+            streams.dec()
         # let every other viewer write the final events before any teardown runs
         await asyncio.sleep(0)
         self.finish()
