@@ -470,6 +470,21 @@ class Repo2DockerService(Application):
         """,
     ).tag(config=True)
 
+    webhook_secret = Unicode(
+        help="""Shared secret of push webhooks (`POST api/webhooks/{github,gitea,gitlab}`).
+
+        Empty (the default): webhooks are off and the endpoint answers 404. Set, a push to
+        a branch rebuilds every environment built from that repository and branch (or
+        `HEAD` when it is the default branch). Put the same secret in the git host's
+        webhook settings (GitHub/Gitea sign the body with it, GitLab sends it as
+        `X-Gitlab-Token`). Default: $REPO2DOCKER_SERVICE_WEBHOOK_SECRET.
+        """,
+    ).tag(config=True)
+
+    @default("webhook_secret")
+    def _default_webhook_secret(self) -> str:
+        return os.environ.get("REPO2DOCKER_SERVICE_WEBHOOK_SECRET", "")
+
     metrics_require_auth = Bool(
         True,
         help="""Whether `GET metrics` (Prometheus) needs the admin scope.

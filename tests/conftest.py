@@ -84,6 +84,7 @@ def repo2docker_config() -> Path:
 
 
 HUB_RATE_LIMIT = 150  # build requests per user per minute in the test hub
+HUB_WEBHOOK_SECRET = "hub-webhook-" + secrets.token_hex(8)
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +98,7 @@ def hub(tmp_path_factory):
                 f"c.Repo2DockerService.repo2docker_config = {str(OFFLINE_CONFIG)!r}\n"
                 f"c.Repo2DockerService.image_prefix = 'r2dhub-{secrets.token_hex(3)}-'\n"
                 f"c.Repo2DockerService.build_rate_limit = {HUB_RATE_LIMIT}\n"
+                f"c.Repo2DockerService.webhook_secret = {HUB_WEBHOOK_SECRET!r}\n"
             ),
         )
     except RuntimeError as e:

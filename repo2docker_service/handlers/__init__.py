@@ -1,12 +1,13 @@
 """Thin Tornado handlers: parse, check the scope, call one method, serialize."""
 
-from . import api, builds, launch, pages, spawn
+from . import api, builds, launch, pages, spawn, webhooks
 
 default_handlers = [
     *api.default_handlers,
     *builds.default_handlers,
     *spawn.default_handlers,
     *launch.default_handlers,
+    *webhooks.default_handlers,
     *pages.default_handlers,
 ]
 # last: any other api/ path answers a JSON 404

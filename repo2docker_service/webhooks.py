@@ -1,0 +1,170 @@
+"""Push webhooks from git hosts: check the shared secret, read the push, find the images.
+
+``POST api/webhooks/{provider}`` (see ``handlers/webhooks.py``) rebuilds the environments
+that track the pushed branch: images whose ``repo`` label is the pushed repository and whose
+requested ``ref`` is that branch (or ``HEAD`` when the branch is the default one), or a tag
+that was moved. The rebuild is an ordinary build request for the image's owner: the ref is
+resolved again, and a commit that already has an image is a cache hit.
+
+Providers and how they prove the secret:
+
+- ``github`` and ``gitea`` (and Forgejo): ``X-Hub-Signature-256: sha256=<HMAC-SHA256 of the
+  body>`` (Gitea also sends ``X-Gitea-Signature: <hex>``, accepted too);
+- ``gitlab``: ``X-Gitlab-Token: <secret>`` (GitLab sends the secret itself, not a signature).
+
+Only ``push`` events do anything; ``ping`` answers ``pong``; other events are ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import Forbidden, InvalidInput
+
+__all__ = ["PROVIDERS", "Push", "event_kind", "matches", "normalize_url", "parse_push", "verify"]
+
+PROVIDERS = ("github", "gitea", "gitlab")
+#: push payloads list commits; GitHub caps them at 25 MB, we read at most this much
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def verify(provider: str, headers: Mapping[str, str], body: bytes, secret: str) -> None:
+    """Check that the request comes from a host that knows ``secret``.
+
+    Raises:
+        Forbidden: signature or token missing or wrong.
+    """
+    if provider == "gitlab":
+        token = headers.get("X-Gitlab-Token", "")
+        if token and hmac.compare_digest(token.encode(), secret.encode()):
+            return
+        raise Forbidden("Webhook refused: missing or wrong X-Gitlab-Token")
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    given = headers.get("X-Hub-Signature-256", "")
+    if given.startswith("sha256="):
+        given = given[len("sha256=") :]
+    elif provider == "gitea":
+        given = headers.get("X-Gitea-Signature", "")
+    else:
+        given = ""
+    if given and hmac.compare_digest(given.strip().lower(), expected):
+        return
+    raise Forbidden(
+        "Webhook refused: missing or wrong X-Hub-Signature-256 (HMAC-SHA256 of the body with "
+        "the webhook secret)"
+    )
+
+
+def event_kind(provider: str, headers: Mapping[str, str]) -> str:
+    """``push``, ``tag_push``, ``ping`` or the provider's own event name (lowercase)."""
+    if provider == "gitlab":
+        raw = headers.get("X-Gitlab-Event", "")
+        return {"push hook": "push", "tag push hook": "tag_push"}.get(raw.lower(), raw.lower())
+    raw = headers.get("X-GitHub-Event") or headers.get("X-Gitea-Event") or ""
+    return raw.lower()
+
+
+def normalize_url(url: str) -> str:
+    """A repository URL reduced for comparison: no credentials, lowercase scheme and host,
+    no trailing ``/`` or ``.git``.
+    """
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url.strip()
+    host = (parts.hostname or "").lower()
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    path = parts.path.rstrip("/")
+    if path.endswith(".git"):
+        path = path[: -len(".git")]
+    return f"{parts.scheme.lower()}://{host}{path}"
+
+
+@dataclass
+class Push:
+    """What a push says: which repository, which branch or tag, which default branch."""
+
+    repo_urls: set[str] = field(default_factory=set)
+    branch: str | None = None
+    tag: str | None = None
+    default_branch: str | None = None
+    deleted: bool = False
+
+
+def _strings(values: Iterable[Any]) -> list[str]:
+    return [v for v in values if isinstance(v, str) and v]
+
+
+def parse_push(provider: str, body: bytes) -> Push:
+    """Read a push event's JSON body.
+
+    Raises:
+        InvalidInput: not JSON, or no repository or ref in it.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise InvalidInput("Webhook body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidInput("Webhook body must be a JSON object")
+    push = Push()
+    if provider == "gitlab":
+        project = payload.get("project") if isinstance(payload.get("project"), dict) else {}
+        repository = (
+            payload.get("repository") if isinstance(payload.get("repository"), dict) else {}
+        )
+        urls = _strings(
+            [
+                project.get("git_http_url"),
+                project.get("web_url"),
+                project.get("git_ssh_url"),
+                repository.get("git_http_url"),
+                repository.get("homepage"),
+            ]
+        )
+        push.default_branch = project.get("default_branch")
+        after = payload.get("after") or payload.get("checkout_sha")
+    else:
+        repository = (
+            payload.get("repository") if isinstance(payload.get("repository"), dict) else {}
+        )
+        urls = _strings(
+            [
+                repository.get("clone_url"),
+                repository.get("html_url"),
+                repository.get("git_url"),
+                repository.get("ssh_url"),
+            ]
+        )
+        push.default_branch = repository.get("default_branch")
+        after = payload.get("after")
+    push.repo_urls = {normalize_url(u) for u in urls}
+    ref = payload.get("ref")
+    if not push.repo_urls or not isinstance(ref, str):
+        raise InvalidInput("Webhook push has no repository URL or no ref")
+    if ref.startswith("refs/heads/"):
+        push.branch = ref[len("refs/heads/") :]
+    elif ref.startswith("refs/tags/"):
+        push.tag = ref[len("refs/tags/") :]
+    push.deleted = bool(payload.get("deleted")) or (isinstance(after, str) and set(after) == {"0"})
+    return push
+
+
+def matches(repo: str, ref: str, push: Push) -> bool:
+    """Whether an image built from ``repo`` at the requested ``ref`` tracks this push."""
+    if push.deleted or normalize_url(repo) not in push.repo_urls:
+        return False
+    if push.branch is not None:
+        if ref == "HEAD":
+            return push.branch == push.default_branch
+        return ref in (push.branch, f"refs/heads/{push.branch}")
+    if push.tag is not None:
+        return ref in (push.tag, f"refs/tags/{push.tag}")
+    return False
