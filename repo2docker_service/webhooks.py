@@ -102,6 +102,11 @@ def _strings(values: Iterable[Any]) -> list[str]:
     return [v for v in values if isinstance(v, str) and v]
 
 
+def _object(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = payload.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def parse_push(provider: str, body: bytes) -> Push:
     """Read a push event's JSON body.
 
@@ -115,11 +120,9 @@ def parse_push(provider: str, body: bytes) -> Push:
     if not isinstance(payload, dict):
         raise InvalidInput("Webhook body must be a JSON object")
     push = Push()
+    repository = _object(payload, "repository")
     if provider == "gitlab":
-        project = payload.get("project") if isinstance(payload.get("project"), dict) else {}
-        repository = (
-            payload.get("repository") if isinstance(payload.get("repository"), dict) else {}
-        )
+        project = _object(payload, "project")
         urls = _strings(
             [
                 project.get("git_http_url"),
@@ -132,9 +135,6 @@ def parse_push(provider: str, body: bytes) -> Push:
         push.default_branch = project.get("default_branch")
         after = payload.get("after") or payload.get("checkout_sha")
     else:
-        repository = (
-            payload.get("repository") if isinstance(payload.get("repository"), dict) else {}
-        )
         urls = _strings(
             [
                 repository.get("clone_url"),

@@ -137,9 +137,8 @@ class DockerCatalog(Catalog):
         self._by_tag: dict[str, str] = {}
         self._live = False  # the index is complete and the event stream is followed
         self._version = 0  # bumped on every index change
-        self._derived_version = -1
-        self._groups: dict[tuple[str, str], list[_Tagged]] = {}
-        self._infos: list[ImageInfo] = []
+        self._infos_version = -1
+        self._infos: list[ImageInfo] = []  # derived from _items, remade when it changed
         self._watcher: asyncio.Task[None] | None = None
         self._attempted = asyncio.Event()  # set after each (re)connection attempt
 
@@ -199,10 +198,13 @@ class DockerCatalog(Catalog):
 
     def _set_live(self, live: bool) -> None:
         if not live:
-            self._items.clear()
-            self._by_tag.clear()
-            self._version += 1
+            self._clear()
         self._live = live
+
+    def _clear(self) -> None:
+        self._items.clear()
+        self._by_tag.clear()
+        self._version += 1
 
     async def _index_ready(self) -> bool:
         """Start watching on first use (waiting for the first full list); whether the
@@ -293,11 +295,9 @@ class DockerCatalog(Catalog):
 
     def _load(self, items: list[dict[str, Any]]) -> None:
         """Replace the index with a full list."""
-        self._items.clear()
-        self._by_tag.clear()
+        self._clear()
         for item in items:
             self._upsert(item)
-        self._version += 1
 
     def _upsert(self, item: dict[str, Any]) -> None:
         """Put one image in the index (a reference names one image: moved tags leave
@@ -318,10 +318,7 @@ class DockerCatalog(Catalog):
         }
         if ours and self._items.get(image_id) == item:
             return  # unchanged (the cache check inspects images that are usually indexed)
-        old = self._items.pop(image_id, None)
-        for tag in old.get("RepoTags", []) if old else []:
-            if self._by_tag.get(tag) == image_id:
-                del self._by_tag[tag]
+        self._drop_image(image_id)
         for tag in tags:
             self._drop_tag(tag)
         if ours:
@@ -351,12 +348,13 @@ class DockerCatalog(Catalog):
                 del self._by_tag[tag]
         self._version += 1
 
-    def _indexed_groups(self) -> dict[tuple[str, str], list[_Tagged]]:
-        if self._derived_version != self._version:
-            self._groups = self._group(list(self._items.values()))
-            self._infos = [self._info(key, tagged) for key, tagged in self._groups.items()]
-            self._derived_version = self._version
-        return self._groups
+    def _indexed_infos(self) -> list[ImageInfo]:
+        """Every environment in the index (remade only after the index changed)."""
+        if self._infos_version != self._version:
+            groups = self._group(list(self._items.values()))
+            self._infos = [self._info(key, tagged) for key, tagged in groups.items()]
+            self._infos_version = self._version
+        return self._infos
 
     def _indexed_repository(self, repository: str) -> dict[tuple[str, str], list[_Tagged]]:
         """Tags of one repository from the index (without regrouping everything)."""
@@ -541,8 +539,7 @@ class DockerCatalog(Catalog):
             UpstreamError: the engine is unreachable.
         """
         if await self._index_ready():
-            self._indexed_groups()
-            infos = self._infos
+            infos = self._indexed_infos()
         else:
             groups = self._group(await self._list_ours())
             infos = [self._info(key, tagged) for key, tagged in groups.items()]
