@@ -41,7 +41,9 @@ from traitlets import (
 from traitlets.config import Application, catch_config_error
 
 from ._version import __version__
+from .context import HandlerSettings, Services
 from .errors import UpstreamError
+from .handlers import default_handlers
 from .metrics import ServiceMetrics
 
 HERE = Path(__file__).parent
@@ -570,12 +572,46 @@ class Repo2DockerService(Application):
         hub_auth = HubOAuth(parent=self, cache_max_age=60)
         return hub_auth
 
+    def make_services(self) -> Services:
+        """The bundle handlers get: components from :meth:`init_components` + settings."""
+        settings = HandlerSettings(
+            base_url=self.base_url,
+            scope_prefix=self.scope_prefix,
+            max_body_bytes=self.max_body_bytes,
+            machine_profiles=tuple(self.machine_profiles),
+            default_cpu_limit=self.default_cpu_limit,
+            default_memory_limit=self.default_memory_limit,
+            metrics_require_auth=self.metrics_require_auth,
+            webhook_secret=self.webhook_secret,
+            launch_git_host=self.launch_git_host,
+            allowed_repo_schemes=tuple(self.allowed_repo_schemes),
+            facts={
+                "executor": self.executor_class.__name__,
+                "registry": self.registry_url or None,
+                "image_prefix": self.image_prefix,
+                "limits": {
+                    "build_concurrency": self.build_concurrency,
+                    "max_queue": self.max_queue,
+                    "build_timeout": self.build_timeout,
+                    "build_idle_timeout": self.build_idle_timeout,
+                },
+                "allowed_repo_schemes": list(self.allowed_repo_schemes),
+                "machine_profiles": self.machine_profiles,
+            },
+        )
+        return Services(
+            manager=self.manager,
+            catalog=self.catalog,
+            metrics=self.metrics,
+            rate_limiter=self.rate_limiter,
+            settings=settings,
+            log=self.log,
+        )
+
     def make_web_app(self) -> web.Application:
         """Assemble the Tornado application with all handlers."""
-        from .handlers import default_handlers
-
         hub_auth = self.make_hub_auth()
-        context = {"app": self, "hub_auth": hub_auth}
+        context = {"services": self.make_services(), "hub_auth": hub_auth}
         routes = []
         for path, handler_cls in default_handlers:
             routes.append((url_path_join(self.base_url, path), handler_cls, context))

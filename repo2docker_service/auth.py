@@ -1,4 +1,4 @@
-"""Authentication and authorization: JupyterHub OAuth/token login, scopes, base handlers.
+"""Who is calling and what they may do; the hub-authenticated base handlers.
 
 JupyterHub is the identity provider. Browser users log in through the hub's OAuth
 (cookie + XSRF checks, JupyterHub's own mechanism); API clients send a hub token in
@@ -7,26 +7,29 @@ JupyterHub is the identity provider. Browser users log in through the hub's OAut
 - ``view``:  see own images and builds, and shared images
 - ``build``: build, rebuild, cancel and delete own images (implies view)
 - ``admin``: everything, for every owner, including the shared namespace
+- ``spawn``: (the hub's spawner client) read which images any user may start
 
-Every handler method names the scope it needs with :func:`needs_scope`; an unknown
-scope name fails at import time, not at request time.
+Every access rule lives in :class:`Caller`, once; handlers ask it and never decide access
+themselves. Every handler method names the scope it needs with :func:`needs_scope`; an
+unknown scope name fails at import time, not at request time.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from http.client import responses
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthenticated, UserNotAllowed
 from tornado import web
 
-from .errors import ServiceError
-
-if TYPE_CHECKING:
-    from .app import Repo2DockerService
+from .builds.model import Build
+from .context import Services
+from .errors import Forbidden, ServiceError
+from .images.catalog import ImageInfo
 
 SCOPES = ("view", "build", "admin")
 IMPLIED: dict[str, set[str]] = {
@@ -34,11 +37,13 @@ IMPLIED: dict[str, set[str]] = {
     "build": {"build", "admin"},
     "admin": {"admin"},
 }
+#: the scope (after the prefix) that lets the hub's spawner client ask about any user
+SPAWN_SCOPE = "spawn"
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
-def service_scopes(scopes: set[str] | list[str], prefix: str) -> set[str]:
+def service_scopes(scopes: Iterable[str], prefix: str) -> set[str]:
     """The short names (view/build/admin) among a user's full JupyterHub scopes.
 
     Args:
@@ -53,6 +58,118 @@ def service_scopes(scopes: set[str] | list[str], prefix: str) -> set[str]:
     return {short for short in SCOPES if IMPLIED[short] & held}
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The hub user (or service) behind a request, with their parsed scopes.
+
+    Attributes:
+        name: the JupyterHub user or service name.
+        kind: ``"user"`` or ``"service"`` (as JupyterHub's user model says).
+        hub_admin: the hub's own admin flag (informational: access follows scopes only).
+        scopes: the short service scopes held (:data:`SCOPES`, implications expanded).
+        full_scopes: every scope JupyterHub reported for the caller.
+        prefix: the configured scope prefix, e.g. ``custom:repo2docker:``.
+    """
+
+    name: str
+    kind: str
+    hub_admin: bool
+    scopes: frozenset[str]
+    full_scopes: frozenset[str]
+    prefix: str
+
+    @classmethod
+    def from_hub_model(cls, model: Mapping[str, Any], prefix: str) -> Caller:
+        """A caller from JupyterHub's user model (``{"name", "kind", "admin", "scopes"}``)."""
+        full = frozenset(model.get("scopes") or ())
+        return cls(
+            name=str(model["name"]),
+            kind=str(model.get("kind") or "user"),
+            hub_admin=bool(model.get("admin")),
+            scopes=frozenset(service_scopes(full, prefix)),
+            full_scopes=full,
+            prefix=prefix,
+        )
+
+    def holds(self, scope: str) -> bool:
+        """Whether the caller holds the short service scope ``scope`` (or one implying it)."""
+        return scope in self.scopes
+
+    def may_view(self) -> bool:
+        return "view" in self.scopes
+
+    def may_build(self) -> bool:
+        return "build" in self.scopes
+
+    def may_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def missing(self, scope: str) -> Forbidden:
+        """The 403 for lacking ``scope``, naming the full scope and what to do."""
+        return Forbidden(
+            f"Missing permission {self.prefix + scope!r}: ask a hub admin to grant you a "
+            "role with it"
+        )
+
+    def may_see(self, item: Build | ImageInfo) -> bool:
+        """Whether the caller may see a build record or an image.
+
+        Builds: admins see all; others their own private builds (shared builds are an
+        admin's business). Images: admins see all; others their own and shared images.
+        """
+        if self.may_admin():
+            return True
+        if isinstance(item, Build):
+            return not item.shared and item.owner == self.name
+        return item.shared or item.owner == self.name
+
+    def may_build_for(self, owner: str, *, shared: bool = False) -> bool:
+        """Whether the caller may build (or rebuild, cancel, delete) ``owner``'s images.
+
+        Non-admins only for themselves and never into the shared namespace.
+        """
+        if self.may_admin():
+            return True
+        return self.may_build() and not shared and owner == self.name
+
+    def builds_owner_filter(self) -> str | None:
+        """The owner whose builds a listing shows: None (everyone's) for admins."""
+        return None if self.may_admin() else self.name
+
+    def may_start(self, image: ImageInfo, username: str, *, everything: bool) -> bool:
+        """Whether ``username`` may start ``image``: own and shared ones, all if ``everything``.
+
+        ``everything`` is True when ``username`` holds the admin scope (the hub knows it,
+        see :meth:`startable_for`).
+        """
+        return everything or image.shared or image.owner == username
+
+    def startable_for(self, username: str, *, asks_all: bool) -> bool:
+        """May the caller ask which images ``username`` may start; and are they all?
+
+        The user themself (with ``view``) asks about their own: all images when they hold
+        ``admin``. A client holding ``spawn`` or ``admin`` asks about anyone and says with
+        ``asks_all`` whether that user holds the admin scope; only those clients can,
+        so nobody widens their own answer.
+
+        Returns:
+            ``everything``: True when every image is startable by ``username``.
+
+        Raises:
+            Forbidden: the caller may not ask about ``username``.
+        """
+        if self.kind == "user" and username == self.name:
+            if not self.may_view():
+                raise self.missing("view")
+            return self.may_admin()
+        if self.prefix + SPAWN_SCOPE in self.full_scopes or self.may_admin():
+            return asks_all
+        raise Forbidden(
+            f"Only {username!r} themself, or a client with {self.prefix + SPAWN_SCOPE!r} or "
+            f"{self.prefix + 'admin'!r}, may list the images {username!r} may start"
+        )
+
+
 def needs_scope(scope: str | None) -> Callable[[F], F]:
     """Decorate a handler method: the caller must be logged in and hold ``scope``.
 
@@ -65,17 +182,14 @@ def needs_scope(scope: str | None) -> Callable[[F], F]:
     def decorator(method: F) -> F:
         @functools.wraps(method)
         async def wrapper(self: BaseHandler, *args: Any, **kwargs: Any) -> Any:
-            if self.current_user is None:
+            caller = self.caller
+            if caller is None:
                 if isinstance(self, APIHandler) or self.request.method != "GET":
                     raise web.HTTPError(403, "Not authenticated: log in at the hub or send a token")
                 self.redirect(self.get_login_url())
                 return None
-            if scope is not None and scope not in self.scopes:
-                full = self.app.scope_prefix + scope
-                raise web.HTTPError(
-                    403,
-                    f"Missing permission {full!r}: ask a hub admin to grant you a role with it",
-                )
+            if scope is not None and not caller.holds(scope):
+                raise web.HTTPError(403, caller.missing(scope).message)
             return await method(self, *args, **kwargs)
 
         wrapper.__scope__ = scope  # type: ignore[attr-defined]
@@ -87,13 +201,14 @@ def needs_scope(scope: str | None) -> Callable[[F], F]:
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
     """Common base: hub authentication (resolved asynchronously) and security headers."""
 
-    app: Repo2DockerService
+    services: Services
     hub_auth: HubOAuth
 
-    def initialize(self, *, app: Repo2DockerService, hub_auth: HubOAuth) -> None:
-        self.app = app
+    def initialize(self, *, services: Services, hub_auth: HubOAuth) -> None:
+        self.services = services
+        self.conf = services.settings
         self.hub_auth = hub_auth
-        self.log = app.log
+        self.log = services.log
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
@@ -133,21 +248,24 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return getattr(self, "_hub_auth_user_cache", None)
 
     @property
-    def scopes(self) -> set[str]:
-        """Short service scopes (view/build/admin) the caller holds."""
+    def caller(self) -> Caller | None:
+        """The logged-in caller and their scopes (parsed once per request), or None."""
         user = self.current_user
         if not user:
-            return set()
-        # asked once per listed item: parse the user's scopes once per request
-        cached = getattr(self, "_scopes_cache", None)
-        if cached is None or cached[0] is not user:
-            cached = (user, service_scopes(user.get("scopes", []), self.app.scope_prefix))
-            self._scopes_cache = cached
-        return cached[1]
+            return None
+        cached: Caller | None = getattr(self, "_caller", None)
+        if cached is None:
+            cached = Caller.from_hub_model(user, self.conf.scope_prefix)
+            self._caller = cached
+        return cached
 
     @property
-    def username(self) -> str:
-        return self.current_user["name"] if self.current_user else ""
+    def me(self) -> Caller:
+        """The caller, inside a method decorated with :func:`needs_scope` (never None)."""
+        caller = self.caller
+        if caller is None:
+            raise web.HTTPError(403, "Not authenticated: log in at the hub or send a token")
+        return caller
 
 
 class APIHandler(BaseHandler):
@@ -176,11 +294,11 @@ class APIHandler(BaseHandler):
 
     def get_json_body(self) -> dict[str, Any]:
         """The request body as a JSON object, or 400 saying what is wrong."""
-        if len(self.request.body) > self.app.max_body_bytes:
+        if len(self.request.body) > self.conf.max_body_bytes:
             raise web.HTTPError(
                 413,
                 f"Request body is {len(self.request.body)} bytes; "
-                f"at most {self.app.max_body_bytes} are accepted",
+                f"at most {self.conf.max_body_bytes} are accepted",
             )
         if not self.request.body:
             raise web.HTTPError(400, "Request body is empty: send a JSON object")
@@ -208,7 +326,7 @@ class APIHandler(BaseHandler):
                     if exc.log_message and exc.args
                     else (exc.log_message or "")
                 )
-                if getattr(exc, "reason", None) and not message:
+                if exc.reason and not message:
                     message = exc.reason
         if not message:
             message = responses.get(status_code, "Unknown HTTP error")

@@ -20,14 +20,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import Forbidden, InvalidInput
+from .builds.manager import BuildManager
+from .builds.model import BuildRequest
+from .errors import Forbidden, InvalidInput, ServiceError
+from .images.catalog import Catalog, ImageInfo
 
-__all__ = ["PROVIDERS", "Push", "event_kind", "matches", "normalize_url", "parse_push", "verify"]
+__all__ = [
+    "PROVIDERS",
+    "Push",
+    "event_kind",
+    "matches",
+    "normalize_url",
+    "parse_push",
+    "rebuild_for_push",
+    "verify",
+]
 
 PROVIDERS = ("github", "gitea", "gitlab")
 #: push payloads list commits; GitHub caps them at 25 MB, we read at most this much
@@ -168,3 +181,59 @@ def matches(repo: str, ref: str, push: Push) -> bool:
     if push.tag is not None:
         return ref in (push.tag, f"refs/tags/{push.tag}")
     return False
+
+
+def _rebuild_request(image: ImageInfo) -> BuildRequest:
+    """The build request that rebuilds ``image`` for its owner, as it was asked for."""
+    return BuildRequest(
+        owner=image.owner,
+        repo=image.repo,
+        ref=image.ref,
+        name=image.name,
+        display_name=image.display_name,
+        shared=image.shared,
+        hints=dict(image.hints),
+    )
+
+
+async def rebuild_for_push(
+    push: Push, *, catalog: Catalog, manager: BuildManager, log: logging.Logger
+) -> dict[str, Any]:
+    """Rebuild, for their owners, the environments that track the pushed ref.
+
+    Args:
+        push: the parsed push.
+        catalog: where the environments are listed.
+        manager: where the rebuilds are submitted (each an ordinary request: the ref is
+            resolved again; a commit that already has an image is a cache hit).
+        log: where each started or refused rebuild is logged.
+
+    Returns:
+        ``{"matched": int, "started": [build id, ...], "joined": int, "cached": int,
+        "failed": int}``; ``failed`` counts requests the manager refused (e.g. private
+        repositories, whose credentials are never stored).
+    """
+    images = [i for i in await catalog.list_images() if matches(i.repo, i.ref, push)]
+    started: list[str] = []
+    joined = cached = failed = 0
+    for image in images:
+        try:
+            result = await manager.submit(_rebuild_request(image))
+        except ServiceError as e:
+            failed += 1
+            log.warning("webhook: rebuild of %s not started: %s", image.image, e)
+            continue
+        if result.build is None:
+            cached += 1
+        elif result.joined:
+            joined += 1
+        else:
+            started.append(result.build.id)
+            log.info("webhook: rebuilding %s (build %s)", image.image, result.build.id)
+    return {
+        "matched": len(images),
+        "started": started,
+        "joined": joined,
+        "cached": cached,
+        "failed": failed,
+    }

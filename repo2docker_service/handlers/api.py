@@ -8,6 +8,8 @@ from repo2docker import __version__ as repo2docker_version
 
 from .._version import __version__
 from ..auth import APIHandler, BaseHandler, needs_scope
+from ..errors import NotFound
+from ..metrics import CONTENT_TYPE_LATEST
 
 
 class HealthHandler(BaseHandler):
@@ -37,28 +39,17 @@ class InfoHandler(APIHandler):
 
     @needs_scope(None)
     async def get(self) -> None:
-        app = self.app
-        user = self.current_user
+        me = self.me
         self.write_json(
             {
                 "version": __version__,
                 "repo2docker_version": repo2docker_version,
-                "executor": app.executor_class.__name__,
-                "registry": app.registry_url or None,
-                "image_prefix": app.image_prefix,
-                "limits": {
-                    "build_concurrency": app.build_concurrency,
-                    "max_queue": app.max_queue,
-                    "build_timeout": app.build_timeout,
-                    "build_idle_timeout": app.build_idle_timeout,
-                },
-                "allowed_repo_schemes": list(app.allowed_repo_schemes),
-                "machine_profiles": app.machine_profiles,
+                **self.conf.facts,
                 "user": {
-                    "name": user["name"],
-                    "kind": user.get("kind", "user"),
-                    "admin": bool(user.get("admin")),
-                    "scopes": sorted(self.scopes),
+                    "name": me.name,
+                    "kind": me.kind,
+                    "admin": me.hub_admin,
+                    "scopes": sorted(me.scopes),
                 },
             }
         )
@@ -68,8 +59,6 @@ class NotFoundAPIHandler(APIHandler):
     """Any other path under api/: a JSON 404 (not tornado's HTML page)."""
 
     async def prepare(self) -> None:
-        from ..errors import NotFound
-
         raise NotFound(f"No such API endpoint: {self.request.path}")
 
 
@@ -77,7 +66,7 @@ class MetricsHandler(APIHandler):
     """Prometheus metrics; the admin scope is needed unless `metrics_require_auth` is off."""
 
     async def get(self) -> None:
-        if self.app.metrics_require_auth:
+        if self.conf.metrics_require_auth:
             await self._get_as_admin()
         else:
             self._write_metrics()
@@ -87,10 +76,8 @@ class MetricsHandler(APIHandler):
         self._write_metrics()
 
     def _write_metrics(self) -> None:
-        from ..metrics import CONTENT_TYPE_LATEST
-
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.finish(self.app.metrics.exposition())
+        self.finish(self.services.metrics.exposition())
 
 
 default_handlers = [

@@ -1,4 +1,4 @@
-"""Build and image API handlers: parse, check scope and ownership, call the manager."""
+"""Build and image API handlers: parse, ask the Caller, call the manager or catalog."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tornado.iostream import StreamClosedError
 from ..auth import APIHandler, needs_scope
 from ..builds.model import Build, BuildRequest
 from ..errors import Forbidden, InvalidInput, NotFound
+from ..images.catalog import ImageInfo
 from ..sources import GitCredentials
 
 # every field POST api/builds accepts; anything else is rejected (documented in openapi.yaml)
@@ -74,49 +75,48 @@ def parse_build_request(body: dict[str, Any], *, username: str) -> BuildRequest:
     )
 
 
-class BuildsMixin:
-    """Ownership rules shared by the build handlers (decided server-side from records)."""
+class BuildsMixin(APIHandler):
+    """Finds a build the caller may see (decided by the Caller from the record)."""
 
     def visible_build(self, build_id: str) -> Build:
-        build = self.app.manager.get(build_id)
-        if build is None or not self.may_see_build(build):
+        build = self.services.manager.get(build_id)
+        if build is None or not self.me.may_see(build):
             # the same answer whether it does not exist or is someone else's
             raise NotFound(f"No build {build_id!r} that you can see")
         return build
 
-    def may_see_build(self, build: Build) -> bool:
-        return "admin" in self.scopes or (not build.shared and build.owner == self.username)
 
-
-class BuildsHandler(BuildsMixin, APIHandler):
+class BuildsHandler(BuildsMixin):
     @needs_scope("view")
     async def get(self) -> None:
-        owner = None if "admin" in self.scopes else self.username
-        builds = [b for b in self.app.manager.list(owner=owner) if self.may_see_build(b)]
-        self.write_json({"builds": [b.to_dict() for b in builds]})
+        me = self.me
+        builds = self.services.manager.list(owner=me.builds_owner_filter())
+        self.write_json({"builds": [b.to_dict() for b in builds if me.may_see(b)]})
 
     @needs_scope("build")
     async def post(self) -> None:
-        self.app.rate_limiter.check(self.username)
-        req = parse_build_request(self.get_json_body(), username=self.username)
-        if (req.shared or req.owner != self.username) and "admin" not in self.scopes:
+        me = self.me
+        self.services.rate_limiter.check(me.name)
+        req = parse_build_request(self.get_json_body(), username=me.name)
+        if not me.may_build_for(req.owner, shared=req.shared):
             what = "shared environments" if req.shared else f"environments for {req.owner!r}"
-            raise Forbidden(f"Only admins (scope {self.app.scope_prefix}admin) may build {what}")
-        result = await self.app.manager.submit(req)
-        if result.cached:
+            raise Forbidden(f"Only admins (scope {me.prefix}admin) may build {what}")
+        result = await self.services.manager.submit(req)
+        if result.image is not None:
             self.write_json(
                 {"cached": True, "joined": False, "build": None, "image": result.image.to_dict()}
             )
             return
         build = result.build
-        self.set_header("Location", f"{self.app.base_url}api/builds/{build.id}")
+        assert build is not None  # a submit answers with an image or a build
+        self.set_header("Location", f"{self.conf.base_url}api/builds/{build.id}")
         self.write_json(
             {"cached": False, "joined": result.joined, "build": build.to_dict(), "image": None},
             status=200 if result.joined else 202,
         )
 
 
-class BuildHandler(BuildsMixin, APIHandler):
+class BuildHandler(BuildsMixin):
     @needs_scope("view")
     async def get(self, build_id: str) -> None:
         self.write_json(self.visible_build(build_id).to_dict())
@@ -124,11 +124,11 @@ class BuildHandler(BuildsMixin, APIHandler):
     @needs_scope("build")
     async def delete(self, build_id: str) -> None:
         build = self.visible_build(build_id)
-        build = await self.app.manager.cancel(build.id)
+        build = await self.services.manager.cancel(build.id)
         self.write_json(build.to_dict())
 
 
-class BuildLogsHandler(BuildsMixin, APIHandler):
+class BuildLogsHandler(BuildsMixin):
     @needs_scope("view")
     async def get(self, build_id: str) -> None:
         build = self.visible_build(build_id)
@@ -137,7 +137,7 @@ class BuildLogsHandler(BuildsMixin, APIHandler):
         self.finish(build.log_text())
 
 
-class BuildEventsHandler(BuildsMixin, APIHandler):
+class BuildEventsHandler(BuildsMixin):
     """Server-sent events: replay after Last-Event-ID, then follow live until done."""
 
     @needs_scope("view")
@@ -153,7 +153,7 @@ class BuildEventsHandler(BuildsMixin, APIHandler):
         self.set_header("Content-Type", "text/event-stream; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
-        streams = self.app.metrics.event_streams
+        streams = self.services.metrics.event_streams
         streams.inc()
         try:
             await self.flush()
@@ -181,18 +181,16 @@ class BuildEventsHandler(BuildsMixin, APIHandler):
 class ImagesHandler(APIHandler):
     @needs_scope("view")
     async def get(self) -> None:
-        images = await self.app.catalog.list_images()
-        visible = [i.to_json() for i in images if self.may_see_image(i)]
+        me = self.me
+        images = await self.services.catalog.list_images()
+        visible = [i.to_json() for i in images if me.may_see(i)]
         self.write_json_text('{"images": [' + ", ".join(visible) + "]}")
 
-    def may_see_image(self, image: Any) -> bool:
-        return "admin" in self.scopes or image.shared or image.owner == self.username
 
-
-class ImageHandler(ImagesHandler):
-    async def _visible(self, owner_slug: str, name: str) -> Any:
-        image = await self.app.catalog.get(owner_slug=owner_slug, name=name)
-        if image is None or not self.may_see_image(image):
+class ImageHandler(APIHandler):
+    async def _visible(self, owner_slug: str, name: str) -> ImageInfo:
+        image = await self.services.catalog.get(owner_slug=owner_slug, name=name)
+        if image is None or not self.me.may_see(image):
             raise NotFound(f"No image {owner_slug}/{name} that you can see")
         return image
 
@@ -204,10 +202,10 @@ class ImageHandler(ImagesHandler):
     @needs_scope("build")
     async def delete(self, owner_slug: str, name: str) -> None:
         image = await self._visible(owner_slug, name)
-        if "admin" not in self.scopes and (image.shared or image.owner != self.username):
+        if not self.me.may_build_for(image.owner, shared=image.shared):
             raise Forbidden("Only admins may delete shared or other users' images")
         force = self.get_argument("force", "false").lower() in ("1", "true", "yes")
-        await self.app.catalog.delete(owner_slug=owner_slug, name=name, force=force)
+        await self.services.catalog.delete(owner_slug=owner_slug, name=name, force=force)
         self.set_status(204)
         self.finish()
 

@@ -11,14 +11,13 @@ repository and ref (their own or a shared one); nothing is built for them.
 
 The redirect goes to ``<hub>/spawn/<user>/<name>?image=<image>``: a named server called
 after the environment, started with that image. The hub needs ``allow_named_servers`` and
-a spawner that takes the image from ``user_options`` (``repo2docker_service.spawner``);
+a spawner that takes the image from ``user_options`` (``repo2docker_service.hub``);
 the spawner checks again that the user may start that image.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from tornado import web
@@ -26,10 +25,10 @@ from tornado import web
 from ..auth import needs_scope
 from ..builds.model import BuildRequest
 from ..errors import ServiceError
+from ..images.catalog import ImageInfo
 from ..images.naming import validate_name
 from ..sources import validate_repo_url
 from .pages import PageHandler
-from .spawn import startable
 
 
 def spawn_url(hub_prefix: str, username: str, server_name: str, image: str) -> str:
@@ -48,7 +47,9 @@ def _same_repo(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
-def find_existing(images: list[Any], *, repo: str, ref: str, name: str | None, username: str):
+def find_existing(
+    images: list[ImageInfo], *, repo: str, ref: str, name: str | None, username: str
+) -> ImageInfo | None:
     """The best existing image for (repo, ref[, name]) among ``images``, or None.
 
     A ref matches the requested ref as recorded in the image's labels, or a prefix (7+
@@ -78,13 +79,13 @@ class LaunchHandler(PageHandler):
     @needs_scope(None)
     async def get(
         self, org: str | None = None, repo_name: str | None = None, ref: str | None = None
-    ):
-        app = self.app
-        if "view" not in self.scopes:
+    ) -> None:
+        me, conf = self.me, self.conf
+        if not me.may_view():
             raise web.HTTPError(
                 403,
-                f"You are logged in as {self.username}, but you lack the permission "
-                f"{app.scope_prefix + 'view'!r} to launch environments. Ask a hub admin "
+                f"You are logged in as {me.name}, but you lack the permission "
+                f"{me.prefix + 'view'!r} to launch environments. Ask a hub admin "
                 "to grant you a role with it.",
             )
         if org is not None:
@@ -94,7 +95,7 @@ class LaunchHandler(PageHandler):
                     "Short launch links look like v2/gh/<org>/<repo>/<ref>, with org and "
                     "repo made of letters, digits, '.', '_' and '-'",
                 )
-            repo = f"{app.launch_git_host}/{org}/{repo_name}"
+            repo = f"{conf.launch_git_host}/{org}/{repo_name}"
             ref = ref or "HEAD"
             name = None
         else:
@@ -106,10 +107,10 @@ class LaunchHandler(PageHandler):
                     400, "A launch link needs ?repo=<git URL> (and optionally &ref= and &name=)"
                 )
         try:
-            repo = validate_repo_url(repo, allowed_schemes=app.allowed_repo_schemes)
+            repo = validate_repo_url(repo, allowed_schemes=conf.allowed_repo_schemes)
             if name is not None:
                 validate_name(name)
-            if "build" in self.scopes:
+            if me.may_build_for(me.name):
                 await self._build_then_spawn(repo=repo, ref=ref, name=name)
             else:
                 await self._spawn_existing(repo=repo, ref=ref, name=name)
@@ -117,44 +118,48 @@ class LaunchHandler(PageHandler):
             raise self._page_error(e) from None
 
     async def _spawn_existing(self, *, repo: str, ref: str, name: str | None) -> None:
-        images = startable(
-            await self.app.catalog.list_images(),
-            username=self.username,
-            everything="admin" in self.scopes,
-        )
-        image = find_existing(images, repo=repo, ref=ref, name=name, username=self.username)
+        me = self.me
+        everything = me.may_admin()
+        images = [
+            i
+            for i in await self.services.catalog.list_images()
+            if me.may_start(i, me.name, everything=everything)
+        ]
+        image = find_existing(images, repo=repo, ref=ref, name=name, username=me.name)
         if image is None:
-            full = self.app.scope_prefix + "build"
+            full = me.prefix + "build"
             raise web.HTTPError(
                 403,
                 f"No environment built from {repo} at {ref} exists that you can start, and "
                 f"you lack the permission {full!r} to build one. Ask someone who may build "
                 "to build it (as a shared environment), or a hub admin for that permission.",
             )
-        self.log.info("launch: %s starts existing %s", self.username, image.image)
+        self.log.info("launch: %s starts existing %s", me.name, image.image)
         self.redirect(self._spawn_url(image.name, image.image))
 
     async def _build_then_spawn(self, *, repo: str, ref: str, name: str | None) -> None:
-        result = await self.app.manager.submit(
-            BuildRequest(owner=self.username, repo=repo, ref=ref, name=name)
+        me = self.me
+        result = await self.services.manager.submit(
+            BuildRequest(owner=me.name, repo=repo, ref=ref, name=name)
         )
-        if result.cached:
-            self.log.info("launch: %s starts cached %s", self.username, result.image.image)
+        if result.image is not None:
+            self.log.info("launch: %s starts cached %s", me.name, result.image.image)
             self.redirect(self._spawn_url(result.image.name, result.image.image))
             return
         build = result.build
+        assert build is not None  # a submit answers with an image or a build
         self.render_page(
             "launch.html",
             build=build.to_dict(),
             repo=repo,
             ref=ref,
-            events_url=f"{self.app.base_url}api/builds/{build.id}/events",
-            logs_url=f"{self.app.base_url}api/builds/{build.id}/logs",
+            events_url=f"{self.conf.base_url}api/builds/{build.id}/events",
+            logs_url=f"{self.conf.base_url}api/builds/{build.id}/logs",
             spawn_url=self._spawn_url(build.name, build.image),
         )
 
     def _spawn_url(self, server_name: str, image: str) -> str:
-        return spawn_url(self.hub_auth.hub_prefix, self.username, server_name, image)
+        return spawn_url(self.hub_auth.hub_prefix, self.me.name, server_name, image)
 
 
 # any segment reaches the handler, which answers 400 for names a git host cannot have

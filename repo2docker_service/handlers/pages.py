@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyterhub.services.auth import HubOAuthCallbackHandler
+import jinja2
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
 from .._version import __version__
 from ..auth import BaseHandler, needs_scope
+from ..context import Services
 
 
 class PageHandler(BaseHandler):
@@ -19,17 +21,17 @@ class PageHandler(BaseHandler):
         hub_prefix = self.hub_auth.hub_prefix
         return {
             "version": __version__,
-            "base_url": self.app.base_url,
+            "base_url": self.conf.base_url,
             "hub_prefix": hub_prefix,
             "static_hub": url_path_join(hub_prefix, "static/"),
             "user": self.current_user,
-            "scopes": sorted(self.scopes),
-            "scope_prefix": self.app.scope_prefix,
+            "scopes": sorted(self.caller.scopes) if self.caller else [],
+            "scope_prefix": self.conf.scope_prefix,
             "xsrf_token": self.xsrf_token.decode() if self.current_user else "",
         }
 
     def render_template(self, name: str, **ns: Any) -> str:
-        env = self.settings["jinja2_env"]
+        env: jinja2.Environment = self.settings["jinja2_env"]
         return env.get_template(name).render(static_url=self.static_url, **ns)
 
     def render_page(self, name: str, **kwargs: Any) -> None:
@@ -48,7 +50,7 @@ class PageHandler(BaseHandler):
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         ns = {
             "version": __version__,
-            "base_url": self.app.base_url,
+            "base_url": self.conf.base_url,
             "hub_prefix": self.hub_auth.hub_prefix,
             "static_hub": url_path_join(self.hub_auth.hub_prefix, "static/"),
             "user": None,
@@ -65,26 +67,27 @@ class HomeHandler(PageHandler):
 
     @needs_scope(None)
     async def get(self) -> None:
-        if "view" not in self.scopes:
-            full = self.app.scope_prefix + "view"
+        me = self.me
+        if not me.may_view():
+            full = me.prefix + "view"
             raise web.HTTPError(
                 403,
-                f"You are logged in as {self.username}, but you lack the permission {full!r} "
+                f"You are logged in as {me.name}, but you lack the permission {full!r} "
                 "to see environments. Ask a hub admin to grant you a role with it.",
             )
-        cpu = self.app.default_cpu_limit
+        cpu = self.conf.default_cpu_limit
         self.render_page(
             "index.html",
             # shown as the add dialog's defaults (api/info does not carry them)
             default_cpu_limit=f"{cpu:g}" if cpu else "",
-            default_memory_limit=self.app.default_memory_limit,
+            default_memory_limit=self.conf.default_memory_limit,
         )
 
 
 class OAuthCallbackHandler(HubOAuthCallbackHandler):
     """Finishes the hub's OAuth flow (jupyterhub.services.auth)."""
 
-    def initialize(self, *, app: Any, hub_auth: Any) -> None:
+    def initialize(self, *, services: Services, hub_auth: HubOAuth) -> None:
         self.hub_auth = hub_auth
 
 

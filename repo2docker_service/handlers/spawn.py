@@ -1,7 +1,7 @@
 """The spawner API: which images may user X start, with which limits.
 
 ``GET api/users/{name}/images`` answers the hub's spawner (DockerSpawner/KubeSpawner helpers
-in :mod:`repo2docker_service.spawner`) and JupyterLab extensions. Who may ask:
+in :mod:`repo2docker_service.hub`) and JupyterLab extensions. Who may ask:
 
 - the user themself (with ``<prefix>view``): their own images and shared ones (all of them
   when they hold ``<prefix>admin``);
@@ -20,24 +20,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..auth import APIHandler, needs_scope
-from ..errors import Forbidden, UpstreamError
+from ..errors import UpstreamError
+from ..images.catalog import ImageInfo
 from ..images.docker import split_reference
 from ..limits import normalize_profiles, resolve_limits
-
-#: the scope (after the prefix) that lets a client ask about any user
-SPAWN_SCOPE = "spawn"
 
 TRUE = ("1", "true", "yes")
 
 
-def startable(images: list[Any], *, username: str, everything: bool) -> list[Any]:
-    """The images ``username`` may start: own + shared, or all when ``everything``."""
-    if everything:
-        return list(images)
-    return [i for i in images if i.shared or (i.owner == username)]
-
-
-def spawn_model(image: Any, *, limits: dict[str, Any]) -> dict[str, Any]:
+def spawn_model(image: ImageInfo, *, limits: dict[str, Any]) -> dict[str, Any]:
     """The API shape of one startable image: the image fields + references + limits."""
     model = image.to_dict()
     repository, _ = split_reference(image.image)
@@ -49,40 +40,25 @@ def spawn_model(image: Any, *, limits: dict[str, Any]) -> dict[str, Any]:
 class UserImagesHandler(APIHandler):
     """``GET api/users/{name}/images``."""
 
-    def _full_scopes(self) -> set[str]:
-        return set((self.current_user or {}).get("scopes", []))
-
-    @needs_scope(None)  # checked below: view for oneself, spawn or admin for anyone
+    @needs_scope(None)  # the Caller decides: view for oneself, spawn or admin for anyone
     async def get(self, name: str) -> None:
-        app = self.app
-        caller_is_user = self.current_user.get("kind", "user") == "user"
-        spawn_client = app.scope_prefix + SPAWN_SCOPE in self._full_scopes()
-        if caller_is_user and name == self.username:
-            if "view" not in self.scopes:
-                raise Forbidden(
-                    f"Missing permission {app.scope_prefix + 'view'!r}: ask a hub admin to "
-                    "grant you a role with it"
-                )
-            everything = "admin" in self.scopes
-        elif spawn_client or "admin" in self.scopes:
-            everything = self.get_argument("admin", "false").lower() in TRUE
-        else:
-            raise Forbidden(
-                f"Only {name!r} themself, or a client with {app.scope_prefix + SPAWN_SCOPE!r} or "
-                f"{app.scope_prefix + 'admin'!r}, may list the images {name!r} may start"
-            )
+        me, conf = self.me, self.conf
+        asks_all = self.get_argument("admin", "false").lower() in TRUE
+        everything = me.startable_for(name, asks_all=asks_all)
         try:
-            profiles = normalize_profiles(app.machine_profiles)
+            profiles = normalize_profiles(conf.machine_profiles)
         except ValueError as e:
             raise UpstreamError(f"machine_profiles is misconfigured: {e}") from None
-        images = startable(await app.catalog.list_images(), username=name, everything=everything)
+        images = await self.services.catalog.list_images()
         models = []
         for image in images:
+            if not me.may_start(image, name, everything=everything):
+                continue
             limits = resolve_limits(
                 image.hints,
-                machine_profiles=app.machine_profiles,
-                default_cpu=app.default_cpu_limit,
-                default_memory=app.default_memory_limit,
+                machine_profiles=conf.machine_profiles,
+                default_cpu=conf.default_cpu_limit,
+                default_memory=conf.default_memory_limit,
             )
             models.append(spawn_model(image, limits=limits.to_dict()))
         self.write_json(
@@ -92,8 +68,8 @@ class UserImagesHandler(APIHandler):
                 "images": models,
                 "machine_profiles": profiles,
                 "defaults": {
-                    "cpu": app.default_cpu_limit or None,
-                    "memory": app.default_memory_limit or None,
+                    "cpu": conf.default_cpu_limit or None,
+                    "memory": conf.default_memory_limit or None,
                 },
             }
         )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tornado import web
 
 from ..auth import APIHandler
-from ..builds.model import BuildRequest
-from ..errors import NotFound, ServiceError
-from ..webhooks import MAX_BODY_BYTES, PROVIDERS, event_kind, matches, parse_push, verify
+from ..errors import NotFound
+from ..webhooks import MAX_BODY_BYTES, PROVIDERS, event_kind, parse_push, rebuild_for_push, verify
 
 
 class WebhookHandler(APIHandler):
@@ -28,7 +25,7 @@ class WebhookHandler(APIHandler):
         return
 
     async def post(self, provider: str) -> None:
-        secret = self.app.webhook_secret
+        secret = self.conf.webhook_secret
         if not secret:
             raise NotFound("Webhooks are not enabled: the admin has to set webhook_secret")
         if provider not in PROVIDERS:
@@ -45,44 +42,11 @@ class WebhookHandler(APIHandler):
             self.write_json({"event": kind, "message": "ignored: only push events rebuild"})
             return
         push = parse_push(provider, body)
-        images = [i for i in await self.app.catalog.list_images() if matches(i.repo, i.ref, push)]
-        started, joined, cached, failed = [], 0, 0, 0
-        for image in images:
-            req = BuildRequest(
-                owner=image.owner,
-                repo=image.repo,
-                ref=image.ref,
-                name=image.name,
-                display_name=image.display_name,
-                shared=image.shared,
-                hints=dict(image.hints),
-            )
-            try:
-                result = await self.app.manager.submit(req)
-            except ServiceError as e:
-                failed += 1
-                self.log.warning(
-                    "webhook (%s): rebuild of %s not started: %s", provider, image.image, e
-                )
-                continue
-            if result.cached:
-                cached += 1
-            elif result.joined:
-                joined += 1
-            else:
-                started.append(result.build.id)
-                self.log.info(
-                    "webhook (%s): rebuilding %s (build %s)", provider, image.image, result.build.id
-                )
-        answer: dict[str, Any] = {
-            "event": kind,
-            "matched": len(images),
-            "started": started,
-            "joined": joined,
-            "cached": cached,
-            "failed": failed,
-        }
-        self.write_json(answer, status=202 if started else 200)
+        services = self.services
+        answer = await rebuild_for_push(
+            push, catalog=services.catalog, manager=services.manager, log=self.log
+        )
+        self.write_json({"event": kind, **answer}, status=202 if answer["started"] else 200)
 
 
 default_handlers = [(r"api/webhooks/(?P<provider>[a-z]{1,32})", WebhookHandler)]

@@ -1,0 +1,74 @@
+"""What a request handler may use: the typed :class:`Services` bundle.
+
+The Application builds one :class:`Services` at start-up and hands it to every handler
+through Tornado's ``initialize``; handlers never see the Application. That keeps the
+handlers' reach narrow and visible here: the build manager, the catalog, metrics, the rate
+limiter, and the few settings a handler reads (:class:`HandlerSettings`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .builds.manager import BuildManager
+from .images.catalog import Catalog
+from .metrics import ServiceMetrics
+from .ratelimit import RateLimiter
+
+__all__ = ["HandlerSettings", "Services"]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSettings:
+    """The configuration values handlers read (copied from the app's traits at start).
+
+    Attributes:
+        base_url: the service's URL prefix, ending in ``/`` (e.g. ``/services/repo2docker/``).
+        scope_prefix: prefix of the service's custom scopes, e.g. ``custom:repo2docker:``.
+        max_body_bytes: largest JSON request body accepted, in bytes.
+        machine_profiles: the admin's machine profiles as configured (list of dicts).
+        default_cpu_limit: CPU limit for images without a hint, in CPUs; 0 means none.
+        default_memory_limit: memory limit for images without a hint (``"2G"``); "" none.
+        metrics_require_auth: whether ``GET metrics`` needs the admin scope.
+        webhook_secret: the push-webhook secret; "" means webhooks are off.
+        launch_git_host: host URL of ``v2/gh/<org>/<repo>`` launch links.
+        allowed_repo_schemes: URL schemes a repository URL may use.
+        facts: what ``api/info`` tells about the service (executor, registry, prefix,
+            limits); JSON-ready.
+    """
+
+    base_url: str = "/"
+    scope_prefix: str = "custom:repo2docker:"
+    max_body_bytes: int = 1 << 20
+    machine_profiles: Sequence[Mapping[str, Any]] = ()
+    default_cpu_limit: float = 0.0
+    default_memory_limit: str = ""
+    metrics_require_auth: bool = True
+    webhook_secret: str = field(default="", repr=False)
+    launch_git_host: str = "https://github.com"
+    allowed_repo_schemes: tuple[str, ...] = ("https",)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The components and settings a handler works with; built once by the app.
+
+    Attributes:
+        manager: submits, lists, follows and cancels builds.
+        catalog: lists, finds and deletes built images.
+        metrics: Prometheus metrics of this service.
+        rate_limiter: builds per user per period.
+        settings: the configuration values handlers read.
+        log: the service's logger.
+    """
+
+    manager: BuildManager
+    catalog: Catalog
+    metrics: ServiceMetrics
+    rate_limiter: RateLimiter
+    settings: HandlerSettings
+    log: logging.Logger
