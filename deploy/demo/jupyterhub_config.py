@@ -28,15 +28,14 @@ c.JupyterHub.load_groups.update(
 # User servers: DockerSpawner starting the images repo2docker-service lists for each user, as
 # containers on the host network at 127.0.0.1 (where this demo hub listens). The spawner's
 # token is kept in the demo's state directory so restarts reuse it.
-from repo2docker_service.hubconfig import persistent_token  # noqa: E402
-from repo2docker_service.spawner import configure_jupyterhub  # noqa: E402
+from repo2docker_service.hub.config import configure_jupyterhub, persistent_token  # noqa: E402
 
 _service_port = os.environ.get("REPO2DOCKER_SERVICE_PORT", "8585")
 configure_jupyterhub(
     c,
     service_url=f"http://127.0.0.1:{_service_port}/services/repo2docker/",
     token=persistent_token(STATE / "spawner-token"),
-    spawner_class="repo2docker_service.spawner.Repo2DockerHostSpawner",
+    spawner_class="repo2docker_service.hub.dockerspawner.Repo2DockerHostSpawner",
 )
 c.DockerSpawner.prefix = "r2d-demo"
 c.DockerSpawner.pull_policy = "never"  # images are built into the local engine

@@ -1,8 +1,7 @@
 # JupyterHub config of the docker-compose deployment (mounted into the hub container).
 import os
 
-from repo2docker_service.hubconfig import register_service
-from repo2docker_service.spawner import configure_jupyterhub
+from repo2docker_service.hub.config import configure_jupyterhub, register_service
 
 HUB_PORT = int(os.environ.get("HUB_PORT", "8000"))
 HUB_API_PORT = int(os.environ.get("HUB_API_PORT", "8081"))
@@ -51,7 +50,7 @@ configure_jupyterhub(
     c,
     service_url=f"http://127.0.0.1:{SERVICE_PORT}/services/repo2docker/",
     token=os.environ["REPO2DOCKER_SPAWNER_TOKEN"],
-    spawner_class="repo2docker_service.spawner.Repo2DockerHostSpawner",
+    spawner_class="repo2docker_service.hub.dockerspawner.Repo2DockerHostSpawner",
 )
 _prefix = os.environ.get("CONTAINER_PREFIX", "r2d")
 c.DockerSpawner.prefix = _prefix

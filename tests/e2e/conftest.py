@@ -1,4 +1,4 @@
-"""End-to-end fixtures: a second real hub whose spawner is repo2docker_service.spawner.
+"""End-to-end fixtures: a second real hub whose spawner is repo2docker_service.hub.dockerspawner.
 
 The hub (JupyterHub + configurable-http-proxy + the service, all on 127.0.0.1) starts
 spawned servers with DockerSpawner on the host network. The bundled example
@@ -31,14 +31,14 @@ SPAWNER_TOKEN = secrets.token_hex(24)
 
 SPAWNER_CONFIG = f"""
 import os
-from repo2docker_service.spawner import configure_jupyterhub
+from repo2docker_service.hub.config import configure_jupyterhub
 
 PORT = os.environ["REPO2DOCKER_SERVICE_PORT"]
 configure_jupyterhub(
     c,
     service_url=f"http://127.0.0.1:{{PORT}}/services/repo2docker/",
     token={SPAWNER_TOKEN!r},
-    spawner_class="repo2docker_service.spawner.Repo2DockerHostSpawner",
+    spawner_class="repo2docker_service.hub.dockerspawner.Repo2DockerHostSpawner",
 )
 c.DockerSpawner.prefix = {CONTAINER_PREFIX!r}
 c.DockerSpawner.pull_policy = "never"

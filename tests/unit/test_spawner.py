@@ -16,7 +16,11 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from traitlets.config import Config
 
-from repo2docker_service import spawner as sp
+from repo2docker_service.hub.client import TOKEN_ENV
+from repo2docker_service.hub.config import configure_jupyterhub
+from repo2docker_service.hub.dockerspawner import Repo2DockerHostSpawner, Repo2DockerSpawner
+from repo2docker_service.hub.forms import render_options_form
+from repo2docker_service.hub.kubespawner import make_profile_list
 
 TOKEN = "spawner-test-token"
 
@@ -129,13 +133,13 @@ class User:
 def docker_spawner(service, name="alice", **kw):
     kw.setdefault("service_url", service["url"])
     kw.setdefault("service_token", TOKEN)
-    return sp.Repo2DockerSpawner(user=User(name), **kw)
+    return Repo2DockerSpawner(user=User(name), **kw)
 
 
 # ------------------------------------------------------------------------ form
 def test_form_lists_images_with_repo_ref_and_date_escaped():
     answer = {"user": "alice", "all": False, "images": [ALICE_IMAGE, SHARED_IMAGE]}
-    form = sp.render_options_form(answer)
+    form = render_options_form(answer)
     assert "Hello &lt;b&gt;world&lt;/b&gt;" in form and "<b>world" not in form
     assert "https://git.example.org/hello.git@main" in form
     assert "2026-11-23 08:56 UTC" in form
@@ -148,15 +152,15 @@ def test_form_lists_images_with_repo_ref_and_date_escaped():
 
 def test_form_preselects_a_listed_reference_only():
     answer = {"user": "alice", "all": False, "images": [ALICE_IMAGE, SHARED_IMAGE]}
-    form = sp.render_options_form(answer, selected="r2d-shared/course:latest")
+    form = render_options_form(answer, selected="r2d-shared/course:latest")
     assert 'value="r2d-shared/course:latest" checked' in form
-    form = sp.render_options_form(answer, selected="evil/image:latest")
+    form = render_options_form(answer, selected="evil/image:latest")
     assert "evil" not in form
     assert 'value="r2d-alice/hello:7c71e06654c1" checked' in form
 
 
 def test_form_without_images_points_at_the_service_page():
-    form = sp.render_options_form({"images": []}, service_page="/services/repo2docker/")
+    form = render_options_form({"images": []}, service_page="/services/repo2docker/")
     assert 'href="/services/repo2docker/"' in form and "no environments" in form
 
 
@@ -177,7 +181,7 @@ async def test_docker_spawner_form_shows_service_errors(service):
 
 
 def test_options_from_form_and_query():
-    spawner = sp.Repo2DockerSpawner(user=User("alice"))
+    spawner = Repo2DockerSpawner(user=User("alice"))
     assert spawner.run_options_from_form({"image": ["r2d-alice/hello:latest"]}) == {
         "image": "r2d-alice/hello:latest"
     }
@@ -236,7 +240,7 @@ async def test_allowed_images_star_is_refused(service):
 
 
 def test_host_spawner_defaults():
-    spawner = sp.Repo2DockerHostSpawner(user=User("alice"))
+    spawner = Repo2DockerHostSpawner(user=User("alice"))
     assert (spawner.network_name, spawner.use_internal_ip, spawner.ip) == (
         "host",
         True,
@@ -246,18 +250,18 @@ def test_host_spawner_defaults():
 
 def test_config_reaches_the_mixin_through_traitlets():
     c = Config()
-    token = sp.configure_jupyterhub(c, token="t0k", service_url="http://127.0.0.1:1234/services/x/")
+    token = configure_jupyterhub(c, token="t0k", service_url="http://127.0.0.1:1234/services/x/")
     assert token == "t0k"
-    spawner = sp.Repo2DockerSpawner(user=User("alice"), config=c)
+    spawner = Repo2DockerSpawner(user=User("alice"), config=c)
     assert spawner.service_url == "http://127.0.0.1:1234/services/x/"
     assert spawner.service_token == "t0k"
     assert "custom:repo2docker:view" in c.Spawner.server_token_scopes
 
 
 def test_token_from_the_environment(monkeypatch):
-    monkeypatch.setenv(sp.TOKEN_ENV, "from-env")
-    assert sp.Repo2DockerSpawner(user=User("alice")).service_token == "from-env"
-    assert sp.configure_jupyterhub(Config()) == "from-env"
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    assert Repo2DockerSpawner(user=User("alice")).service_token == "from-env"
+    assert configure_jupyterhub(Config()) == "from-env"
 
 
 # ------------------------------------------------------------------------ KubeSpawner
@@ -295,7 +299,7 @@ def kube(service, name="alice", token=TOKEN):
     return KubeSpawner(
         _mock=True,
         user=User(name),
-        profile_list=sp.make_profile_list(service_url=service["url"], token=token),
+        profile_list=make_profile_list(service_url=service["url"], token=token),
     )
 
 

@@ -19,8 +19,8 @@ import pytest
 from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
-from repo2docker_service import tljh
-from repo2docker_service.hubconfig import register_service
+from repo2docker_service.hub import tljh
+from repo2docker_service.hub.config import GROUPS, register_service, service_roles, service_scopes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -182,3 +182,8 @@ def test_registration_matches_deploy_jupyterhub_config(tljh_config, monkeypatch)
     sa, sb = a.services[0], b.services[0]
     for key in ("name", "url", "oauth_client_allowed_scopes", "oauth_no_confirm"):
         assert sa[key] == sb[key], key
+    # and both are exactly the one definition in repo2docker_service.hub.config
+    assert a.custom_scopes == service_scopes("custom:repo2docker:")
+    assert a.load_roles == service_roles("repo2docker", "custom:repo2docker:")
+    assert a.load_groups == {g: {} for g in GROUPS}
+    assert sa["oauth_client_allowed_scopes"] == list(service_scopes("custom:repo2docker:"))

@@ -7,8 +7,8 @@ machine); TLJH finds this module through the ``tljh`` entry point in pyproject.t
 - :func:`tljh_custom_jupyterhub_config`: registers the service as a hub-managed service
   (custom scopes, one role per scope granted to the groups ``repo2docker-viewers``,
   ``repo2docker-builders`` and ``repo2docker-admins``), and makes the spawner
-  :class:`~repo2docker_service.spawner.Repo2DockerHostSpawner`: user servers run in Docker
-  containers started from the images the service lists for each user.
+  :class:`~repo2docker_service.hub.dockerspawner.Repo2DockerHostSpawner`: user servers run in
+  Docker containers started from the images the service lists for each user.
 
 Settings on a TLJH machine (``$TLJH_INSTALL_PREFIX``, default /opt/tljh):
 
@@ -30,8 +30,7 @@ from typing import Any
 
 import pluggy
 
-from .hubconfig import GROUPS, persistent_token, register_service
-from .spawner import configure_jupyterhub
+from .config import GROUPS, configure_jupyterhub, persistent_token, register_service
 
 __all__ = ["GROUPS", "hookimpl", "tljh_custom_jupyterhub_config", "tljh_extra_hub_pip_packages"]
 
@@ -70,7 +69,7 @@ def tljh_custom_jupyterhub_config(c: Any) -> None:
         service_url=f"http://127.0.0.1:{SERVICE_PORT}/services/{SERVICE}/",
         scope_prefix=PREFIX,
         token=persistent_token(prefix / "state" / "repo2docker-spawner-token"),
-        spawner_class="repo2docker_service.spawner.Repo2DockerHostSpawner",
+        spawner_class="repo2docker_service.hub.dockerspawner.Repo2DockerHostSpawner",
     )
     # images live in the local engine (no registry on TLJH): never pull
     c.DockerSpawner.pull_policy = "never"

@@ -1,0 +1,302 @@
+"""Hub config for repo2docker-service: the one definition of its scopes, groups and roles.
+
+For ``jupyterhub_config.py`` (docker-compose, the demo, z2jh's ``extraConfig``, the TLJH
+plugin):
+
+- :func:`register_service` adds the service's custom scopes, one group and one role per
+  scope, and the service entry, either managed by the hub (a ``command``) or external (a
+  URL and an API token, e.g. a separate container);
+- :func:`configure_jupyterhub` adds what the spawner helpers need: the ``spawn`` scope, a
+  token-holding client with a role, the spawner settings, server token scopes for
+  JupyterLab extensions, named servers for launch links;
+- :func:`persistent_token` keeps a token across hub restarts.
+
+The scopes and roles are defined once, by :func:`service_scopes`, :func:`service_roles`,
+:func:`spawn_scope` and :func:`spawner_role`. ``deploy/jupyterhub_config.py`` (the README's
+snippet) spells the same ones out so that it works in a hub without this package;
+tests/unit/test_tljh.py checks that it declares exactly these.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .client import TOKEN_ENV, URL_ENV
+
+__all__ = [
+    "GROUPS",
+    "add_spawner_client",
+    "configure_jupyterhub",
+    "persistent_token",
+    "register_service",
+    "server_scopes",
+    "service_access",
+    "service_roles",
+    "service_scopes",
+    "spawn_scope",
+    "spawner_role",
+]
+
+#: groups the roles are granted to (members are managed in the hub's admin page)
+GROUPS = ("repo2docker-viewers", "repo2docker-builders", "repo2docker-admins")
+
+
+# ------------------------------------------------------------------ scopes and roles
+def service_access(service_name: str) -> str:
+    """The hub scope that lets a token reach the service: ``access:services!service=<name>``."""
+    return f"access:services!service={service_name}"
+
+
+def service_scopes(prefix: str = "custom:repo2docker:") -> dict[str, dict[str, Any]]:
+    """The service's custom scopes for ``c.JupyterHub.custom_scopes``: view < build < admin.
+
+    The keys, in this order, are also the scopes browser sessions may carry
+    (``oauth_client_allowed_scopes``).
+    """
+    return {
+        f"{prefix}view": {
+            "description": "See your own and shared environments and your builds.",
+        },
+        f"{prefix}build": {
+            "description": "Build, rebuild, cancel and delete your own environments.",
+            "subscopes": [f"{prefix}view"],
+        },
+        f"{prefix}admin": {
+            "description": "Manage every user's environments and build shared ones.",
+            "subscopes": [f"{prefix}build"],
+        },
+    }
+
+
+def service_roles(
+    service_name: str = "repo2docker", prefix: str = "custom:repo2docker:"
+) -> list[dict[str, Any]]:
+    """One role per scope for ``c.JupyterHub.load_roles``, each granted to one of GROUPS."""
+    access = service_access(service_name)
+    viewers, builders, admins = GROUPS
+    return [
+        {
+            "name": "repo2docker-viewer",
+            "description": "May open the environments page and start images.",
+            "scopes": [access, f"{prefix}view"],
+            "groups": [viewers],
+        },
+        {
+            "name": "repo2docker-builder",
+            "description": "May build environments from git repositories.",
+            "scopes": [access, f"{prefix}build"],
+            "groups": [builders],
+        },
+        {
+            "name": "repo2docker-admin",
+            "description": "May manage all environments, including shared ones.",
+            "scopes": [access, f"{prefix}admin"],
+            "groups": [admins],
+        },
+    ]
+
+
+def spawn_scope(prefix: str = "custom:repo2docker:") -> dict[str, dict[str, Any]]:
+    """The spawner client's custom scope: read which images any user may start."""
+    return {
+        f"{prefix}spawn": {
+            "description": "Read which environments any user may start (for spawners).",
+        }
+    }
+
+
+def spawner_role(
+    client_name: str = "repo2docker-spawner",
+    service_name: str = "repo2docker",
+    prefix: str = "custom:repo2docker:",
+) -> dict[str, Any]:
+    """The role of the token-only service ``client_name`` the hub's spawner uses."""
+    return {
+        "name": client_name,
+        "description": "The hub's spawner asks repo2docker-service what users may start.",
+        "scopes": [service_access(service_name), f"{prefix}spawn"],
+        "services": [client_name],
+    }
+
+
+# ------------------------------------------------------------------ the service
+def register_service(
+    c: Any,
+    *,
+    name: str = "repo2docker",
+    scope_prefix: str = "custom:repo2docker:",
+    port: int = 8585,
+    url: str | None = None,
+    api_token: str | None = None,
+    config_file: Path | None = None,
+) -> None:
+    """Scopes, groups, roles and the service entry.
+
+    Args:
+        c: the hub's config.
+        name: the service's name (its URL prefix is ``/services/<name>/``).
+        scope_prefix: the prefix of the service's custom scopes.
+        port: port of a managed service (on 127.0.0.1).
+        url: an external service's URL as the hub and proxy reach it; with ``api_token``.
+        api_token: an external service's token (then no process is started).
+        config_file: a managed service's config file (``REPO2DOCKER_SERVICE_CONFIG``), used
+            when it exists.
+    """
+    scopes = service_scopes(scope_prefix)
+    c.JupyterHub.custom_scopes.update(scopes)
+    c.JupyterHub.load_groups.update({g: {} for g in GROUPS})
+    c.JupyterHub.load_roles.extend(service_roles(name, scope_prefix))
+    service: dict[str, Any] = {
+        "name": name,
+        # browser sessions get these scopes if the user holds them
+        "oauth_client_allowed_scopes": list(scopes),
+        "oauth_no_confirm": True,
+    }
+    if api_token:
+        service["url"] = url or f"http://127.0.0.1:{port}"
+        service["api_token"] = api_token
+    else:
+        environment = {"REPO2DOCKER_SERVICE_PORT": str(port)}
+        if config_file is not None and Path(config_file).exists():
+            environment["REPO2DOCKER_SERVICE_CONFIG"] = str(config_file)
+        service["url"] = f"http://127.0.0.1:{port}"
+        service["command"] = [sys.executable, "-m", "repo2docker_service", "--port", str(port)]
+        service["environment"] = environment
+    c.JupyterHub.services.append(service)
+
+
+def persistent_token(path: str | os.PathLike[str]) -> str:
+    """The token stored at ``path``; a new random one is written (mode 0600) if missing.
+
+    For hub configs that need a token to stay the same across restarts (the spawner
+    client's) without asking the admin to make one.
+    """
+    path = Path(path)
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+# ------------------------------------------------------------------ the spawner
+def configure_jupyterhub(
+    c: Any,
+    *,
+    service_name: str = "repo2docker",
+    service_url: str | None = None,
+    scope_prefix: str = "custom:repo2docker:",
+    token: str | None = None,
+    client_name: str = "repo2docker-spawner",
+    spawner_class: str | None = "repo2docker_service.hub.dockerspawner.Repo2DockerSpawner",
+    server_token_scopes: bool = True,
+    named_servers: bool = True,
+    register_client: bool = True,
+) -> str:
+    """Add what the spawner helpers need to a hub config (``jupyterhub_config.py``).
+
+    Adds the spawn scope, the token-only service ``client_name`` and its role
+    (:func:`add_spawner_client`), points the spawner at the service
+    (``c.Repo2DockerMixin.service_url/service_token``) and sets ``c.JupyterHub.spawner_class``
+    (unless ``spawner_class`` is None). With ``server_token_scopes``, servers'
+    ``$JUPYTERHUB_API_TOKEN`` also carries :func:`server_scopes`; with ``named_servers``,
+    ``allow_named_servers`` (launch links start named servers).
+
+    Args:
+        c: the config object of ``jupyterhub_config.py``.
+        service_name: the service's name in ``c.JupyterHub.services``.
+        service_url: the service as the hub process reaches it, with its prefix (default
+            $REPO2DOCKER_SERVICE_URL, else ``http://127.0.0.1:8585/services/<service_name>/``).
+        scope_prefix: the service's scope prefix.
+        token: the client's API token. Default: $REPO2DOCKER_SPAWNER_TOKEN, else a random
+            token for this hub process (fine for demos; each restart then leaves an unused
+            token in the hub database, so set the variable in production).
+        client_name: the token-only service the token belongs to.
+        spawner_class: the spawner class to set, or None to leave it alone (KubeSpawner).
+        server_token_scopes: give servers' tokens the service's view scope.
+        named_servers: enable named servers.
+        register_client: add the token-only service to ``c.JupyterHub.services``; False
+            when it is declared elsewhere (z2jh's ``hub.services``, which also keeps its token).
+
+    Returns:
+        The token (so other config, e.g. KubeSpawner's ``make_profile_list``, can use it).
+    """
+    token = _spawner_token(token)
+    add_spawner_client(
+        c,
+        client_name=client_name,
+        token=token if register_client else None,
+        service_name=service_name,
+        scope_prefix=scope_prefix,
+    )
+    default_url = f"http://127.0.0.1:8585/services/{service_name}/"
+    c.Repo2DockerMixin.service_url = service_url or os.environ.get(URL_ENV) or default_url
+    c.Repo2DockerMixin.service_token = token
+    c.Repo2DockerMixin.scope_prefix = scope_prefix
+    if spawner_class:
+        c.JupyterHub.spawner_class = spawner_class
+    if server_token_scopes:
+        c.Spawner.server_token_scopes = server_scopes(service_name, scope_prefix)
+    if named_servers:
+        c.JupyterHub.allow_named_servers = True
+    return token
+
+
+def add_spawner_client(
+    c: Any,
+    *,
+    client_name: str = "repo2docker-spawner",
+    token: str | None,
+    service_name: str = "repo2docker",
+    scope_prefix: str = "custom:repo2docker:",
+) -> None:
+    """The spawn scope, the token-only service ``client_name`` and its role.
+
+    Args:
+        c: the hub's config.
+        client_name: the token-only service (no URL, no process) the spawner's token
+            belongs to.
+        token: its API token; None when the service is declared elsewhere (z2jh's
+            ``hub.services``), then only the scope and the role are added.
+        service_name: the service the client may reach.
+        scope_prefix: the service's scope prefix.
+    """
+    c.JupyterHub.custom_scopes.update(spawn_scope(scope_prefix))
+    if token is not None:
+        c.JupyterHub.services.append({"name": client_name, "api_token": token})
+    c.JupyterHub.load_roles.append(spawner_role(client_name, service_name, scope_prefix))
+
+
+def server_scopes(
+    service_name: str = "repo2docker", prefix: str = "custom:repo2docker:"
+) -> list[str]:
+    """``Spawner.server_token_scopes``: the hub's defaults plus the service's view scope.
+
+    Servers' ``$JUPYTERHUB_API_TOKEN`` then carries ``access:services!service=<service_name>``
+    and ``<prefix>view`` (granted only when the user holds them), so JupyterLab extensions in
+    the server can call the service.
+    """
+    extra = [service_access(service_name), f"{prefix}view"]
+    return ["users:activity!user", "access:servers!server", *extra]
+
+
+def _spawner_token(token: str | None) -> str:
+    """``token``, else $REPO2DOCKER_SPAWNER_TOKEN, else a random one (with a warning)."""
+    token = token or os.environ.get(TOKEN_ENV) or ""
+    if not token:
+        warnings.warn(
+            f"${TOKEN_ENV} is not set: using a random token for this hub process",
+            stacklevel=3,
+        )
+        token = secrets.token_hex(32)
+    return token
