@@ -1,0 +1,196 @@
+"""The package layout stays as docs/architecture.md describes it.
+
+Checked from the source with ``ast`` (nothing is imported):
+
+- every module has at most 500 lines, every function or method at most 60;
+- imports sit at module top (or under ``if TYPE_CHECKING:``), never inside functions;
+- the import graph of ``repo2docker_service`` has no cycle;
+- arrows point down: a room imports only rooms of a lower rank (:data:`RANK`) or itself;
+- ``hub/`` imports nothing of the service; production code and the demo never import tests/.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "repo2docker_service"
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+
+#: Rooms from the bottom up: a room may import only rooms with a lower rank (or itself).
+#: ``hub`` runs inside JupyterHub and imports nothing of the service (checked apart).
+RANK = {
+    "_version": 0,
+    "errors": 0,
+    "repo2docker_offline_config": 0,
+    "hub": 0,
+    "limits": 1,
+    "ratelimit": 1,
+    "sources": 1,
+    "images": 2,
+    "builds": 3,
+    "metrics": 4,
+    "webhooks": 4,
+    "context": 5,
+    "auth": 6,
+    "handlers": 7,
+    "app": 8,
+    "__main__": 9,
+    "__init__": 9,
+}
+
+
+def modules() -> dict[str, Path]:
+    """``{dotted module name: path}`` of every module of the package."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def imported_modules(module: str, path: Path, known: set[str]) -> set[str]:
+    """The package's modules that ``module`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(), str(path))
+    is_package = path.name == "__init__.py"
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in known)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target in known:
+                out.add(target)
+            out.update(f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in known)
+    out.discard(module)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    return {m: imported_modules(m, p, known) for m, p in mods.items()}
+
+
+def test_every_module_has_a_rank():
+    assert {room(m) for m in modules()} <= set(RANK), "add new rooms to RANK (and the docs)"
+
+
+@pytest.mark.parametrize("module", sorted(modules()))
+def test_sizes(module: str):
+    path = modules()[module]
+    source = path.read_text()
+    lines = source.count("\n")
+    assert lines <= MAX_MODULE_LINES, f"{module}: {lines} lines (max {MAX_MODULE_LINES})"
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, f"{module}: functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def _nested_imports(tree: ast.AST) -> list[int]:
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.update(
+                sub.lineno for sub in ast.walk(node) if isinstance(sub, ast.Import | ast.ImportFrom)
+            )
+    return sorted(found)
+
+
+@pytest.mark.parametrize("module", sorted(modules()))
+def test_imports_at_module_top(module: str):
+    tree = ast.parse(modules()[module].read_text())
+    assert not _nested_imports(tree), f"{module}: imports inside functions at lines " + str(
+        _nested_imports(tree)
+    )
+
+
+def test_no_import_cycle():
+    edges = graph()
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycle = [*stack[stack.index(nxt) :], nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node)
+
+
+def test_arrows_point_down():
+    upward = [
+        f"{m} -> {t}"
+        for m, targets in graph().items()
+        for t in sorted(targets)
+        if room(t) != room(m) and RANK[room(t)] >= RANK[room(m)] and room(m) != "__init__"
+    ]
+    assert not upward, "imports that run up or sideways:\n" + "\n".join(upward)
+
+
+def test_hub_side_imports_nothing_of_the_service():
+    wrong = [
+        f"{m} -> {t}"
+        for m, targets in graph().items()
+        if room(m) == "hub"
+        for t in sorted(targets)
+        if room(t) != "hub"
+    ]
+    assert not wrong, wrong
+
+
+def _imports_tests(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        if any(n == "tests" or n.startswith("tests.") for n in names):
+            return True
+    return False
+
+
+def test_production_and_demo_never_import_tests():
+    paths = [*PACKAGE.rglob("*.py"), *(ROOT / "scripts").glob("demo*.py")]
+    paths += [p for p in (ROOT / "scripts").glob("*.py") if p.name != "fuzz_api.py"]
+    wrong = sorted({str(p.relative_to(ROOT)) for p in paths if _imports_tests(p)})
+    assert not wrong, wrong
+
+
+def test_the_checks_can_fail(tmp_path: Path):
+    """The graph reader sees relative imports, nested imports and long functions."""
+    src = "from .b import x\n\ndef f():\n    import os\n" + "    x = 1\n" * 70
+    tree = ast.parse(src)
+    assert _nested_imports(tree) == [4]
+    (tmp_path / "a.py").write_text(src)
+    assert imported_modules("pkg.a", tmp_path / "a.py", {"pkg.b"}) == {"pkg.b"}
