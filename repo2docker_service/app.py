@@ -20,7 +20,6 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import jinja2
 from jupyterhub.services.auth import HubOAuth
@@ -33,14 +32,13 @@ from traitlets import (
     Float,
     Integer,
     List,
-    Type,
     Unicode,
     default,
-    validate,
 )
 from traitlets.config import Application, catch_config_error
 
 from ._version import __version__
+from .config import BuildsConfig, ImagesConfig, ServerConfig, SpawnConfig
 from .context import HandlerSettings, Services
 from .errors import UpstreamError
 from .handlers import default_handlers
@@ -75,7 +73,7 @@ flags = {
 }
 
 
-class Repo2DockerService(Application):
+class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, Application):
     """Build JupyterHub user environments from git repositories with repo2docker."""
 
     name = "repo2docker-service"
@@ -120,187 +118,6 @@ class Repo2DockerService(Application):
 
     generate_config = Bool(
         False, help="Write the default config file to `config_file` and exit."
-    ).tag(config=True)
-
-    ip = Unicode(
-        help="""IP address the service listens on.
-
-        Default: the host of JUPYTERHUB_SERVICE_URL when the hub manages the service,
-        else 127.0.0.1. Use 0.0.0.0 only when the hub or proxy reaches the service
-        from another host or container.
-        """,
-    ).tag(config=True)
-
-    @default("ip")
-    def _default_ip(self) -> str:
-        url = os.environ.get("JUPYTERHUB_SERVICE_URL")
-        return (urlparse(url).hostname or "127.0.0.1") if url else "127.0.0.1"
-
-    port = Integer(
-        help="""TCP port the service listens on.
-
-        Default: the port of JUPYTERHUB_SERVICE_URL when the hub manages the service,
-        else 8585.
-        """,
-    ).tag(config=True)
-
-    @default("port")
-    def _default_port(self) -> int:
-        url = os.environ.get("JUPYTERHUB_SERVICE_URL")
-        if url and urlparse(url).port:
-            return int(urlparse(url).port)
-        return 8585
-
-    base_url = Unicode(
-        help="""URL prefix the service is served under, e.g. /services/repo2docker/.
-
-        Default: $JUPYTERHUB_SERVICE_PREFIX (set by JupyterHub), else /services/repo2docker/.
-        Always starts and ends with a slash.
-        """,
-    ).tag(config=True)
-
-    @default("base_url")
-    def _default_base_url(self) -> str:
-        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/services/repo2docker/"
-
-    @validate("base_url")
-    def _validate_base_url(self, proposal: dict[str, Any]) -> str:
-        value = "/" + proposal["value"].strip("/") + "/"
-        return value.replace("//", "/")
-
-    service_name = Unicode(
-        help="""Name of this service in JupyterHub (`c.JupyterHub.services`).
-
-        Default: $JUPYTERHUB_SERVICE_NAME, else "repo2docker". Used in scope filters
-        such as `access:services!service=<name>`.
-        """,
-    ).tag(config=True)
-
-    @default("service_name")
-    def _default_service_name(self) -> str:
-        return os.environ.get("JUPYTERHUB_SERVICE_NAME") or "repo2docker"
-
-    cookie_secret_file = Unicode(
-        "",
-        help="""File holding the secret (hex) that signs the service's cookies.
-
-        Empty (default): the secret is derived from the service's JupyterHub API token
-        with HMAC, so it survives service restarts without any file on disk while the
-        token stays the same. Set a file when the token changes between restarts.
-        """,
-    ).tag(config=True)
-
-    # ------------------------------------------------------------------ scopes
-    scope_prefix = Unicode(
-        "custom:repo2docker:",
-        help="""Prefix of the custom JupyterHub scopes this service checks.
-
-        The service checks `<prefix>view`, `<prefix>build` and `<prefix>admin`. Declare
-        them in `c.JupyterHub.custom_scopes`, grant them through roles, and list them in
-        the service's `oauth_client_allowed_scopes` (otherwise browser sessions never
-        carry them).
-        """,
-    ).tag(config=True)
-
-    # ------------------------------------------------------------------ images
-    registry_url = Unicode(
-        "",
-        help="""Registry images are pushed to, as host[:port] (e.g. 127.0.0.1:5000).
-
-        Empty (default): no registry; images stay in the local Docker engine (as on TLJH).
-        With a registry, builds push and the catalog comes from the registry.
-        """,
-    ).tag(config=True)
-
-    registry_username = Unicode(
-        "",
-        help="Username for the registry (empty: anonymous, or from `registry_config_file`).",
-    ).tag(config=True)
-
-    registry_password = Unicode(
-        help="""Password or token for the registry.
-
-        Default: $REPO2DOCKER_SERVICE_REGISTRY_PASSWORD. Prefer the environment variable
-        over writing secrets in config files.
-        """,
-    ).tag(config=True)
-
-    @default("registry_password")
-    def _default_registry_password(self) -> str:
-        return os.environ.get("REPO2DOCKER_SERVICE_REGISTRY_PASSWORD", "")
-
-    registry_config_file = Unicode(
-        "",
-        help="""A docker config.json to read the registry login from (its `auths` entry for
-        `registry_url`, as `docker login` writes it).
-
-        Used when `registry_username` is empty. Empty (default): $DOCKER_CONFIG/config.json,
-        else ~/.docker/config.json, if it exists. Credential helpers (`credsStore`,
-        `credHelpers`) are not run. The same login is used for pushes.
-        """,
-    ).tag(config=True)
-
-    registry_api_url = Unicode(
-        "",
-        help="""Base URL of the registry's API (OCI Distribution, `/v2/`).
-
-        Empty (default): http://<registry_url> for loopback registries (127.0.0.0/8,
-        localhost), else https://<registry_url>, as Docker does. Set it for a registry
-        Docker reaches as an insecure (plain HTTP) registry, or when the service reaches
-        the registry under another address than the engines that push to it.
-        """,
-    ).tag(config=True)
-
-    registry_cache_ttl = Float(
-        30,
-        help="""Seconds the image listing read from the registry is reused.
-
-        After this, listings answer from the old copy while one refresh runs in the
-        background; the service's own builds and deletes update it at once, changes made
-        by others show up after at most this long. 0: read the registry for every listing
-        (slow with many images). Cache hits of builds always ask the registry.
-        """,
-    ).tag(config=True)
-
-    image_prefix = Unicode(
-        "r2d-",
-        help="""Prefix put before the owner part of every image name.
-
-        Keeps the service's images apart from other images in the same engine or
-        registry; e.g. "r2d-" gives images like `r2d-alice/myenv:0123456789ab`.
-        """,
-    ).tag(config=True)
-
-    image_name_template = Unicode(
-        "{registry}{prefix}{owner}/{name}:{tag}",
-        help="""Template of image references.
-
-        Fields: registry (registry_url plus "/" or empty), prefix (image_prefix), owner
-        (the escaped JupyterHub username, or "shared"), name (environment name), tag
-        (12-character commit, or "latest"). The owner field must stay in the template:
-        it is what keeps users' images apart.
-        """,
-    ).tag(config=True)
-
-    @validate("image_name_template")
-    def _validate_template(self, proposal: dict[str, Any]) -> str:
-        value = proposal["value"]
-        for field in ("{owner}", "{name}", "{tag}"):
-            if field not in value:
-                raise ValueError(f"image_name_template must contain {field}: {value!r}")
-        return value
-
-    # ------------------------------------------------------------------ builds
-    executor_class = Type(
-        "repo2docker_service.builds.executors.LocalExecutor",
-        klass="repo2docker_service.builds.executors.Executor",
-        help="""How builds run.
-
-        LocalExecutor (default) runs repo2docker as a subprocess of the service.
-        DockerExecutor (`repo2docker_service.builds.executors.DockerExecutor`) runs it in a
-        builder container (`builder_image`) in the Docker engine; its builds survive a
-        restart of the service, which follows them again.
-        """,
     ).tag(config=True)
 
     repo2docker_command = List(
@@ -390,151 +207,6 @@ class Repo2DockerService(Application):
         proxies or BUILDX_BUILDER. Never secrets: `docker inspect` shows them.
         """,
     ).tag(config=True)
-
-    build_concurrency = Integer(
-        2,
-        help="How many builds run at the same time. Each build is CPU- and disk-heavy.",
-    ).tag(config=True)
-
-    max_queue = Integer(
-        20,
-        help="""How many builds may wait for a free slot.
-
-        Further requests get 429 Too Many Requests with Retry-After. 0 means no waiting:
-        only `build_concurrency` builds are accepted at a time.
-        """,
-    ).tag(config=True)
-
-    build_timeout = Float(
-        3600,
-        help="Seconds a build may run in total before it is stopped and failed. 0: no limit.",
-    ).tag(config=True)
-
-    build_idle_timeout = Float(
-        900,
-        help="""Seconds a build may go without printing any output before it is stopped.
-
-        0: no limit. Catches builds stuck on a prompt or a dead network.
-        """,
-    ).tag(config=True)
-
-    allowed_repo_schemes = List(
-        Unicode(),
-        default_value=["https"],
-        help="""URL schemes users may build from.
-
-        Default only https. Add "http" for plain-HTTP git servers on a trusted network,
-        "file" only for tests and demos (it lets users read repositories on the
-        service's host).
-        """,
-    ).tag(config=True)
-
-    allowed_repo_hosts = List(
-        Unicode(),
-        help="""Host names users may build from, e.g. ["github.com", "gitlab.example.org"].
-
-        Empty (default): any host. Set it to keep builds to your own git servers.
-        """,
-    ).tag(config=True)
-
-    history_limit = Integer(
-        200,
-        help="How many finished builds (with their logs) are kept in memory for listing.",
-    ).tag(config=True)
-
-    log_limit_bytes = Integer(
-        2 * 1024 * 1024,
-        help="""Bytes of log kept per build in memory.
-
-        Past this, the oldest log lines are dropped (state events are always kept).
-        """,
-    ).tag(config=True)
-
-    # ------------------------------------------------------------------ spawning hints
-    machine_profiles = List(
-        Dict(),
-        help="""Machine profiles users pick from, e.g.
-        [{"name": "small", "display_name": "Small (1 CPU, 2 GB)", "cpu": 1, "memory": "2G"}].
-
-        Empty: users give cpu/memory hints directly (bounded by the defaults below).
-        """,
-    ).tag(config=True)
-
-    default_cpu_limit = Float(
-        0, help="CPU limit suggested to spawners when an image has no hint. 0: no limit."
-    ).tag(config=True)
-
-    default_memory_limit = Unicode(
-        "",
-        help="""Memory limit suggested to spawners when an image has no hint.
-
-        e.g. '2G'. Empty: no limit.
-        """,
-    ).tag(config=True)
-
-    webhook_secret = Unicode(
-        help="""Shared secret of push webhooks (`POST api/webhooks/{github,gitea,gitlab}`).
-
-        Empty (the default): webhooks are off and the endpoint answers 404. Set, a push to
-        a branch rebuilds every environment built from that repository and branch (or
-        `HEAD` when it is the default branch). Put the same secret in the git host's
-        webhook settings (GitHub/Gitea sign the body with it, GitLab sends it as
-        `X-Gitlab-Token`). Default: $REPO2DOCKER_SERVICE_WEBHOOK_SECRET.
-        """,
-    ).tag(config=True)
-
-    @default("webhook_secret")
-    def _default_webhook_secret(self) -> str:
-        return os.environ.get("REPO2DOCKER_SERVICE_WEBHOOK_SECRET", "")
-
-    metrics_require_auth = Bool(
-        True,
-        help="""Whether `GET metrics` (Prometheus) needs the admin scope.
-
-        True: scrape with a hub API token of a user or service holding
-        `custom:repo2docker:admin`. False: anyone who can reach the service's URL may read
-        the metrics (counts and states only: no names, repositories or logs).
-        """,
-    ).tag(config=True)
-
-    build_rate_limit = Integer(
-        30,
-        help="""Build requests one user may make per `build_rate_period` seconds.
-
-        Requests over it get 429 Too Many Requests with Retry-After. Cache hits count
-        too (each one contacts the git server). 0: no limit. Admins are limited as well.
-        """,
-    ).tag(config=True)
-
-    build_rate_period = Float(
-        60, help="Length in seconds of the window `build_rate_limit` counts requests in."
-    ).tag(config=True)
-
-    max_body_bytes = Integer(
-        64 * 1024,
-        help="""Largest request body the API accepts, in bytes.
-
-        Larger bodies get 413 with a message. Build requests are small JSON objects.
-        """,
-    ).tag(config=True)
-
-    # ------------------------------------------------------------------ launch links
-    launch_git_host = Unicode(
-        "https://github.com",
-        help="""Git host that short launch links point at.
-
-        `v2/gh/<org>/<repo>/<ref>` builds `<launch_git_host>/<org>/<repo>` at `<ref>`
-        (like Binder's GitHub links). Set it to your GitLab or Gitea base URL to make
-        short links point there; the URL's scheme must be in `allowed_repo_schemes`.
-        """,
-    ).tag(config=True)
-
-    @validate("launch_git_host")
-    def _validate_launch_git_host(self, proposal: dict[str, Any]) -> str:
-        value = proposal["value"].rstrip("/")
-        if not urlparse(value).scheme or not urlparse(value).netloc:
-            raise ValueError(f"launch_git_host must be a URL like https://github.com: {value!r}")
-        return value
 
     # ------------------------------------------------------------------ lifecycle
     @catch_config_error
