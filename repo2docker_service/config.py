@@ -45,9 +45,8 @@ class ServerConfig(HasTraits):
     @default("port")
     def _default_port(self) -> int:
         url = os.environ.get("JUPYTERHUB_SERVICE_URL")
-        if url and urlparse(url).port:
-            return int(urlparse(url).port)
-        return 8585
+        port = urlparse(url).port if url else None
+        return port or 8585
 
     base_url = Unicode(
         help="""URL prefix the service is served under, e.g. /services/repo2docker/.
@@ -63,7 +62,7 @@ class ServerConfig(HasTraits):
 
     @validate("base_url")
     def _validate_base_url(self, proposal: dict[str, Any]) -> str:
-        value = "/" + proposal["value"].strip("/") + "/"
+        value = "/" + str(proposal["value"]).strip("/") + "/"
         return value.replace("//", "/")
 
     service_name = Unicode(
@@ -218,7 +217,7 @@ class ImagesConfig(HasTraits):
 
     @validate("image_name_template")
     def _validate_template(self, proposal: dict[str, Any]) -> str:
-        value = proposal["value"]
+        value = str(proposal["value"])
         for field in ("{owner}", "{name}", "{tag}"):
             if field not in value:
                 raise ValueError(f"image_name_template must contain {field}: {value!r}")
@@ -349,7 +348,7 @@ class SpawnConfig(HasTraits):
 
     @validate("launch_git_host")
     def _validate_launch_git_host(self, proposal: dict[str, Any]) -> str:
-        value = proposal["value"].rstrip("/")
+        value = str(proposal["value"]).rstrip("/")
         if not urlparse(value).scheme or not urlparse(value).netloc:
             raise ValueError(f"launch_git_host must be a URL like https://github.com: {value!r}")
         return value
