@@ -10,6 +10,8 @@ bash scripts/setup.sh
 echo "== lint (ruff)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "== types (mypy --strict, config in pyproject.toml)"
+.venv/bin/mypy
 
 echo "== tests"
 set +e
