@@ -109,7 +109,8 @@ def normalize_profiles(profiles: Sequence[Mapping[str, Any]]) -> list[dict[str, 
         label = p.get("display_name") or p.get("label") or p.get("name")
         if not label:
             raise ValueError(f"machine profile {dict(p)!r} needs a name or a label")
-        slug = profile_slug(p.get("name") or p.get("label") or p.get("display_name"))
+        # the slug prefers name, then label; if both are empty, `label` holds display_name
+        slug = profile_slug(p.get("name") or p.get("label") or label)
         cpu = p.get("cpu")
         if cpu is not None and cpu != "":
             cpu = float(cpu)
@@ -136,9 +137,12 @@ def _cap_cpu(hint: str | None, default: float | None) -> float | None:
 
 
 def _cap_memory(hint: str | None, default: str | None) -> str | None:
-    if hint in (None, ""):
+    if hint is None or hint == "":
         return default
-    if default and memory_bytes(hint) > memory_bytes(default):
+    if not default:
+        return hint
+    hint_bytes, default_bytes = memory_bytes(hint), memory_bytes(default)
+    if hint_bytes is not None and default_bytes is not None and hint_bytes > default_bytes:
         return default
     return hint
 

@@ -7,8 +7,18 @@ internet (the test rig) only local directories and git repositories can work, so
 restricts repo2docker to those two. Real deployments with internet do not need it.
 """
 
+from typing import TYPE_CHECKING
+
 from repo2docker import contentproviders
 
-c = get_config()  # noqa: F821 -- injected by traitlets when repo2docker loads this file
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from traitlets.config import Config
+
+    # traitlets' config loader puts get_config into the namespace it runs this file in
+    get_config: Callable[[], Config]
+
+c = get_config()  # noqa: F821 -- declared above for mypy only (no runtime binding)
 
 c.Repo2Docker.content_providers = [contentproviders.Local, contentproviders.Git]

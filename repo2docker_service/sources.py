@@ -24,14 +24,12 @@ import signal
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from .errors import InvalidInput, ServiceError, SourceError
 
 #: Schemes :func:`validate_repo_url` can be told to allow.
-SUPPORTED_SCHEMES: frozenset[str] = frozenset(
-    {"https", "http", "git", "ssh", "git+ssh", "ssh+git", "file"}
-)
+SUPPORTED_SCHEMES = frozenset({"https", "http", "git", "ssh", "git+ssh", "ssh+git", "file"})
 
 #: Transports git may use in :func:`resolve_ref` (``GIT_ALLOW_PROTOCOL``); no ``ext``, no
 #: remote helpers.
@@ -42,18 +40,9 @@ MAX_REF_LENGTH = 255
 
 #: Variables copied from ``os.environ`` (when present) into git's environment by default.
 BASE_ENV_KEYS = (
-    "PATH",
-    "HOME",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "GIT_SSL_CAINFO",
-    "GIT_SSL_CAPATH",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
+    *("PATH", "HOME"),
+    *("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"),
+    *("GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "SSL_CERT_FILE", "SSL_CERT_DIR"),
 )
 
 _USERNAME_VAR = "R2DS_GIT_USERNAME"
@@ -88,32 +77,11 @@ def _shorten(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-# ---------------------------------------------------------------------------
 # repository URLs
 
 
-def validate_repo_url(
-    url: str,
-    *,
-    allowed_schemes: Iterable[str] = ("https",),
-    allowed_hosts: Iterable[str] = (),
-    max_length: int = 2048,
-) -> str:
-    """Check a repository URL from a request and normalize it.
-
-    Args:
-        url: the URL as the client sent it.
-        allowed_schemes: schemes to accept (the ``allowed_repo_schemes`` setting); each must
-            be one of :data:`SUPPORTED_SCHEMES`. ``file`` URLs need an absolute path.
-        max_length: longest accepted URL, in characters.
-
-    Returns:
-        The URL with scheme and host lowercased (path, query and fragment unchanged).
-
-    Raises:
-        InvalidInput: the URL is not acceptable; the message says why.
-        ValueError: ``allowed_schemes`` names a scheme outside :data:`SUPPORTED_SCHEMES`.
-    """
+def _allowed_scheme_set(allowed_schemes: Iterable[str]) -> set[str]:
+    """The configured schemes, lowercased; ValueError for one outside SUPPORTED_SCHEMES."""
     allowed = {s.lower() for s in allowed_schemes}
     unsupported = allowed - SUPPORTED_SCHEMES
     if unsupported:
@@ -121,8 +89,11 @@ def validate_repo_url(
             f"unsupported repository schemes {sorted(unsupported)};"
             f" supported: {', '.join(sorted(SUPPORTED_SCHEMES))}"
         )
-    allowed_text = ", ".join(sorted(allowed)) or "none"
+    return allowed
 
+
+def _refuse_unsafe_text(url: object, max_length: int) -> str:
+    """Refuse, before parsing, what git or a shell could misread (options, ``ext::``, ...)."""
     if not isinstance(url, str) or not url:
         raise InvalidInput("repo must be a non-empty URL string")
     if len(url) > max_length:
@@ -140,6 +111,12 @@ def validate_repo_url(
             "git's 'transport::address' syntax (such as ext::) is not allowed;"
             " use a URL like https://host/owner/repo"
         )
+    return url
+
+
+def _allowed_scheme(url: str, allowed: set[str]) -> str:
+    """The lowercased scheme of a ``scheme://`` URL, if it is allowed."""
+    allowed_text = ", ".join(sorted(allowed)) or "none"
     scheme_match = _SCHEME_RE.match(url)
     if scheme_match is None:
         raise InvalidInput(
@@ -152,22 +129,32 @@ def validate_repo_url(
             f"repo URL scheme '{scheme}' is not allowed; allowed schemes: {allowed_text}."
             " An administrator can allow more with the allowed_repo_schemes setting."
         )
+    return scheme
+
+
+def _split_url(url: str) -> SplitResult:
+    """``urlsplit`` with the port checked too; InvalidInput if the URL cannot be parsed."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parses and checks the port
     except ValueError as e:
         raise InvalidInput(f"repo URL is malformed: {e}") from None
+    return parts
 
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise InvalidInput("file URLs must name an absolute path: file:///path/to/repo")
-        if not parts.path.startswith("/"):
-            raise InvalidInput("file URLs must name an absolute path: file:///path/to/repo")
-        if parts.query or parts.fragment:
-            raise InvalidInput("file URLs must not have a query or fragment")
-        return urlunsplit(("file", "", parts.path, "", ""))
 
-    userinfo, at, hostport = parts.netloc.rpartition("@")
+def _normalized_file_url(parts: SplitResult) -> str:
+    """``file:///absolute/path``: no host but ``localhost``, no query, no fragment."""
+    if parts.netloc not in ("", "localhost"):
+        raise InvalidInput("file URLs must name an absolute path: file:///path/to/repo")
+    if not parts.path.startswith("/"):
+        raise InvalidInput("file URLs must name an absolute path: file:///path/to/repo")
+    if parts.query or parts.fragment:
+        raise InvalidInput("file URLs must not have a query or fragment")
+    return urlunsplit(("file", "", parts.path, "", ""))
+
+
+def _refuse_credentials(scheme: str, userinfo: str, at: str) -> None:
+    """Refuse a user name or password in the URL; only ssh URLs may name a user."""
     if at:
         username_only = userinfo and ":" not in userinfo and not userinfo.startswith("-")
         if not (scheme in _SSH_SCHEMES and username_only):
@@ -175,6 +162,10 @@ def validate_repo_url(
                 "repo URL must not contain a user name or password;"
                 " send credentials in the 'credentials' field instead"
             )
+
+
+def _refuse_bad_host(scheme: str, parts: SplitResult, hostport: str, hosts: set[str]) -> None:
+    """Accept only a valid host name or bracketed IPv6 address, of ``hosts`` if any."""
     host = parts.hostname
     if not host:
         raise InvalidInput(f"repo URL has no host: expected {scheme}://host/path")
@@ -183,17 +174,50 @@ def validate_repo_url(
         _IPV6_RE.fullmatch(host) if bracketed else _HOSTNAME_RE.fullmatch(host)
     ):
         raise InvalidInput(f"repo URL host {_shorten(hostport)!r} is not a valid host name")
-    hosts = {h.lower() for h in allowed_hosts}
     if hosts and host.lower() not in hosts:
         raise InvalidInput(
             f"repo host {host!r} is not allowed; allowed hosts: {', '.join(sorted(hosts))}."
             " An administrator can allow more with the allowed_repo_hosts setting."
         )
+
+
+def validate_repo_url(
+    url: str,
+    *,
+    allowed_schemes: Iterable[str] = ("https",),
+    allowed_hosts: Iterable[str] = (),
+    max_length: int = 2048,
+) -> str:
+    """Check a repository URL from a request and normalize it.
+
+    Args:
+        url: the URL as the client sent it.
+        allowed_schemes: schemes to accept (the ``allowed_repo_schemes`` setting); each must
+            be one of :data:`SUPPORTED_SCHEMES`. ``file`` URLs need an absolute path.
+        allowed_hosts: hosts to accept (the ``allowed_repo_hosts`` setting), compared
+            case-insensitively; empty accepts any valid host.
+        max_length: longest accepted URL, in characters.
+
+    Returns:
+        The URL with scheme and host lowercased (path, query and fragment unchanged).
+
+    Raises:
+        InvalidInput: the URL is not acceptable; the message says why.
+        ValueError: ``allowed_schemes`` names a scheme outside :data:`SUPPORTED_SCHEMES`.
+    """
+    allowed = _allowed_scheme_set(allowed_schemes)
+    url = _refuse_unsafe_text(url, max_length)
+    scheme = _allowed_scheme(url, allowed)
+    parts = _split_url(url)
+    if scheme == "file":
+        return _normalized_file_url(parts)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    _refuse_credentials(scheme, userinfo, at)
+    _refuse_bad_host(scheme, parts, hostport, {h.lower() for h in allowed_hosts})
     netloc = f"{userinfo}@{hostport.lower()}" if at else hostport.lower()
     return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-# ---------------------------------------------------------------------------
 # refs
 
 
@@ -250,7 +274,6 @@ def validate_ref(ref: str) -> str:
     return ref
 
 
-# ---------------------------------------------------------------------------
 # credentials
 
 
@@ -316,7 +339,6 @@ class GitCredentials:
         }
 
 
-# ---------------------------------------------------------------------------
 # ref resolution
 
 
@@ -405,6 +427,26 @@ def _parse_ls_remote(output: str) -> dict[str, str]:
     return refs
 
 
+def _candidate_refs(ref: str) -> list[str]:
+    """The full ref names ``ref`` may stand for, in the order they win (see resolve_ref)."""
+    if ref == "HEAD":
+        return ["HEAD"]
+    candidates = [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
+    if ref.startswith("refs/"):
+        candidates += [f"{ref}^{{}}", ref]
+    return candidates
+
+
+def _ref_not_found(repo: str, ref: str) -> SourceError:
+    """The error for a ref missing from ``repo`` (abbreviated SHAs get an explanation)."""
+    if _SHORT_SHA_RE.fullmatch(ref):
+        return SourceError(
+            f"ref {ref!r} not found in {repo}: abbreviated commit SHAs cannot be resolved;"
+            " only full 40-character commit SHAs or branch/tag names can"
+        )
+    return SourceError(f"ref {ref!r} not found in {repo}")
+
+
 async def resolve_ref(
     repo: str,
     ref: str,
@@ -452,18 +494,7 @@ async def resolve_ref(
         repo, patterns, credentials=credentials, timeout=timeout, git=git, env=env
     )
     refs = _parse_ls_remote(output)
-    if ref == "HEAD":
-        candidates = ["HEAD"]
-    else:
-        candidates = [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
-        if ref.startswith("refs/"):
-            candidates += [f"{ref}^{{}}", ref]
-    for candidate in candidates:
+    for candidate in _candidate_refs(ref):
         if candidate in refs:
             return refs[candidate]
-    if _SHORT_SHA_RE.fullmatch(ref):
-        raise SourceError(
-            f"ref {ref!r} not found in {repo}: abbreviated commit SHAs cannot be resolved;"
-            " only full 40-character commit SHAs or branch/tag names can"
-        )
-    raise SourceError(f"ref {ref!r} not found in {repo}")
+    raise _ref_not_found(repo, ref)
