@@ -46,7 +46,7 @@ from common import (
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import ImageNamer
 from repo2docker_service.sources import resolve_ref
-from tests.realparts import git_env
+from tests.rig.git import git_env
 
 GOAL_P50_MS = 50.0
 
@@ -131,7 +131,7 @@ async def run(rig: Rig, n: int) -> bool:
     print(f"resolve_ref (git ls-remote)  {summary_ms(resolve)}  (service code, in-process)")
     print(f"git ls-remote alone (CLI)    {summary_ms(cli)}")
     print(f"DockerCatalog.image_info     {summary_ms(lookup)}  (the cache check)")
-    print("with the stock tests/realparts.py git server (Nagle on, see common.set_git_nodelay):")
+    print("with the stock rig git server (Nagle on, see common.set_git_nodelay):")
     print(f"  cache-hit POST via proxy   {summary_ms(stock)}")
     print(f"  resolve_ref (git ls-remote){summary_ms(stock_resolve)}")
     p50 = percentile(proxied, 50) * 1000

@@ -2,9 +2,9 @@
 statistics, process memory, Docker clean-up.
 
 Every benchmark runs the service the way production does: a real JupyterHub with
-configurable-http-proxy managing ``python -m repo2docker_service`` (``tests/hub/hubrig.py``),
+configurable-http-proxy managing ``python -m repo2docker_service`` (``tests/rig/hub.py``),
 real repo2docker builds in the local Docker engine, git repositories served over smart HTTP
-on 127.0.0.1 (``tests/realparts.py``). Requests go through the hub's proxy, as a user's
+on 127.0.0.1 (``tests/rig/git.py``). Requests go through the hub's proxy, as a user's
 would. Nothing here contacts anything but 127.0.0.1 and the local Docker socket.
 
 The real parts come from ``bash scripts/setup.sh`` (dockerd, registry, buildx,
@@ -21,11 +21,10 @@ import os
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,16 +36,12 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402  (a dependency of aiodocker, itself a dependency of the service)
 
-import tests.realparts as realparts  # noqa: E402
-from tests.hub.hubrig import Hub, start_hub  # noqa: E402
-from tests.realparts import (  # noqa: E402
-    BASE_IMAGE,
-    OFFLINE_CONFIG,
-    GitHTTPServer,
-    RealPartMissing,
-    check_base_image,
-    check_docker,
-)
+from tests.rig.engine import BASE_IMAGE, check_base_image, check_docker, local_images  # noqa: E402
+from tests.rig.engine import docker as docker  # noqa: E402  (the benchmarks' docker CLI)
+from tests.rig.engine import remove_images as remove_images_checked  # noqa: E402
+from tests.rig.git import GitHTTPServer, set_nodelay  # noqa: E402
+from tests.rig.hub import Hub, start_hub  # noqa: E402
+from tests.rig.parts import OFFLINE_CONFIG, RealPartMissing  # noqa: E402
 
 USER = "alice"  # a builder (group repo2docker-builders in the hub rig)
 ADMIN = "admin1"  # holds custom:repo2docker:admin
@@ -120,26 +115,18 @@ def summary_ms(values_s: Sequence[float]) -> str:
 # docker
 
 
-def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args[:3])} ... failed: {proc.stderr.strip()}")
-    return proc
+# ``docker`` and the image listing are the rig's (tests/rig/engine.py)
 
 
 def images_with_prefix(prefix: str) -> list[str]:
-    """``repository:tag`` of every local image whose repository starts with ``prefix``."""
-    out = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-    return [ref for ref in out if ref.startswith(prefix)]
+    """``repository:tag`` of every local image of this run (repository starts with ``prefix``,
+    also behind a registry host)."""
+    return local_images(prefix)
 
 
 def remove_images(refs: Iterable[str]) -> None:
-    """``docker rmi -f`` in batches; "No such image" is fine."""
-    refs = list(refs)
-    for start in range(0, len(refs), 200):
-        docker("rmi", "-f", *refs[start : start + 200], timeout=300, check=False)
+    """``docker rmi -f`` in batches; failures never stop a benchmark (its numbers are taken)."""
+    remove_images_checked(refs, check=False)
 
 
 def remove_prefix(prefix: str) -> int:
@@ -201,15 +188,15 @@ def memory_mb(pid: int) -> dict[str, float]:
 def set_git_nodelay(enabled: bool) -> None:
     """Turn TCP_NODELAY on or off for connections the test git server accepts from now on.
 
-    ``tests/realparts.py``'s git server is a ``http.server`` handler with unbuffered writes:
-    it sends the response headers and the body in separate small segments, and with Nagle's
+    The rig's git server (``scripts/git_http.py``) is a ``http.server`` handler with unbuffered
+    writes: it sends the response headers and the body in separate small segments, and with Nagle's
     algorithm on, the body waits for the client's delayed ACK (40 ms on Linux). A smart-HTTP
     ``git ls-remote`` makes two requests, so it takes ~85 ms instead of ~30 ms. Real git
     hosts do not stall like that, so the benchmarks switch Nagle off (``StreamRequestHandler
     .disable_nagle_algorithm``) in their own process; ``bench_cache_hit.py`` also measures the
     stock server. Only this process is affected.
     """
-    realparts._GitHandler.disable_nagle_algorithm = enabled
+    set_nodelay(enabled)
 
 
 def dockerfile(nonce: str, body: str = "") -> str:
@@ -369,6 +356,7 @@ class SSEViewer(asyncio.Protocol):
         return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
     def events(self) -> list[SSEEvent]:
+        """The SSE events received, each stamped with the time its last byte arrived."""
         raw = b"".join(c for _, c in self.chunks)
         ends, total = [], 0  # cumulative end offset of each read, for arrival times
         for _, c in self.chunks:
@@ -379,29 +367,10 @@ class SSEViewer(asyncio.Protocol):
         def arrival(raw_offset: int) -> float:
             return times[min(bisect.bisect_right(ends, raw_offset), len(times) - 1)]
 
-        head_end = raw.find(b"\r\n\r\n")
-        if head_end < 0:
+        decoded = _http_body(raw)
+        if decoded is None:
             return []
-        head = raw[:head_end].decode("latin-1").lower()
-        pos = head_end + 4
-        # the decoded body, and where each decoded piece sits in the raw stream
-        body = bytearray()
-        pieces: list[tuple[int, int]] = []  # (decoded start, raw start), ascending
-        if "transfer-encoding: chunked" in head:
-            while pos < len(raw):
-                line_end = raw.find(b"\r\n", pos)
-                if line_end < 0:
-                    break
-                size = int(raw[pos:line_end].split(b";")[0] or b"0", 16)
-                start = line_end + 2
-                if size == 0:
-                    break
-                pieces.append((len(body), start))
-                body += raw[start : start + size]
-                pos = start + size + 2
-        else:
-            pieces.append((0, pos))
-            body += raw[pos:]
+        body, pieces = decoded
         starts = [d for d, _ in pieces]
 
         def raw_offset(decoded: int) -> int:
@@ -410,21 +379,7 @@ class SSEViewer(asyncio.Protocol):
             return r + (decoded - d)
 
         out: list[SSEEvent] = []
-        text = bytes(body)
-        start = 0
-        while True:
-            end = text.find(b"\n\n", start)
-            if end < 0:
-                break
-            block = text[start:end].decode("utf-8", errors="replace")
-            raw_off = raw_offset(end + 1)  # the last byte of the event
-            start = end + 2
-            fields: dict[str, str] = {}
-            for line in block.split("\n"):
-                if not line or line.startswith(":"):
-                    continue
-                key, _, value = line.partition(":")
-                fields[key] = value[1:] if value.startswith(" ") else value
+        for end, fields in _sse_blocks(body):
             if "id" not in fields:
                 continue
             try:
@@ -436,10 +391,54 @@ class SSEViewer(asyncio.Protocol):
                     id=int(fields["id"]),
                     type=fields.get("event", "message"),
                     data=data,
-                    received=arrival(raw_off),
+                    received=arrival(raw_offset(end)),
                 )
             )
         return out
+
+
+def _http_body(raw: bytes) -> tuple[bytes, list[tuple[int, int]]] | None:
+    """The decoded body of a raw HTTP/1.1 response, and where each decoded piece sits in
+    ``raw``: ``(body, [(decoded start, raw start), ...])`` ascending; None without headers."""
+    head_end = raw.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    head = raw[:head_end].decode("latin-1").lower()
+    pos = head_end + 4
+    body = bytearray()
+    pieces: list[tuple[int, int]] = []
+    if "transfer-encoding: chunked" not in head:
+        return raw[pos:], [(0, pos)]
+    while pos < len(raw):
+        line_end = raw.find(b"\r\n", pos)
+        if line_end < 0:
+            break
+        size = int(raw[pos:line_end].split(b";")[0] or b"0", 16)
+        start = line_end + 2
+        if size == 0:
+            break
+        pieces.append((len(body), start))
+        body += raw[start : start + size]
+        pos = start + size + 2
+    return bytes(body), pieces
+
+
+def _sse_blocks(text: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(offset of the event's last byte, {field: value})`` of each complete SSE event."""
+    start = 0
+    while True:
+        end = text.find(b"\n\n", start)
+        if end < 0:
+            return
+        block = text[start:end].decode("utf-8", errors="replace")
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            key, _, value = line.partition(":")
+            fields[key] = value[1:] if value.startswith(" ") else value
+        yield end + 1, fields
+        start = end + 2
 
 
 async def open_viewer(url: str, *, token: str, last_event_id: int | None = None) -> SSEViewer:

@@ -1,7 +1,7 @@
 """Run the one-machine demo: hub + repo2docker-service + the bundled example repo.
 
 Started by scripts/demo.sh after setup.sh. Serves examples/hello over smart HTTP on
-127.0.0.1 (the same git server the tests use), starts JupyterHub with
+127.0.0.1 (scripts/git_http.py, the git server the tests use too), starts JupyterHub with
 deploy/demo/jupyterhub_config.py, builds the example through the service's API as the
 demo user, prints where to log in, and runs until Ctrl-C.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.realparts import GitHTTPServer, files_from_dir  # noqa: E402
+from scripts.git_http import GitHTTPServer, files_from_dir  # noqa: E402
 
 STATE = Path(os.environ.get("R2DS_DEMO_STATE", "/var/lib/repo2docker-service-dev/demo"))
 
@@ -66,6 +66,51 @@ def demo_password() -> str:
     return path.read_text().strip()
 
 
+def start_hub(url: str, password: str) -> subprocess.Popen[bytes]:
+    """Start JupyterHub with deploy/demo/jupyterhub_config.py (it starts the service)."""
+    env = {
+        **os.environ,
+        "R2DS_DEMO_STATE": str(STATE),
+        "R2DS_DEMO_URL": url,
+        "R2DS_DEMO_PASSWORD": password,
+        "REPO2DOCKER_SERVICE_CONFIG": str(REPO / "deploy/demo/repo2docker_service_config.py"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    with open(STATE / "hub.log", "a") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyterhub",
+                "-f",
+                str(REPO / "deploy/demo/jupyterhub_config.py"),
+            ],
+            cwd=STATE,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def print_banner(url: str, service: str, password: str, example_url: str) -> None:
+    """Where the demo runs and how to log in."""
+    print(
+        f"""
+repo2docker-service demo is up.
+
+  Hub:          {url}
+  Environments: {service}
+  Logins:       demo / {password}   (may build)
+                admin / {password}  (admin: all environments, shared ones)
+  Example repo: {example_url}  (paste it into "Add environment")
+  Hub log:      {STATE}/hub.log
+
+Press Ctrl-C to stop.""",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="URL the hub listens on")
@@ -78,40 +123,11 @@ def main() -> None:
     git = GitHTTPServer(tempfile.mkdtemp(prefix="r2ds-demo-git-")).start()
     example_url = git.create_repo("examples/hello", files_from_dir(REPO / "examples" / "hello"))
 
-    env = {
-        **os.environ,
-        "R2DS_DEMO_STATE": str(STATE),
-        "R2DS_DEMO_URL": args.url,
-        "R2DS_DEMO_PASSWORD": password,
-        "REPO2DOCKER_SERVICE_CONFIG": str(REPO / "deploy/demo/repo2docker_service_config.py"),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-    }
-    log = open(STATE / "hub.log", "a")
-    hub = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(REPO / "deploy/demo/jupyterhub_config.py")],
-        cwd=STATE,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    hub = start_hub(args.url, password)
     service = args.url.rstrip("/") + "/services/repo2docker/"
     try:
         wait_for(service + "health")
-        print(
-            f"""
-repo2docker-service demo is up.
-
-  Hub:          {args.url}
-  Environments: {service}
-  Logins:       demo / {password}   (may build)
-                admin / {password}  (admin: all environments, shared ones)
-  Example repo: {example_url}  (paste it into "Add environment")
-  Hub log:      {STATE}/hub.log
-
-Press Ctrl-C to stop.""",
-            flush=True,
-        )
+        print_banner(args.url, service, password, example_url)
         image = None
         if not args.no_build:
             image = build_example(args.url, service, example_url)
@@ -160,8 +176,9 @@ def build_example(hub_url: str, service: str, example_url: str) -> str | None:
     with urllib.request.urlopen(req, timeout=60) as resp:
         result = json.loads(resp.read())
     if result["cached"]:
-        print(f"Example already built: {result['image']['image']}", flush=True)
-        return result["image"]["image"]
+        image: str = result["image"]["image"]
+        print(f"Example already built: {image}", flush=True)
+        return image
     build = result["build"]
     print(f"Building the example ({build['image']}) ...", flush=True)
     req = urllib.request.Request(service + f"api/builds/{build['id']}/events", headers=headers)

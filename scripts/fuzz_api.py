@@ -1,6 +1,6 @@
 """Fuzz the served OpenAPI contract with schemathesis against a real hub + service.
 
-Starts a JupyterHub (tests/hub/hubrig.py) whose service may only reach git on 127.0.0.1,
+Starts a JupyterHub (tests/rig/hub.py) whose service may only reach git on 127.0.0.1,
 runs `schemathesis run` with an admin user's token against every operation, then counts,
 from the service's own request log, how many requests it answered and how many were >= 500.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.hub.hubrig import Hub, start_hub  # noqa: E402
+from tests.rig.hub import Hub, start_hub  # noqa: E402
 
 SERVICE_CONFIG = """
 c.Repo2DockerService.allowed_repo_schemes = ["http"]

@@ -1,4 +1,4 @@
-"""Session-scoped fixtures for the real parts (see tests/realparts.py).
+"""Session-scoped fixtures for the real parts (the helpers live in ``tests/rig``).
 
 A missing part never skips a test: the fixture fails with a message naming
 ``bash scripts/setup.sh``, the command that provides it.
@@ -7,42 +7,25 @@ A missing part never skips a test: the fixture fails with a message naming
 from __future__ import annotations
 
 import secrets
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.hub.hubrig import start_hub
-from tests.realparts import (
-    OFFLINE_CONFIG,
-    DockerEngine,
-    GitHTTPServer,
-    RealPartMissing,
-    check_base_image,
-    check_docker,
-    check_offline_config,
-    check_registry,
-)
-
-T = TypeVar("T")
-
-
-def require(check: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Return ``check(...)``; turn :class:`RealPartMissing` into a test failure (never a skip)."""
-    try:
-        return check(*args, **kwargs)
-    except RealPartMissing as e:
-        message = str(e)
-    pytest.fail(message, pytrace=False)
+from tests.rig.browser import ARTIFACTS, launch_chromium
+from tests.rig.engine import DockerEngine, check_base_image, check_docker
+from tests.rig.git import GitHTTPServer, start_git_http
+from tests.rig.hub import HUB_RATE_LIMIT, HUB_WEBHOOK_SECRET, Hub, start_hub
+from tests.rig.parts import OFFLINE_CONFIG, check_offline_config, require
+from tests.rig.registry import check_registry
 
 
 @pytest.fixture(scope="session")
 def docker_engine() -> DockerEngine:
     """The Docker engine (``docker info`` answers, buildx installed).
 
-    Returns a :class:`tests.realparts.DockerEngine`: ``host``, ``server_version``,
+    Returns a :class:`tests.rig.engine.DockerEngine`: ``host``, ``server_version``,
     ``api_version``, ``client_version``, ``buildx_version`` and ``env`` (``{"DOCKER_HOST": ...}``
     to merge into a subprocess environment).
     """
@@ -70,7 +53,7 @@ def git_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHTTPServer
     -> sha``, ``head(name) -> sha``, ``url(name)``, ``repo(name)``, ``requests``, ``base_url``.
     Repository names must be unique within the session.
     """
-    server = require(GitHTTPServer(tmp_path_factory.mktemp("git-http")).start)
+    server = require(start_git_http, tmp_path_factory.mktemp("git-http"))
     try:
         yield server
     finally:
@@ -83,13 +66,13 @@ def repo2docker_config() -> Path:
     return require(check_offline_config)
 
 
-HUB_RATE_LIMIT = 150  # build requests per user per minute in the test hub
-HUB_WEBHOOK_SECRET = "hub-webhook-" + secrets.token_hex(8)
-
-
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory):
-    """A real JupyterHub + proxy managing repo2docker-service (fails, never skips)."""
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A real JupyterHub + proxy managing repo2docker-service (fails, never skips).
+
+    Build rate limit :data:`~tests.rig.hub.HUB_RATE_LIMIT`, webhook secret
+    :data:`~tests.rig.hub.HUB_WEBHOOK_SECRET`.
+    """
     try:
         h = start_hub(
             tmp_path_factory.mktemp("hub"),
@@ -108,40 +91,18 @@ def hub(tmp_path_factory):
 
 
 # ---------------------------------------------------------------- browser (one per session)
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-
-
-def chromium_path() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail("Debian's chromium is not installed: run `bash scripts/setup.sh`")
-
-
 @pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium through Playwright, one per session."""
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=chromium_path(),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        b = require(launch_chromium, p)
         yield b
         b.close()
 
 
 @pytest.fixture
-def page(browser):
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page in a fresh browser context (no cookies from other tests)."""
     context = browser.new_context()
     pg = context.new_page()
     yield pg
@@ -150,11 +111,12 @@ def page(browser):
 
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
+    """The directory for screenshots (``test-artifacts/``, created)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run browser tests last.
 
     Playwright's sync API keeps an event loop running in the main thread while a browser

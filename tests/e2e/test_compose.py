@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import docker, follow_build, request
-from tests.hub.hubrig import free_port
-from tests.realparts import EXAMPLES_DIR, files_from_dir, loopback_env
+from tests.rig.api import follow_build, request
+from tests.rig.engine import docker
+from tests.rig.git import files_from_dir
+from tests.rig.net import free_port, loopback_env
+from tests.rig.parts import EXAMPLES_DIR
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 

@@ -9,9 +9,11 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import RUN, build, stop_server
-from tests.realparts import EXAMPLES_DIR, files_from_dir
-from tests.ui.test_login import login
+from tests.rig.api import build
+from tests.rig.browser import login
+from tests.rig.git import files_from_dir
+from tests.rig.parts import EXAMPLES_DIR
+from tests.rig.spawn import RUN, stop_server
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 

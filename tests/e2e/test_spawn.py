@@ -12,14 +12,10 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import (
-    container_of,
-    docker,
-    request,
-    stop_server,
-    wait_ready,
-)
-from tests.ui.test_login import login
+from tests.rig.api import request
+from tests.rig.browser import login
+from tests.rig.engine import docker
+from tests.rig.spawn import container_of, stop_server, wait_ready
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 

@@ -1,56 +1,11 @@
 """The build API end to end: real hub + proxy + service + dockerd + repo2docker + git/HTTP."""
 
-import json
-import urllib.error
-import urllib.request
-
 import pytest
 
+from tests.rig.api import call, sse_events
+from tests.rig.hub import DOCKERFILE
+
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
-
-DOCKERFILE = "FROM local/debian:bookworm\nRUN echo building {tag}\n"
-
-
-def call(hub, method, path, user, body=None, headers=None, raw=False):
-    data = None
-    hdrs = {"Authorization": f"token {hub.token_for(user)}", **(headers or {})}
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        hdrs["Content-Type"] = "application/json"
-    req = urllib.request.Request(hub.service_url + path, data=data, method=method, headers=hdrs)
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            payload = resp.read()
-            status, rheaders = resp.status, resp.headers
-    except urllib.error.HTTPError as e:
-        payload, status, rheaders = e.read(), e.code, e.headers
-    if raw:
-        return status, rheaders, payload
-    return status, (json.loads(payload) if payload else None)
-
-
-def sse_events(hub, build_id, user, last_event_id=None):
-    headers = {"Authorization": f"token {hub.token_for(user)}"}
-    if last_event_id is not None:
-        headers["Last-Event-ID"] = str(last_event_id)
-    req = urllib.request.Request(hub.service_url + f"api/builds/{build_id}/events", headers=headers)
-    events, current = [], {}
-    with urllib.request.urlopen(req, timeout=300) as resp:
-        assert resp.headers["Content-Type"].startswith("text/event-stream")
-        for raw in resp:
-            line = raw.decode().rstrip("\n")
-            if not line:
-                if current:
-                    events.append(current)
-                current = {}
-                continue
-            if line.startswith(":"):
-                continue
-            key, _, value = line.partition(": ")
-            current[key] = value
-    return [
-        {"id": int(e["id"]), "event": e["event"], "data": json.loads(e["data"])} for e in events
-    ]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import HUB_RATE_LIMIT
+from tests.rig.hub import HUB_RATE_LIMIT
 
 pytestmark = pytest.mark.hub
 

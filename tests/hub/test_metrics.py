@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from tests.hub.hubrig import start_hub
+from tests.rig.hub import start_hub
 
 pytestmark = pytest.mark.hub
 

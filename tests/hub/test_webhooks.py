@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import HUB_WEBHOOK_SECRET
-from tests.hub.test_builds_api import DOCKERFILE, call, sse_events
+from tests.rig.api import call, sse_events
+from tests.rig.hub import DOCKERFILE, HUB_WEBHOOK_SECRET
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 

@@ -29,7 +29,8 @@ from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer, commit_tag
 from repo2docker_service.sources import GitCredentials, resolve_ref
 from repo2docker_service.store import BuildStore
-from tests.realparts import loopback_env
+from tests.rig.net import loopback_env
+from tests.rig.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -67,17 +68,6 @@ def processes_with(text: str) -> list[tuple[int, str]]:
         if text in cmdline:
             found.append((int(entry.name), cmdline))
     return found
-
-
-async def wait_for(predicate, *, timeout: float, interval: float = 0.1, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -159,7 +149,7 @@ async def finished(build, timeout: float = 120):
 
 
 async def inspect(manager: BuildManager, reference: str) -> dict:
-    return await manager.catalog._client().images.inspect(reference)
+    return await manager.catalog.engine.client().images.inspect(reference)
 
 
 # ----------------------------------------------------------------------------- tests
@@ -440,7 +430,7 @@ async def test_delete_refuses_image_in_use(rig, git_http, base_image, docker_eng
         (await manager.submit(BuildRequest(owner="kim", repo=url, name="inuse"))).build
     )
     assert build.state is BuildState.BUILT
-    docker = manager.catalog._client()
+    docker = manager.catalog.engine.client()
     container = await docker.containers.create(config={"Image": build.image, "Cmd": ["true"]})
     try:
         with pytest.raises(Conflict, match="1 container"):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 import uuid
 
 import aiodocker
@@ -32,7 +31,9 @@ from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
 from repo2docker_service.sources import resolve_ref
 from repo2docker_service.store import BuildStore
-from tests.realparts import loopback_env, remove_image
+from tests.rig.engine import remove_image
+from tests.rig.net import loopback_env
+from tests.rig.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -56,17 +57,6 @@ async def builders(instance: str) -> list[dict]:
             all=True, filters={"label": [f"{LABEL_BUILDER}=true", f"{LABEL_INSTANCE}={instance}"]}
         )
         return [await c.show() for c in found]
-
-
-async def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture
@@ -138,7 +128,7 @@ async def test_build_in_builder_container(make, git_http, base_image):
     await asyncio.wait_for(build.wait(), 180)
     assert build.state is BuildState.BUILT, build.log_text()
     assert "in-builder" in build.log_text()
-    image = await manager.catalog._client().images.inspect(build.image)
+    image = await manager.catalog.engine.client().images.inspect(build.image)
     assert parse_labels(image["Config"]["Labels"])["build_id"] == build.id
     assert await manager.catalog.exists(build.latest_image)
     assert await builders(make.instance) == []  # removed after the build

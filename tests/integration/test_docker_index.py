@@ -7,7 +7,6 @@ the engine on every call (``watch=False``). Image names use a prefix unique to t
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import uuid
 
@@ -16,6 +15,7 @@ import pytest
 from repo2docker_service.builds.model import Build, image_labels
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import ImageNamer, escape_owner
+from tests.rig.wait import eventually
 
 pytestmark = pytest.mark.docker
 
@@ -54,17 +54,6 @@ def build_labelled(engine, base: str, namer: ImageNamer, owner: str, name: str, 
     label_args = [a for k, v in image_labels(build).items() for a in ("--label", f"{k}={v}")]
     docker(engine, "build", "-q", "-t", ref, *label_args, "-", stdin=f"FROM {base}\n")
     return ref
-
-
-async def eventually(check, timeout: float = 10.0):
-    """Poll ``check`` (async, returns bool) until true; return whether it became true."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if await check():
-            return True
-        await asyncio.sleep(0.05)
-    return await check()
 
 
 async def snapshot(catalog: DockerCatalog):
@@ -139,7 +128,7 @@ async def test_index_recovers_when_the_event_stream_drops(docker_engine, base_im
         assert catalog.live
         # cut the stream, change the engine while nobody listens: the watcher notices,
         # lists from the engine meanwhile, reconnects and re-reads everything
-        await catalog._client().events.stop()
+        await catalog.engine.client().events.stop()
         ref = build_labelled(docker_engine, base_image, namer, "bob", "tools", "3" * 40)
         refs.append(ref)
 

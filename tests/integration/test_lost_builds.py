@@ -22,7 +22,7 @@ from repo2docker_service.builds.model import BuildState
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
 from repo2docker_service.store import BuildStore
-from tests.realparts import loopback_env
+from tests.rig.net import loopback_env
 
 pytestmark = pytest.mark.docker
 

@@ -38,8 +38,9 @@ from repo2docker_service.images.registry import (
 )
 from repo2docker_service.sources import GitCredentials, resolve_ref
 from repo2docker_service.store import BuildStore
-from tests.hub.test_builds_api import call, sse_events
-from tests.realparts import loopback_env, remove_image
+from tests.rig.api import call, sse_events
+from tests.rig.engine import remove_image
+from tests.rig.net import loopback_env
 
 pytestmark = [pytest.mark.docker]
 

@@ -35,7 +35,8 @@ from repo2docker_service.images.registry import (
 )
 from repo2docker_service.sources import resolve_ref
 from repo2docker_service.store import BuildStore
-from tests.realparts import loopback_env, remove_image
+from tests.rig.engine import remove_image
+from tests.rig.net import loopback_env
 
 pytestmark = pytest.mark.docker
 

@@ -24,9 +24,11 @@ import uuid
 
 import pytest
 
-from tests.hub.hubrig import free_port, start_hub
-from tests.hub.test_builds_api import call, sse_events
-from tests.realparts import OFFLINE_CONFIG, loopback_env, remove_image
+from tests.rig.api import call, sse_events
+from tests.rig.engine import remove_image
+from tests.rig.hub import start_hub
+from tests.rig.net import free_port, loopback_env
+from tests.rig.parts import OFFLINE_CONFIG
 
 pytestmark = pytest.mark.docker
 

@@ -28,7 +28,8 @@ from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
 from repo2docker_service.images.registry import RegistryCatalog, RegistryClient
 from repo2docker_service.sources import resolve_ref
 from repo2docker_service.store import BuildStore
-from tests.realparts import OFFLINE_CONFIG, loopback_env
+from tests.rig.net import loopback_env
+from tests.rig.parts import OFFLINE_CONFIG
 
 pytestmark = pytest.mark.docker
 

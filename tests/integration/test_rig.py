@@ -12,15 +12,10 @@ import uuid
 
 import pytest
 
-from tests.realparts import (
-    EXAMPLES_DIR,
-    files_from_dir,
-    git_env,
-    loopback_env,
-    remove_image,
-    repo2docker_command,
-    run,
-)
+from tests.rig.engine import remove_image
+from tests.rig.git import files_from_dir, git_env
+from tests.rig.net import loopback_env
+from tests.rig.parts import EXAMPLES_DIR, repo2docker_command, run
 
 pytestmark = pytest.mark.docker
 

@@ -22,7 +22,7 @@ from repo2docker_service.builds.model import validate_display_name, validate_hin
 from repo2docker_service.errors import InvalidInput
 from repo2docker_service.images.naming import derive_name, validate_name
 from repo2docker_service.sources import validate_ref, validate_repo_url
-from tests.ui.test_login import login
+from tests.rig.browser import login
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker]
 

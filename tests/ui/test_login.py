@@ -2,17 +2,9 @@
 
 import pytest
 
-from tests.hub.hubrig import PASSWORD
+from tests.rig.browser import login
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
-
-
-def login(page, hub, username):
-    page.goto(hub.url + "/hub/login")
-    page.fill("#username_input", username)
-    page.fill("#password_input", PASSWORD)
-    page.click("#login_submit")
-    page.wait_for_url("**/hub/**")
 
 
 def test_login_then_oauth_to_service_page(page, hub, artifacts):

@@ -36,7 +36,7 @@ from repo2docker_service.images.registry import (
     parse_www_authenticate,
     write_docker_config,
 )
-from tests.hub.hubrig import free_port
+from tests.rig.net import free_port
 
 # ----------------------------------------------------------------------------- pure helpers
 

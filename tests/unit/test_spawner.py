@@ -7,13 +7,9 @@ engine or cluster is needed. The real service endpoint is exercised in tests/e2e
 
 from __future__ import annotations
 
-import json
-import socket
-
 import pytest
 from kubespawner import KubeSpawner
 from tornado import web
-from tornado.httpserver import HTTPServer
 from traitlets.config import Config
 
 from repo2docker_service.hub.client import TOKEN_ENV
@@ -21,113 +17,10 @@ from repo2docker_service.hub.config import configure_jupyterhub
 from repo2docker_service.hub.dockerspawner import Repo2DockerHostSpawner, Repo2DockerSpawner
 from repo2docker_service.hub.forms import render_options_form
 from repo2docker_service.hub.kubespawner import make_profile_list
+from tests.rig.fake_service import ALICE_IMAGE, SHARED_IMAGE, TOKEN, User
 
-TOKEN = "spawner-test-token"
-
-ALICE_IMAGE = {
-    "owner": "alice",
-    "shared": False,
-    "owner_slug": "alice",
-    "name": "hello",
-    "display_name": "Hello <b>world</b>",
-    "repo": "https://git.example.org/hello.git",
-    "ref": "main",
-    "commit": "7c71e06654c1" + "0" * 28,
-    "image": "r2d-alice/hello:7c71e06654c1",
-    "latest": "r2d-alice/hello:latest",
-    "tags": ["latest", "7c71e06654c1", "0123456789ab"],
-    "references": [
-        "r2d-alice/hello:latest",
-        "r2d-alice/hello:7c71e06654c1",
-        "r2d-alice/hello:0123456789ab",
-    ],
-    "built_at": "2026-11-23T08:56:00.123456Z",
-    "hints": {"cpu": "2"},
-    "limits": {"cpu": 1.5, "memory": "2G", "profile": None, "source": "hints"},
-}
-SHARED_IMAGE = {
-    **ALICE_IMAGE,
-    "owner": "",
-    "shared": True,
-    "owner_slug": "shared",
-    "name": "course",
-    "display_name": "Course",
-    "image": "r2d-shared/course:aaaaaaaaaaaa",
-    "latest": "r2d-shared/course:latest",
-    "tags": ["latest", "aaaaaaaaaaaa"],
-    "references": ["r2d-shared/course:latest", "r2d-shared/course:aaaaaaaaaaaa"],
-    "limits": {"cpu": None, "memory": None, "profile": None, "source": "default"},
-}
-BOB_IMAGE = {
-    **ALICE_IMAGE,
-    "owner": "bob",
-    "owner_slug": "bob",
-    "name": "secret",
-    "display_name": "Bob's",
-    "image": "r2d-bob/secret:bbbbbbbbbbbb",
-    "references": ["r2d-bob/secret:bbbbbbbbbbbb"],
-}
-
-
-class FakeImages(web.RequestHandler):
-    def initialize(self, state):
-        self.state = state
-
-    def get(self, name):
-        self.state["requests"].append(
-            {
-                "name": name,
-                "auth": self.request.headers.get("Authorization"),
-                "admin": self.get_argument("admin", None),
-            }
-        )
-        if self.request.headers.get("Authorization") != f"token {TOKEN}":
-            self.set_status(403)
-            self.finish({"status": 403, "message": "Missing permission 'custom:repo2docker:spawn'"})
-            return
-        everything = self.get_argument("admin", "") == "true"
-        images = [ALICE_IMAGE, SHARED_IMAGE, BOB_IMAGE]
-        if not everything:
-            images = [i for i in images if i["shared"] or i["owner"] == name]
-        self.finish(
-            json.dumps(
-                {
-                    "user": name,
-                    "all": everything,
-                    "images": images,
-                    "machine_profiles": [],
-                    "defaults": {"cpu": None, "memory": None},
-                }
-            )
-        )
-
-
-@pytest.fixture(scope="module")
-async def service():
-    state = {"requests": []}
-    app = web.Application(
-        [(r"/services/repo2docker/api/users/([^/]+)/images", FakeImages, {"state": state})]
-    )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-    server = HTTPServer(app)
-    server.add_sockets([sock])
-    port = sock.getsockname()[1]
-    state["url"] = f"http://127.0.0.1:{port}/services/repo2docker/"
-    yield state
-    server.stop()
-
-
-class User:
-    """What spawners read from ``spawner.user`` (no orm_user: not an admin)."""
-
-    def __init__(self, name):
-        self.name = name
-        self.id = 7
-        self.url = f"/user/{name}/"
-        self.escaped_name = name
+# KubeSpawner reads a kube config when it is created (the fixture is in conftest.py)
+pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 
 def docker_spawner(service, name="alice", **kw):
@@ -265,36 +158,6 @@ def test_token_from_the_environment(monkeypatch):
 
 
 # ------------------------------------------------------------------------ KubeSpawner
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters:
-- name: none
-  cluster: {server: "https://127.0.0.1:9"}
-users:
-- name: none
-  user: {token: unused}
-contexts:
-- name: none
-  context: {cluster: none, user: none}
-current-context: none
-"""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def kubeconfig(tmp_path_factory):
-    """KubeSpawner reads a kube config when it is created; it never calls the API here."""
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(KUBECONFIG)
-    import kubernetes_asyncio.config.kube_config as kube_config
-
-    mp = pytest.MonkeyPatch()
-    # read from $KUBECONFIG when kubernetes_asyncio is imported: patch the module's copy
-    mp.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-    mp.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    yield path
-    mp.undo()
-
-
 def kube(service, name="alice", token=TOKEN):
     return KubeSpawner(
         _mock=True,

@@ -4,7 +4,7 @@ The chart's jupyterhub_config.py turns ``hub.services``, ``hub.loadRoles`` and `
 into traitlets config and then ``exec``s each ``hub.extraConfig`` entry with its helpers
 (``get_config``, ``get_secret_value``) in scope. This test does the same with a stub ``c``,
 loads the result into a real JupyterHub app and a real KubeSpawner, and asks the profile_list
-callable for a user against the fake service of test_spawner.py.
+callable for a user against the fake service of tests/rig/fake_service.py.
 
 (During development the merged values were also validated against the chart's
 values.schema.yaml; the chart is not vendored here.)
@@ -15,12 +15,16 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pytest
 import yaml
 from jupyterhub.app import JupyterHub
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from tests.unit.test_spawner import TOKEN, User, kubeconfig, service  # noqa: F401 (fixtures)
+from tests.rig.fake_service import TOKEN, User
+
+# KubeSpawner reads a kube config when it is created (the fixture is in conftest.py)
+pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 VALUES = Path(__file__).resolve().parents[2] / "deploy" / "z2jh" / "values.yaml"
 
@@ -100,7 +104,7 @@ def test_values_give_a_valid_hub_config():
     assert env["JUPYTERHUB_SERVICE_PREFIX"]["value"] == "/services/repo2docker/"
 
 
-async def test_profile_list_from_the_values_works_with_kubespawner(service, monkeypatch):  # noqa: F811
+async def test_profile_list_from_the_values_works_with_kubespawner(service, monkeypatch):
     values, c = load()
     # hub.extraEnv sets where the spawner reaches the service; here: the fake service
     assert values["hub"]["extraEnv"]["REPO2DOCKER_SERVICE_URL"].startswith("http://127.0.0.1:")

@@ -1,11 +1,10 @@
-"""The real parts the tests use, as plain helpers (the fixtures in ``tests/conftest.py`` wrap them).
+"""Git repositories served read-only over smart HTTP on 127.0.0.1, for the demo and the tests.
 
-- A Docker engine with the buildx plugin, the registry on 127.0.0.1:5000 and the local base image
-  ``local/debian:bookworm``: made by ``bash scripts/setup.sh``; the ``check_*`` functions only
-  verify them and raise :class:`RealPartMissing` naming that command when one is missing.
-- :class:`GitHTTPServer`: git repositories served read-only over smart HTTP (``git
-  http-backend`` as CGI behind a small threaded ``http.server``) on 127.0.0.1, with optional HTTP
-  basic auth per repository, so tests use the same kind of URL real users give.
+``git http-backend`` runs as CGI behind a small threaded ``http.server``, with optional HTTP
+basic auth per repository, so the demo and the tests use the same kind of URL real users
+give. ``scripts/demo.py`` serves the bundled example with it; the test rig
+(``tests/rig/git.py``) wraps it in fixtures. It lives here, not under ``tests/``, because the
+demo imports nothing from the tests, and not in the package, which has no use for it.
 
 Nothing here sends traffic anywhere but 127.0.0.0/8.
 """
@@ -14,27 +13,16 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-SETUP_COMMAND = "bash scripts/setup.sh"
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REGISTRY_HOST = "127.0.0.1:5000"
-BASE_IMAGE = "local/debian:bookworm"
-OFFLINE_CONFIG = REPO_ROOT / "repo2docker_service" / "repo2docker_offline_config.py"
-EXAMPLES_DIR = REPO_ROOT / "examples"
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "repo2docker-service tests",
@@ -44,18 +32,8 @@ GIT_IDENTITY = {
 }
 
 _REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
-
-
-class RealPartMissing(RuntimeError):
-    """A real part the tests need is not there; the message says how to get it."""
-
-    def __init__(self, part: str, reason: str) -> None:
-        super().__init__(f"{part}: run `{SETUP_COMMAND}` ({reason.strip()})")
-
-
-def _no_proxy_opener() -> urllib.request.OpenerDirector:
-    """A urllib opener that ignores *_proxy variables: test traffic stays on loopback."""
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# request headers git http-backend must not see as HTTP_* variables
+_NOT_PASSED = {"authorization", "content-type", "content-length", "transfer-encoding"}
 
 
 def loopback_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -71,8 +49,8 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for git commands: a fixed identity, no global/system config, no prompts.
 
     The user's ``~/.gitconfig`` and ``/etc/gitconfig`` are ignored (GIT_CONFIG_GLOBAL points at
-    /dev/null), so tests behave the same on every machine. Inherited ``GIT_*`` variables are
-    dropped.
+    /dev/null), so every machine behaves the same. Inherited ``GIT_*`` variables are dropped;
+    ``extra`` is added last.
     """
     env = {k: v for k, v in loopback_env().items() if not k.startswith("GIT_")}
     env.update(GIT_IDENTITY)
@@ -85,32 +63,7 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run(
-    argv: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    cwd: str | os.PathLike | None = None,
-    timeout: float = 60,
-    check: bool = True,
-) -> subprocess.CompletedProcess[str]:
-    """Run ``argv``, capture text output; on failure raise with stdout/stderr in the message."""
-    proc = subprocess.run(
-        argv,
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise subprocess.CalledProcessError(
-            proc.returncode, argv, output=proc.stdout, stderr=proc.stderr
-        )
-    return proc
-
-
-def files_from_dir(path: str | os.PathLike) -> dict[str, str]:
+def files_from_dir(path: str | os.PathLike[str]) -> dict[str, str]:
     """All files under ``path`` as ``{relative posix path: text}``, for ``create_repo``."""
     root = Path(path)
     return {
@@ -118,136 +71,6 @@ def files_from_dir(path: str | os.PathLike) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Docker engine, registry, base image
-
-
-@dataclass(frozen=True)
-class DockerEngine:
-    """The Docker engine the tests talk to (``DOCKER_HOST``, default the local unix socket)."""
-
-    host: str
-    server_version: str
-    api_version: str
-    client_version: str
-    buildx_version: str
-
-    @property
-    def env(self) -> dict[str, str]:
-        """Variables to add to a subprocess environment so it uses this engine."""
-        return {"DOCKER_HOST": self.host}
-
-
-def check_docker(*, timeout: float = 30) -> DockerEngine:
-    """Verify that ``docker info`` answers and buildx is installed; describe the engine.
-
-    Raises:
-        RealPartMissing: the docker CLI, the engine or the buildx plugin is missing.
-    """
-    part = "Docker engine not reachable"
-    if shutil.which("docker") is None:
-        raise RealPartMissing(part, "no `docker` command on PATH")
-    host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
-    env = {**os.environ, "DOCKER_HOST": host}
-    try:
-        info = run(
-            ["docker", "info", "--format", "{{json .ServerVersion}}"],
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-        if info.returncode != 0:
-            raise RealPartMissing(
-                part, f"`docker info` on {host} failed: {info.stderr or info.stdout}"
-            )
-        version = run(["docker", "version", "--format", "{{json .}}"], env=env, timeout=timeout)
-        v = json.loads(version.stdout)
-        server_version, api_version = v["Server"]["Version"], v["Server"]["ApiVersion"]
-        client_version = v["Client"]["Version"]
-    except subprocess.TimeoutExpired as e:
-        raise RealPartMissing(part, f"`docker` did not answer within {timeout}s on {host}") from e
-    except (subprocess.CalledProcessError, ValueError, KeyError, TypeError) as e:
-        raise RealPartMissing(part, f"`docker version` failed on {host}: {e}") from e
-    buildx = run(["docker", "buildx", "version"], env=env, timeout=timeout, check=False)
-    if buildx.returncode != 0:
-        raise RealPartMissing(
-            "Docker buildx plugin missing (repo2docker runs `docker buildx build`)",
-            buildx.stderr or buildx.stdout,
-        )
-    return DockerEngine(
-        host=host,
-        server_version=server_version,
-        api_version=api_version,
-        client_version=client_version,
-        buildx_version=buildx.stdout.strip(),
-    )
-
-
-def check_registry(host: str = REGISTRY_HOST, *, timeout: float = 5) -> str:
-    """Verify that the registry at ``http://{host}/v2/`` answers; return ``host``.
-
-    Raises:
-        RealPartMissing: nothing answers, or not a registry.
-    """
-    url = f"http://{host}/v2/"
-    try:
-        with _no_proxy_opener().open(url, timeout=timeout) as resp:
-            resp.read()
-    except (urllib.error.URLError, OSError) as e:
-        raise RealPartMissing(f"Registry not reachable at {url}", str(e)) from e
-    return host
-
-
-def check_base_image(
-    image: str = BASE_IMAGE, *, engine: DockerEngine | None = None, timeout: float = 30
-) -> str:
-    """Verify that ``image`` exists in the local engine; return its name.
-
-    Raises:
-        RealPartMissing: the image does not exist.
-    """
-    env = {**os.environ, **(engine.env if engine else {})}
-    proc = run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", image],
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RealPartMissing(f"Base image {image} missing", proc.stderr or proc.stdout)
-    return image
-
-
-def check_offline_config(path: Path = OFFLINE_CONFIG) -> Path:
-    """Verify that the repo2docker offline config file exists; return its path."""
-    if not path.is_file():
-        raise RealPartMissing("repo2docker offline config missing", f"{path} does not exist")
-    return path
-
-
-def repo2docker_command() -> str:
-    """The ``repo2docker`` executable of the venv running the tests."""
-    exe = Path(sys.executable).parent / "repo2docker"
-    if not exe.exists():
-        found = shutil.which("repo2docker")
-        if found is None:
-            raise RealPartMissing("repo2docker not installed", f"{exe} does not exist")
-        return found
-    return str(exe)
-
-
-def remove_image(image: str, *, engine: DockerEngine | None = None) -> None:
-    """``docker rmi -f image``, ignoring only "No such image"."""
-    env = {**os.environ, **(engine.env if engine else {})}
-    proc = run(["docker", "rmi", "-f", image], env=env, check=False)
-    if proc.returncode != 0 and "no such image" not in proc.stderr.lower():
-        raise RuntimeError(f"docker rmi -f {image} failed: {proc.stderr}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Git repositories over smart HTTP
 
 
 @dataclass
@@ -285,6 +108,28 @@ class _GitHTTPD(ThreadingHTTPServer):
     state: _State
 
 
+def _split_cgi_output(out: bytes) -> tuple[bytes, bytes]:
+    """(head, body) of a CGI response; the head is empty when there is no header block."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        at = out.find(sep)
+        if at >= 0:
+            return out[:at], out[at + len(sep) :]
+    return b"", out
+
+
+def _cgi_headers(head: bytes) -> tuple[int, list[tuple[str, str]]]:
+    """The status (``Status:``, default 200) and the other headers of a CGI response head."""
+    status = 200
+    headers: list[tuple[str, str]] = []
+    for line in head.decode("latin-1").splitlines():
+        key, _, value = line.partition(":")
+        if key.lower() == "status":
+            status = int(value.strip().split()[0])
+        elif key:
+            headers.append((key.strip(), value.strip()))
+    return status, headers
+
+
 class _GitHandler(BaseHTTPRequestHandler):
     server: _GitHTTPD
     protocol_version = "HTTP/1.1"
@@ -303,7 +148,7 @@ class _GitHandler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
@@ -371,7 +216,7 @@ class _GitHandler(BaseHTTPRequestHandler):
                     )
                 )
 
-    def _cgi(self, path: str, query: str, body: bytes, user: str | None) -> int:
+    def _cgi_env(self, path: str, query: str, body: bytes, user: str | None) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "GIT_PROJECT_ROOT": str(self.server.state.project_root),
@@ -391,38 +236,38 @@ class _GitHandler(BaseHTTPRequestHandler):
         if user is not None:
             env["REMOTE_USER"] = user
         for key, value in self.headers.items():
-            if key.lower() in {
-                "authorization",
-                "content-type",
-                "content-length",
-                "transfer-encoding",
-            }:
-                continue
-            # Git-Protocol (v2), Content-Encoding (gzip'ed requests), ...
-            env["HTTP_" + key.upper().replace("-", "_")] = value
+            if key.lower() not in _NOT_PASSED:
+                # Git-Protocol (v2), Content-Encoding (gzip'ed requests), ...
+                env["HTTP_" + key.upper().replace("-", "_")] = value
+        return env
+
+    def _cgi(self, path: str, query: str, body: bytes, user: str | None) -> int:
         proc = subprocess.run(
-            ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
+            ["git", "http-backend"],
+            input=body,
+            env=self._cgi_env(path, query, body, user),
+            capture_output=True,
+            check=False,
         )
-        out = proc.stdout
-        sep = out.find(b"\r\n\r\n")
-        head, rest = (out[:sep], out[sep + 4 :]) if sep >= 0 else (b"", out)
-        if sep < 0:
-            sep = out.find(b"\n\n")
-            head, rest = (out[:sep], out[sep + 2 :]) if sep >= 0 else (b"", out)
+        head, rest = _split_cgi_output(proc.stdout)
         if not head:
             msg = b"git http-backend failed: " + proc.stderr
             self._respond(500, [("Content-Type", "text/plain")], msg)
             return 500
-        status = 200
-        headers: list[tuple[str, str]] = []
-        for line in head.decode("latin-1").splitlines():
-            key, _, value = line.partition(":")
-            if key.lower() == "status":
-                status = int(value.strip().split()[0])
-            elif key:
-                headers.append((key.strip(), value.strip()))
+        status, headers = _cgi_headers(head)
         self._respond(status, headers, rest)
         return status
+
+
+def set_nodelay(enabled: bool) -> None:
+    """Turn TCP_NODELAY on (the default) or off for connections accepted from now on.
+
+    With it off, the server stalls on Nagle's algorithm: it writes headers and body in
+    separate small segments, and the body waits for the client's delayed ACK (40 ms on
+    Linux). The benchmarks measure that "stock ``http.server``" case too. Affects every
+    server of this process.
+    """
+    _GitHandler.disable_nagle_algorithm = enabled
 
 
 class GitHTTPServer:
@@ -440,7 +285,7 @@ class GitHTTPServer:
         server.stop()
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self._projects = self.root / "repos"
         self._work = self.root / "work"
@@ -453,9 +298,13 @@ class GitHTTPServer:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> GitHTTPServer:
-        """Listen on a free port of 127.0.0.1 and serve in a background thread."""
+        """Listen on a free port of 127.0.0.1 and serve in a background thread.
+
+        Raises:
+            RuntimeError: there is no ``git`` command.
+        """
         if shutil.which("git") is None:
-            raise RealPartMissing("git not installed", "no `git` command on PATH")
+            raise RuntimeError("git not installed: no `git` command on PATH")
         httpd = _GitHTTPD(("127.0.0.1", 0), _GitHandler)
         httpd.state = self._state
         self._httpd = httpd
@@ -475,7 +324,8 @@ class GitHTTPServer:
             self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._httpd = self._thread = None
+        self._httpd = None
+        self._thread = None
 
     def __enter__(self) -> GitHTTPServer:
         return self.start()
@@ -486,9 +336,10 @@ class GitHTTPServer:
     # -- addresses --------------------------------------------------------------------------
     @property
     def port(self) -> int:
+        """The port it listens on (RuntimeError before :meth:`start`)."""
         if self._httpd is None:
             raise RuntimeError("GitHTTPServer is not started")
-        return self._httpd.server_address[1]
+        return int(self._httpd.server_address[1])
 
     @property
     def base_url(self) -> str:
@@ -539,14 +390,7 @@ class GitHTTPServer:
                 raise ValueError(f"repository {name!r} exists already")
         bare.parent.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True)
-        self._git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(bare))
-        for key, value in [
-            ("http.receivepack", "false"),  # read-only over HTTP, even for authenticated users
-            ("http.uploadpack", "true"),
-            ("uploadpack.allowReachableSHA1InWant", "true"),  # fetch by commit, as GitHub does
-            ("uploadpack.allowFilter", "true"),
-        ]:
-            self._git("config", key, value, cwd=bare)
+        self._init_bare(bare, branch)
         self._git("init", "--quiet", f"--initial-branch={branch}", cwd=work)
         self._git("remote", "add", "origin", str(bare), cwd=work)
         repo = GitRepo(name=name, bare=bare, work=work, branch=branch, auth=auth)
@@ -555,10 +399,15 @@ class GitHTTPServer:
         self.commit(name, files, message=message)
         return self.url(name)
 
-    def commit(self, name: str, files: dict[str, str | None], message: str = "Update files") -> str:
+    def commit(
+        self, name: str, files: Mapping[str, str | None], message: str = "Update files"
+    ) -> str:
         """Write ``files`` (``None`` deletes a path), commit on the branch, push; return the SHA.
 
         Always makes a new commit (``--allow-empty``), so the SHA changes on every call.
+
+        Raises:
+            ValueError: a path leaves the repository.
         """
         repo = self._repo(name)
         with self._repo_lock:
@@ -597,7 +446,7 @@ class GitHTTPServer:
         return self._git("rev-parse", f"refs/heads/{repo.branch}", cwd=repo.bare)
 
     def repo(self, name: str) -> GitRepo:
-        """The :class:`GitRepo` record of ``name`` (paths, branch, auth)."""
+        """The :class:`GitRepo` record of ``name`` (paths, branch, auth; KeyError if none)."""
         return self._repo(name)
 
     # -- internals --------------------------------------------------------------------------
@@ -608,8 +457,26 @@ class GitHTTPServer:
             except KeyError:
                 raise KeyError(f"no repository {name!r}") from None
 
+    def _init_bare(self, bare: Path, branch: str) -> None:
+        self._git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(bare))
+        for key, value in [
+            ("http.receivepack", "false"),  # read-only over HTTP, even for authenticated users
+            ("http.uploadpack", "true"),
+            ("uploadpack.allowReachableSHA1InWant", "true"),  # fetch by commit, as GitHub does
+            ("uploadpack.allowFilter", "true"),
+        ]:
+            self._git("config", key, value, cwd=bare)
+
     def _git(self, *args: str, cwd: Path | None = None) -> str:
-        proc = run(["git", *args], env=git_env(), cwd=cwd, check=False)
+        proc = subprocess.run(
+            ["git", *args],
+            env=git_env(),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout.strip()

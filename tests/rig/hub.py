@@ -1,8 +1,9 @@
 """A real JupyterHub + configurable-http-proxy with repo2docker-service as a managed service.
 
-Used by the hub, UI and end-to-end tests. The hub loads the project's own
-`deploy/jupyterhub_config.py` (the snippet the README shows) and adds test users,
-groups and a client service that can mint tokens.
+Used by the hub, UI and end-to-end tests, the benchmarks and scripts/fuzz_api.py. The hub
+loads the project's own ``deploy/jupyterhub_config.py`` (the snippet the README shows) and adds
+test users (:data:`USERS`, password :data:`PASSWORD`), groups and a client service that can
+mint tokens.
 """
 
 from __future__ import annotations
@@ -12,19 +13,26 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.rig.net import free_port, http_status, no_proxy_opener
+from tests.rig.parts import REPO_ROOT
+from tests.rig.wait import wait_until
+
 SETUP_HINT = "run `bash scripts/test.sh` (or `bash scripts/setup.sh`) first"
 PASSWORD = "test-password-" + "r2d"
+HUB_RATE_LIMIT = 150  # build requests per user per minute in the session's test hub
+HUB_WEBHOOK_SECRET = "hub-webhook-" + secrets.token_hex(8)  # the session hub's webhook secret
+# a small image build; format with tag=... to make each build differ
+DOCKERFILE = "FROM local/debian:bookworm\nRUN echo building {tag}\n"
 
 # username -> group (None: no access to the service at all)
 USERS: dict[str, str | None] = {
@@ -41,13 +49,8 @@ USERS: dict[str, str | None] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def chp_path() -> str:
+    """The configurable-http-proxy executable (RuntimeError if not installed)."""
     found = shutil.which("configurable-http-proxy")
     if not found:
         raise RuntimeError(f"configurable-http-proxy not found on PATH: {SETUP_HINT}")
@@ -61,27 +64,35 @@ class Hub:
     url: str  # public URL (through the proxy), no trailing slash
     workdir: Path
     client_token: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen[bytes]
     service_config: Path
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def service_url(self) -> str:
+        """The service's URL through the proxy, with a trailing slash."""
         return f"{self.url}/services/repo2docker/"
 
-    def api(self, method: str, path: str, body: dict | None = None, token: str | None = None):
+    def api(
+        self, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
+    ) -> Any:
+        """Call the hub's REST API (default: as the client service); the parsed JSON or None.
+
+        Raises:
+            urllib.error.HTTPError: an error status.
+        """
         req = urllib.request.Request(
             f"{self.url}/hub/api/{path.lstrip('/')}",
             method=method,
             data=json.dumps(body).encode() if body is not None else None,
             headers={"Authorization": f"token {token or self.client_token}"},
         )
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with no_proxy_opener().open(req, timeout=30) as resp:
             raw = resp.read()
             return json.loads(raw) if raw else None
 
     def token_for(self, username: str) -> str:
-        """An API token of `username` carrying all of the user's permissions."""
+        """An API token of ``username`` carrying all of the user's permissions (cached)."""
         if username not in self.tokens:
             try:
                 self.api("POST", f"users/{quote(username)}")
@@ -95,9 +106,11 @@ class Hub:
         return self.tokens[username]
 
     def log_text(self) -> str:
+        """The hub's log (the service logs into it too)."""
         return (self.workdir / "hub.log").read_text(errors="replace")
 
     def stop(self) -> None:
+        """SIGTERM the hub (it stops the proxy and the service); SIGKILL after 15 s."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -110,15 +123,16 @@ class Hub:
 def write_hub_config(
     workdir: Path, *, proxy_port: int, client_token: str, extra_config: str = ""
 ) -> Path:
+    """Write ``workdir/jupyterhub_config.py``: the deploy config plus the test users."""
     hub_port, chp_api_port = free_port(), free_port()
-    groups = {}
+    groups: dict[str, list[str]] = {}
     for user, group in USERS.items():
         if group:
             groups.setdefault(group, []).append(user)
     config = workdir / "jupyterhub_config.py"
     config.write_text(
         f"""
-load_subconfig({str(REPO / "deploy" / "jupyterhub_config.py")!r})
+load_subconfig({str(REPO_ROOT / "deploy" / "jupyterhub_config.py")!r})
 c.JupyterHub.bind_url = "http://127.0.0.1:{proxy_port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{chp_api_port}"
@@ -148,17 +162,54 @@ c.JupyterHub.load_roles.append({{
     return config
 
 
+def _launch_hub(workdir: Path, config: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """``python -m jupyterhub -f config --debug`` in ``workdir``, logging to hub.log."""
+    with open(workdir / "hub.log", "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"],
+            cwd=workdir,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_healthy(hub: Hub, timeout: float = 60) -> Hub:
+    """Wait until the service's health answers 200 through the proxy (RuntimeError if not)."""
+
+    def healthy() -> bool:
+        if hub.proc.poll() is not None:
+            raise RuntimeError(
+                f"JupyterHub exited with {hub.proc.returncode}:\n{hub.log_text()[-3000:]}"
+            )
+        return http_status(hub.service_url + "health") == 200
+
+    try:
+        wait_until(healthy, timeout=timeout, interval=0.3, what="the hub and the service")
+    except TimeoutError:
+        hub.stop()
+        raise RuntimeError(
+            f"hub/service not up after {timeout:.0f} s:\n{hub.log_text()[-3000:]}"
+        ) from None
+    return hub
+
+
 def start_hub(
     workdir: Path,
     *,
     service_config: str = "",
-    env: dict | None = None,
+    env: Mapping[str, str] | None = None,
     extra_config: str = "",
 ) -> Hub:
     """Start a hub (and through it the service); wait until both answer via the proxy.
 
-    ``extra_config`` is Python appended to the generated jupyterhub_config.py (e.g. a
-    spawner); it can read the service's port from ``$REPO2DOCKER_SERVICE_PORT``.
+    ``service_config`` is the service's config file; ``extra_config`` is Python appended to
+    the generated jupyterhub_config.py (e.g. a spawner); it can read the service's port from
+    ``$REPO2DOCKER_SERVICE_PORT``.
+
+    Raises:
+        RuntimeError: no proxy installed, or the hub exited or was not up within 60 s.
     """
     chp_path()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -176,35 +227,11 @@ def start_hub(
         "REPO2DOCKER_SERVICE_CONFIG": str(svc_config),
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }
-    log = open(workdir / "hub.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"],
-        cwd=workdir,
-        env=hub_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     hub = Hub(
         url=f"http://127.0.0.1:{proxy_port}",
         workdir=workdir,
         client_token=client_token,
-        proc=proc,
+        proc=_launch_hub(workdir, config, hub_env),
         service_config=svc_config,
     )
-    deadline = time.monotonic() + 60
-    last = ""
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"JupyterHub exited with {proc.returncode}:\n{hub.log_text()[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(hub.service_url + "health", timeout=2) as resp:
-                if resp.status == 200:
-                    return hub
-        except (urllib.error.URLError, OSError) as e:
-            last = str(e)
-        time.sleep(0.3)
-    hub.stop()
-    raise RuntimeError(f"hub/service not up after 60 s ({last}):\n{hub.log_text()[-3000:]}")
+    return _wait_healthy(hub)

@@ -1,0 +1,25 @@
+"""The test rig: the real parts the tests, benchmarks and fuzzing run against.
+
+One module per part; the fixtures in the ``conftest.py`` files wrap them:
+
+- :mod:`tests.rig.parts`: where the rig lives, :class:`~tests.rig.parts.RealPartMissing`,
+  ``require`` (a missing part fails a test, never skips it) and ``run`` (subprocesses).
+- :mod:`tests.rig.net`: free loopback ports, environments and openers that keep traffic on
+  127.0.0.1.
+- :mod:`tests.rig.wait`: the one polling loop (sync and async).
+- :mod:`tests.rig.engine`: the Docker engine, the base image, ``docker`` CLI calls, image and
+  container clean-up, the builder image of the container executor.
+- :mod:`tests.rig.remote_engine`: a second dockerd on a loopback TCP port.
+- :mod:`tests.rig.registry`: the setup.sh registry check and registries of the tests' own
+  (no auth, htpasswd, token auth with :mod:`tests.rig.registry_token`).
+- :mod:`tests.rig.git`: git repositories over smart HTTP (the server itself lives in
+  ``scripts/git_http.py``, shared with the demo, which imports nothing from ``tests/``).
+- :mod:`tests.rig.hub`: a real JupyterHub + proxy managing the service.
+- :mod:`tests.rig.api`: HTTP and SSE clients of the service and the hub.
+- :mod:`tests.rig.spawn`: the end-to-end hub whose spawner starts the service's images.
+- :mod:`tests.rig.browser`: Chromium through Playwright, logging in at the hub.
+- :mod:`tests.rig.fake_service`: the fake images endpoint and kube config of the spawner
+  unit tests.
+
+Nothing here sends traffic anywhere but 127.0.0.0/8 and the local Docker engine.
+"""

@@ -1,0 +1,52 @@
+"""Chromium (Debian's, from setup.sh) through Playwright, and logging in at the test hub.
+
+Browser tests run last in a session: Playwright's sync API keeps an event loop running in the
+main thread while a browser is open, which would break asyncio tests after it.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from playwright.sync_api import Browser, Page, Playwright
+
+from tests.rig.hub import PASSWORD, Hub
+from tests.rig.parts import REPO_ROOT, RealPartMissing
+
+ARTIFACTS = REPO_ROOT / "test-artifacts"  # screenshots of the UI tests
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    """Debian's chromium executable.
+
+    Raises:
+        RealPartMissing: chromium is not installed.
+    """
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RealPartMissing("Debian's chromium is not installed", "no chromium on PATH")
+
+
+def launch_chromium(playwright: Playwright) -> Browser:
+    """A headless Chromium with networking extras (sync, updates, QUIC) off."""
+    return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+
+
+def login(page: Page, hub: Hub, username: str) -> None:
+    """Log ``username`` in at the hub's login form (test password) and wait for the hub page."""
+    page.goto(hub.url + "/hub/login")
+    page.fill("#username_input", username)
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/**")
