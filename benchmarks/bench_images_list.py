@@ -55,7 +55,9 @@ from common import (
     summary_ms,
 )
 
-from repo2docker_service.builds.model import (
+from repo2docker_service.images.docker import DockerCatalog
+from repo2docker_service.images.dockerindex import describe
+from repo2docker_service.images.labels import (
     LABEL_BUILD_ID,
     LABEL_BUILT_AT,
     LABEL_COMMIT,
@@ -67,7 +69,6 @@ from repo2docker_service.builds.model import (
     LABEL_SCHEME,
     LABEL_SHARED,
 )
-from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import (
     SCHEME_VERSION,
     ImageNamer,
@@ -162,7 +163,7 @@ async def timed_gets(s, url: str, headers: dict, n: int, expect: int) -> list[fl
 async def profile_stages(prefix: str, reps: int = 20) -> dict[str, float]:
     """Median seconds of each stage of ``DockerCatalog.list_images`` + the JSON answer."""
     catalog = DockerCatalog(namer=ImageNamer(prefix=prefix))
-    docker = catalog._client()
+    docker = catalog.engine.client()
     filters = json.dumps({"label": [LABEL_OWNER]})
     stages: dict[str, list[float]] = {
         k: [] for k in ("engine", "aiodocker", "group", "info", "json")
@@ -185,7 +186,7 @@ async def profile_stages(prefix: str, reps: int = 20) -> dict[str, float]:
             groups = catalog._group(items)
             t2 = time.perf_counter()
             infos = sorted(
-                (catalog._info(key, tagged) for key, tagged in groups.items()),
+                (describe(key, tagged) for key, tagged in groups.items()),
                 key=lambda i: (i.shared, i.owner, i.name),
             )
             t3 = time.perf_counter()

@@ -48,12 +48,10 @@ from common import (
 )
 from registry_common import start_registry
 
+from repo2docker_service.images.dockerconfig import RegistryCredentials
 from repo2docker_service.images.naming import ImageNamer
-from repo2docker_service.images.registry import (
-    RegistryCatalog,
-    RegistryClient,
-    RegistryCredentials,
-)
+from repo2docker_service.images.registry.catalog import RegistryCatalog
+from repo2docker_service.images.registry.client import RegistryClient
 from repo2docker_service.sources import resolve_ref
 
 GOAL_P50_MS = 50.0

@@ -53,7 +53,8 @@ from common import (
 from registry_common import fill_registry, start_registry
 
 from repo2docker_service.images.naming import ImageNamer
-from repo2docker_service.images.registry import RegistryCatalog, RegistryClient
+from repo2docker_service.images.registry.catalog import RegistryCatalog
+from repo2docker_service.images.registry.client import RegistryClient
 
 GOAL_P99_MS = 100.0
 SHORT_TTL = 5.0

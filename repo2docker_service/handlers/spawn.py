@@ -22,7 +22,7 @@ from typing import Any
 from ..auth import APIHandler, needs_scope
 from ..errors import UpstreamError
 from ..images.catalog import ImageInfo
-from ..images.docker import split_reference
+from ..images.reference import split_reference
 from ..limits import normalize_profiles, resolve_limits
 
 TRUE = ("1", "true", "yes")

@@ -3,7 +3,8 @@
 :class:`ImageInfo` describes one environment (an ``(owner, name)`` repository with all of
 its tags). :class:`Catalog` is the small base class the build manager and the handlers use;
 :class:`~repo2docker_service.images.docker.DockerCatalog` reads the local Docker engine,
-:class:`~repo2docker_service.images.registry.RegistryCatalog` a registry (registry mode).
+:class:`~repo2docker_service.images.registry.catalog.RegistryCatalog` a registry (registry
+mode). Both describe an environment with :meth:`ImageInfo.from_labels`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from .labels import ImageLabels
 
 __all__ = ["Catalog", "ImageInfo", "select_images"]
 
@@ -59,6 +62,51 @@ class ImageInfo:
     hints: dict[str, str] = field(default_factory=dict)
     scheme: str = ""
     _json: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_labels(
+        cls,
+        labels: ImageLabels,
+        *,
+        owner_slug: str,
+        name: str,
+        image: str,
+        latest: str | None,
+        tags: list[str],
+        size: int | None,
+    ) -> ImageInfo:
+        """Describe an environment by the labels of one of its images.
+
+        Args:
+            labels: the labels of the image described (of ``image``).
+            owner_slug: the owner part of the repository name.
+            name: the environment name (from the repository name).
+            image: the reference described (the commit tag when there is one).
+            latest: the ``:latest`` reference, or None.
+            tags: the repository's tags, ``latest`` first, then newest build first.
+            size: bytes, or None if unknown.
+
+        Returns:
+            The info (its hints are a copy of the labels').
+        """
+        return cls(
+            owner=labels.owner,
+            shared=labels.shared,
+            owner_slug=owner_slug,
+            name=name,
+            display_name=labels.display_name,
+            repo=labels.repo,
+            ref=labels.ref,
+            commit=labels.commit,
+            image=image,
+            latest=latest,
+            tags=tags,
+            size=size,
+            built_at=labels.built_at or None,
+            build_id=labels.build_id,
+            hints=dict(labels.hints),
+            scheme=labels.scheme,
+        )
 
     def to_json(self) -> str:
         """:meth:`to_dict` as JSON text, made once (an info is not changed once listed).

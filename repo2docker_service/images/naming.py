@@ -30,9 +30,8 @@ Owner escaping (:func:`escape_owner`, scheme version :data:`SCHEME_VERSION`)
         character or an escape whose first character is a hex digit), so the two forms
         never collide.
 
-Validation predicates, one per rule of Docker's reference grammar:
-    :func:`is_valid_path_component`, :func:`is_valid_domain`, :func:`is_valid_tag`,
-    :func:`is_valid_repository`, :func:`is_valid_reference`.
+Docker's reference grammar
+    one predicate per rule, in :mod:`repo2docker_service.images.reference`.
 
 User-chosen image names (:func:`validate_name`, :func:`derive_name`)
     ``[a-z0-9]+(?:[._-][a-z0-9]+)*``, 1 to 63 characters. :func:`derive_name` always returns
@@ -54,6 +53,16 @@ from functools import cached_property
 from urllib.parse import unquote, urlsplit
 
 from ..errors import InvalidInput
+from .reference import (
+    PATH_COMPONENT_PATTERN,
+    is_registry_domain,
+    is_valid_path_component,
+    is_valid_reference,
+    is_valid_repository,
+    is_valid_tag,
+    registry_of,
+    split_tag,
+)
 
 #: Version of the owner escaping scheme; recorded in a label on every image.
 SCHEME_VERSION = "1"
@@ -70,9 +79,6 @@ MAX_OWNER_LENGTH = 128
 #: Longest user-chosen image name.
 MAX_NAME_LENGTH = 63
 
-#: Longest repository name (registry host included) Docker accepts.
-MAX_REPOSITORY_LENGTH = 255
-
 #: Default ``image_name_template``.
 DEFAULT_TEMPLATE = "{registry}{prefix}{owner}/{name}:{tag}"
 
@@ -82,20 +88,8 @@ FALLBACK_NAME = "env"
 _KEPT_CHARACTERS = frozenset(string.ascii_lowercase + string.digits)
 _FALLBACK_MARKER = "x--"
 
-# Docker reference grammar (distribution/reference), as Python patterns.
-_ALNUM = r"[a-z0-9]+"
-_SEPARATOR = r"(?:[._]|__|[-]+)"
-_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
-_IPV6_HOST = r"\[[a-fA-F0-9:]+\]"
-_DOMAIN = rf"(?:{_DOMAIN_NAME}|{_IPV6_HOST})(?::[0-9]+)?"
-_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
 
-_PATH_COMPONENT_RE = re.compile(_PATH_COMPONENT)
-_DOMAIN_RE = re.compile(_DOMAIN)
-_TAG_RE = re.compile(_TAG)
 _SIMPLE_TOKEN_RE = re.compile(r"[a-z0-9]|-([0-9a-f]+)-")
 _SIMPLE_FORM_RE = re.compile(r"(?:[a-z0-9]|-[0-9a-f]+-)+")
 _LOWER_HEX_RE = re.compile(r"(?:[0-9a-f]{2})+")
@@ -198,131 +192,6 @@ def unescape_owner(slug: str) -> str:
     if canonical != slug:
         raise ValueError(f"{slug!r} is not an escaped username")
     return username
-
-
-# ---------------------------------------------------------------------------
-# predicates, one per rule
-
-
-def is_valid_path_component(s: str) -> bool:
-    """Whether ``s`` is one Docker repository path component (``alice``, ``a-2e-b``).
-
-    Args:
-        s: candidate string.
-
-    Returns:
-        True if ``s`` matches ``[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*``.
-    """
-    return isinstance(s, str) and _PATH_COMPONENT_RE.fullmatch(s) is not None
-
-
-def is_valid_domain(s: str) -> bool:
-    """Whether ``s`` is a registry domain: ``host[:port]`` (DNS name, IPv4 or ``[IPv6]``).
-
-    Args:
-        s: candidate string.
-
-    Returns:
-        True if ``s`` matches the grammar's domain rule.
-    """
-    return (
-        isinstance(s, str)
-        and len(s) <= MAX_REPOSITORY_LENGTH
-        and _DOMAIN_RE.fullmatch(s) is not None
-    )
-
-
-def is_registry_domain(s: str) -> bool:
-    """Whether Docker reads ``s`` as a registry when it is a reference's first component.
-
-    Docker treats the first component as a registry only if it contains ``.`` or ``:``, is
-    ``localhost``, or has uppercase letters; otherwise ``s/x`` means ``docker.io/s/x``.
-
-    Args:
-        s: candidate string.
-
-    Returns:
-        True if ``s`` is a valid domain that Docker recognizes as a registry.
-    """
-    return is_valid_domain(s) and ("." in s or ":" in s or s == "localhost" or s.lower() != s)
-
-
-def registry_of(repository: str) -> str | None:
-    """Return the registry Docker reads from a repository name, by Docker's splitting rule.
-
-    Args:
-        repository: a repository name (without tag).
-
-    Returns:
-        The first component if Docker treats it as a registry host, else None (Docker Hub,
-        or the local engine's name).
-    """
-    first, sep, _ = repository.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
-        return first
-    return None
-
-
-def is_valid_tag(s: str) -> bool:
-    """Whether ``s`` is a valid Docker tag (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``).
-
-    Args:
-        s: candidate string.
-
-    Returns:
-        True if ``s`` is a valid tag.
-    """
-    return isinstance(s, str) and _TAG_RE.fullmatch(s) is not None
-
-
-def is_valid_repository(s: str) -> bool:
-    """Whether ``s`` is a valid Docker repository name (a reference without tag).
-
-    That is ``[domain/]component[/component...]``, at most 255 characters in total.
-
-    Args:
-        s: candidate string.
-
-    Returns:
-        True if ``s`` is a valid repository name.
-    """
-    if not isinstance(s, str) or not s or len(s) > MAX_REPOSITORY_LENGTH:
-        return False
-    components = s.split("/")
-    if all(is_valid_path_component(c) for c in components):
-        return True
-    return (
-        len(components) > 1
-        and is_valid_domain(components[0])
-        and all(is_valid_path_component(c) for c in components[1:])
-    )
-
-
-def _split_tag(reference: str) -> tuple[str, str | None]:
-    """Split ``repo[:tag]``; a ``:`` before the last ``/`` belongs to a registry port."""
-    name, sep, tag = reference.rpartition(":")
-    if not sep or "/" in tag:
-        return reference, None
-    return name, tag
-
-
-def is_valid_reference(ref: str) -> bool:
-    """Whether ``ref`` is a valid Docker image reference ``[domain/]path[:tag]``.
-
-    Digests (``@sha256:...``) are not accepted: the service never names images by digest.
-
-    Args:
-        ref: candidate string.
-
-    Returns:
-        True if ``ref`` is a valid repository name optionally followed by ``:tag``.
-    """
-    if not isinstance(ref, str):
-        return False
-    name, tag = _split_tag(ref)
-    if tag is not None and not is_valid_tag(tag):
-        return False
-    return is_valid_repository(name)
 
 
 # ---------------------------------------------------------------------------
@@ -527,7 +396,7 @@ class ImageNamer:
             elif name == "prefix":
                 parts.append(re.escape(self.prefix))
             elif name == "owner":
-                parts.append(rf"(?P<owner>{_PATH_COMPONENT})")
+                parts.append(rf"(?P<owner>{PATH_COMPONENT_PATTERN})")
             elif name == "name":
                 parts.append(rf"(?P<name>{_NAME})")
         return re.compile("".join(parts))
@@ -549,7 +418,7 @@ class ImageNamer:
         """
         if not isinstance(repository, str) or not is_valid_reference(repository):
             return None
-        name_part, _ = _split_tag(repository)
+        name_part, _ = split_tag(repository)
         match = self._parse_re.fullmatch(name_part)
         if match is None or len(match["name"]) > MAX_NAME_LENGTH:
             return None

@@ -26,13 +26,11 @@ from repo2docker_service.builds.executors import LocalExecutor
 from repo2docker_service.builds.manager import BuildManager
 from repo2docker_service.builds.model import BuildRequest, BuildState
 from repo2docker_service.errors import NotFound, Unavailable
+from repo2docker_service.images.dockerconfig import RegistryCredentials
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer, commit_tag
-from repo2docker_service.images.registry import (
-    RegistryCatalog,
-    RegistryClient,
-    RegistryCredentials,
-    RegistryError,
-)
+from repo2docker_service.images.registry.catalog import RegistryCatalog
+from repo2docker_service.images.registry.client import RegistryClient
+from repo2docker_service.images.registry.errors import RegistryError
 from repo2docker_service.sources import resolve_ref
 from repo2docker_service.store import BuildStore
 from tests.rig.engine import remove_image
@@ -235,7 +233,7 @@ async def test_listing_snapshot_dropped_while_registry_down(make, own_registry):
         # stale: answered at once while the background refresh fails ...
         await catalog.list_images()
         for _ in range(50):
-            if catalog._refreshing is None or catalog._refreshing.done():
+            if catalog.listing.refreshing is None or catalog.listing.refreshing.done():
                 break
             await asyncio.sleep(0.1)
         # ... after which nothing stale is answered any more

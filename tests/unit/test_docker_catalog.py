@@ -6,13 +6,10 @@ import pytest
 
 from repo2docker_service.builds.model import Build, image_labels
 from repo2docker_service.errors import UpstreamError
-from repo2docker_service.images.docker import (
-    DockerCatalog,
-    _epoch,
-    _item_from_inspect,
-    split_reference,
-)
+from repo2docker_service.images.docker import DockerCatalog
+from repo2docker_service.images.dockerindex import epoch, item_from_inspect
 from repo2docker_service.images.naming import ImageNamer, escape_owner
+from repo2docker_service.images.reference import split_reference
 
 REG = "127.0.0.1:5000"
 
@@ -69,17 +66,17 @@ def feed(catalog, monkeypatch, items, mode):
     async def ready():
         return True
 
-    monkeypatch.setattr(catalog, "_inspect", fake_inspect)
+    monkeypatch.setattr(catalog.engine, "inspect", fake_inspect)
     if mode == "engine":
-        monkeypatch.setattr(catalog, "_list_ours", fake_list)
+        monkeypatch.setattr(catalog.engine, "list_labelled", fake_list)
     else:
-        catalog._load(items)
+        catalog.index.load(items)
         monkeypatch.setattr(catalog, "_index_ready", ready)
 
         async def no_list(*, repository=None):
             raise AssertionError("the index must answer without listing the engine")
 
-        monkeypatch.setattr(catalog, "_list_ours", no_list)
+        monkeypatch.setattr(catalog.engine, "list_labelled", no_list)
 
 
 def item(image_id, tags, labels, size=100):
@@ -181,10 +178,10 @@ async def test_unreachable_engine_is_upstream_error(url):
 
 
 def test_created_and_inspect_items():
-    assert _epoch(1700000000) == 1700000000
-    assert _epoch("2026-01-01T00:00:01.123456789Z") == 1767225601
-    assert _epoch("garbage") == 0
-    it = _item_from_inspect(
+    assert epoch(1700000000) == 1700000000
+    assert epoch("2026-01-01T00:00:01.123456789Z") == 1767225601
+    assert epoch("garbage") == 0
+    it = item_from_inspect(
         {"Id": "sha256:x", "RepoTags": None, "Config": {"Labels": None}, "Size": 5}
     )
     assert it == {"Id": "sha256:x", "RepoTags": [], "Labels": {}, "Created": 0, "Size": 5}
@@ -209,9 +206,9 @@ async def test_index_follows_events(catalog, monkeypatch):
     async def ready():
         return True
 
-    monkeypatch.setattr(catalog, "_inspect", fake_inspect)
+    monkeypatch.setattr(catalog.engine, "inspect", fake_inspect)
     monkeypatch.setattr(catalog, "_index_ready", ready)
-    catalog._load(list(engine.values()))
+    catalog.index.load(list(engine.values()))
 
     async def tags():
         return {i.name: (i.commit, i.tags) for i in await catalog.list_images()}
@@ -225,25 +222,25 @@ async def test_index_follows_events(catalog, monkeypatch):
     )
     await catalog._on_event({"Type": "image", "Action": "tag", "Actor": {"ID": "sha256:new"}})
     assert await tags() == {"env": (a2, ["latest", a2[:12], a1[:12]])}
-    assert catalog._by_tag[f"{env}:latest"] == "sha256:new"
+    assert catalog.index.by_tag[f"{env}:latest"] == "sha256:new"
 
     # pushes change nothing; an untag re-reads the image; a delete drops it
     await catalog._on_event({"Action": "push", "Actor": {"ID": f"{env}:latest"}})
     engine["sha256:old"]["RepoTags"] = []
     await catalog._on_event({"Action": "untag", "Actor": {"ID": "sha256:old"}})
-    assert "sha256:old" not in catalog._items
+    assert "sha256:old" not in catalog.index.items
     assert await tags() == {"env": (a2, ["latest", a2[:12]])}
     del engine["sha256:new"]
     await catalog._on_event({"Action": "delete", "Actor": {"ID": "sha256:new"}})
     assert await tags() == {}
-    assert catalog._by_tag == {}
+    assert catalog.index.by_tag == {}
 
     # images without the service's labels are never indexed
     engine["sha256:foreign"] = item("sha256:foreign", [f"{env}:latest"], {"maintainer": "x"})
     await catalog._on_event({"Action": "load", "Actor": {"ID": f"{env}:latest"}})
-    assert catalog._items == {}
+    assert catalog.index.items == {}
 
     # own writes update the index without waiting for the event
-    catalog._load([item("sha256:n", [f"{env}:{a2[:12]}"], labels_for("alice", "env", a2))])
-    catalog._drop_tag(f"{env}:{a2[:12]}")
+    catalog.index.load([item("sha256:n", [f"{env}:{a2[:12]}"], labels_for("alice", "env", a2))])
+    catalog.index.drop_tag(f"{env}:{a2[:12]}")
     assert await tags() == {}

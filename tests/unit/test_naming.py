@@ -17,13 +17,15 @@ from repo2docker_service.images.naming import (
     commit_tag,
     derive_name,
     escape_owner,
+    unescape_owner,
+    validate_name,
+)
+from repo2docker_service.images.reference import (
     is_registry_domain,
     is_valid_path_component,
     is_valid_reference,
     is_valid_repository,
     is_valid_tag,
-    unescape_owner,
-    validate_name,
 )
 
 # any Unicode text except lone surrogates (not encodable, never a real username)

@@ -20,21 +20,25 @@ from aiohttp import web
 from repo2docker_service.builds.executors import parse_memory
 from repo2docker_service.builds.model import Build, image_labels
 from repo2docker_service.errors import Conflict, NotFound, Unavailable, UpstreamError
+from repo2docker_service.images.dockerconfig import (
+    RegistryCredentials,
+    docker_config_credentials,
+    write_docker_config,
+)
 from repo2docker_service.images.naming import ImageNamer
-from repo2docker_service.images.registry import (
+from repo2docker_service.images.registry.auth import parse_www_authenticate
+from repo2docker_service.images.registry.catalog import RegistryCatalog
+from repo2docker_service.images.registry.client import (
+    RegistryClient,
+    default_api_url,
+    next_link,
+)
+from repo2docker_service.images.registry.errors import RegistryError
+from repo2docker_service.images.registry.manifest import (
     MANIFEST_ACCEPT,
     MEDIA_DOCKER_MANIFEST,
     MEDIA_OCI_INDEX,
-    RegistryCatalog,
-    RegistryClient,
-    RegistryCredentials,
-    RegistryError,
-    _pick_platform,
-    default_api_url,
-    docker_config_credentials,
-    next_link,
-    parse_www_authenticate,
-    write_docker_config,
+    pick_platform,
 )
 from tests.rig.net import free_port
 
@@ -146,9 +150,9 @@ def test_pick_platform():
         "platform": {"os": "unknown", "architecture": "unknown"},
         "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
     }
-    assert _pick_platform([att, arm, amd]) is amd
-    assert _pick_platform([att, arm]) is arm
-    assert _pick_platform([att]) is None
+    assert pick_platform([att, arm, amd]) is amd
+    assert pick_platform([att, arm]) is arm
+    assert pick_platform([att]) is None
 
 
 # ----------------------------------------------------------------------------- fake registry
@@ -546,7 +550,7 @@ async def test_listing_cache_ttl_and_invalidation(fake, catalog_for):
     assert [i.name for i in await catalog.list_images()] == ["a"]
     await asyncio.sleep(0.6)
     assert [i.name for i in await catalog.list_images()] == ["a"]  # stale, refresh started
-    await asyncio.wait_for(asyncio.shield(catalog._refreshing), 5)
+    await asyncio.wait_for(asyncio.shield(catalog.listing.refreshing), 5)
     assert [i.name for i in await catalog.list_images()] == ["a", "b"]
     # labels are fetched once per digest
     assert reg.count("GET", "/storage/") == configs + 1
@@ -573,7 +577,7 @@ async def test_registry_down_drops_the_snapshot(fake, catalog_for):
     reg.fail_status = 503
     await asyncio.sleep(0.3)
     await catalog.list_images()  # stale answer, the refresh fails in the background
-    await asyncio.gather(catalog._refreshing, return_exceptions=True)
+    await asyncio.gather(catalog.listing.refreshing, return_exceptions=True)
     with pytest.raises(Unavailable, match="Cannot reach the registry") as err:
         await catalog.list_images()
     assert err.value.status_code == 503
