@@ -1,5 +1,5 @@
 """DockerExecutor: repo2docker in a builder container (the builder image of
-``tests/integration/builder``), against the real engine, git over HTTP and the base image.
+``tests/rig/builder``), against the real engine, git over HTTP and the base image.
 
 - a build runs in a labelled builder container with the configured limits and host
   networking, and the container is removed afterwards;
