@@ -341,7 +341,8 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         self.rate_limiter = RateLimiter(limit=self.build_rate_limit, period=self.build_rate_period)
         credentials = self.registry_credentials() if self.registry_url else None
         if self.registry_url:
-            from .images.registry import RegistryCatalog, RegistryClient
+            from .images.registry.catalog import RegistryCatalog
+            from .images.registry.client import RegistryClient
 
             client = RegistryClient(
                 self.registry_url,
@@ -382,7 +383,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             ``RegistryCredentials`` or None (anonymous). Exits on an unreadable docker
             config file.
         """
-        from .images.registry import (
+        from .images.dockerconfig import (
             RegistryCredentials,
             docker_config_credentials,
             load_docker_config,
@@ -439,7 +440,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         the service starts, listings answer 503 and builds fail at the push until the
         registry is back.
         """
-        from .images.registry import RegistryError
+        from .images.registry.errors import RegistryError
 
         try:
             await self.catalog.start()

@@ -21,7 +21,8 @@ from repo2docker_service.builds.executors import (
 )
 from repo2docker_service.builds.model import Build, image_labels
 from repo2docker_service.images.docker import DockerCatalog
-from repo2docker_service.images.registry import RegistryCatalog, RegistryCredentials
+from repo2docker_service.images.dockerconfig import RegistryCredentials
+from repo2docker_service.images.registry.catalog import RegistryCatalog
 from repo2docker_service.sources import GitCredentials
 
 SECRET = "tok-" + "9f8e7d6c5b4a"
