@@ -50,11 +50,9 @@ from common import (
     session,
 )
 
-from repo2docker_service.builds.executors import (
-    LocalExecutor,
-    default_repo2docker_command,
-)
-from repo2docker_service.builds.model import Build, image_labels
+from repo2docker_service.builds.executors import LocalExecutor
+from repo2docker_service.builds.executors.local import default_repo2docker_command
+from repo2docker_service.builds.model import Build
 from repo2docker_service.images.naming import ImageNamer, commit_tag, escape_owner
 
 GOAL_RATIO = 1.05
@@ -131,7 +129,9 @@ async def cli_build(rig: Rig, url: str, sha: str) -> dict:
     )
     # no --cache-from: the service passes it only when :latest exists, and images are
     # removed after every build, so the service does not pass it either
-    argv = executor.command_line(build, push=False, cache_from=[], labels=image_labels(build))
+    argv = executor.command_line(
+        build, push=False, cache_from=[], labels=build.image_labels().to_labels()
+    )
     workdir = tempfile.mkdtemp(prefix="r2ds-bench-cli-")
     env = executor.process_env(credentials=None, tmpdir=workdir, repo=url)
     try:

@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 
-from repo2docker_service.builds.model import Build, image_labels  # noqa: E402
+from repo2docker_service.builds.model import Build  # noqa: E402
 from repo2docker_service.images.naming import commit_tag, escape_owner  # noqa: E402
 from tests.rig.registry import RegistryInstance, start_registry  # noqa: E402
 
@@ -98,7 +98,7 @@ def _image_json(build: Build, layer: bytes) -> tuple[bytes, bytes]:
             "architecture": "amd64",
             "os": "linux",
             "created": build.started.isoformat(),
-            "config": {"Labels": image_labels(build)},
+            "config": {"Labels": build.image_labels().to_labels()},
             "rootfs": {"type": "layers", "diff_ids": [_digest(gzip.decompress(layer))]},
         }
     ).encode()

@@ -15,9 +15,7 @@ import hashlib
 import hmac
 import logging
 import os
-import shutil
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +24,18 @@ from jupyterhub.services.auth import HubOAuth
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import (
-    Bool,
-    Dict,
-    Float,
-    Integer,
-    List,
-    Unicode,
-    default,
-)
+from traitlets import Bool, Unicode, default
 from traitlets.config import Application, catch_config_error
 
 from ._version import __version__
+from .builds.executors import DockerExecutor, Executor, LocalExecutor
+from .builds.manager import BuildManager
+from .builds.store import BuildStore
 from .config import BuildsConfig, ImagesConfig, ServerConfig, SpawnConfig
 from .context import HandlerSettings, Services
 from .errors import UpstreamError
 from .handlers import default_handlers
+from .images.dockerconfig import RegistryCredentials
 from .metrics import ServiceMetrics
 
 HERE = Path(__file__).parent
@@ -58,7 +52,7 @@ aliases = {
     "build-concurrency": "Repo2DockerService.build_concurrency",
     "max-queue": "Repo2DockerService.max_queue",
     "build-timeout": "Repo2DockerService.build_timeout",
-    "repo2docker-config": "Repo2DockerService.repo2docker_config",
+    "repo2docker-config": "Executor.repo2docker_config",
 }
 
 flags = {
@@ -120,93 +114,9 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         False, help="Write the default config file to `config_file` and exit."
     ).tag(config=True)
 
-    repo2docker_command = List(
-        Unicode(),
-        help="""Command that runs repo2docker, as a list.
-
-        Default: the `repo2docker` next to this Python, else `repo2docker` on PATH.
-        """,
-    ).tag(config=True)
-
-    @default("repo2docker_command")
-    def _default_repo2docker_command(self) -> list[str]:
-        local = Path(sys.executable).parent / "repo2docker"
-        if local.exists():
-            return [str(local)]
-        return [shutil.which("repo2docker") or "repo2docker"]
-
-    repo2docker_config = Unicode(
-        "",
-        help="""A repo2docker config file passed with --config to every build.
-
-        Empty: none. Use it to restrict content providers (e.g. offline hubs) or set
-        repo2docker defaults. The bundled `repo2docker_offline_config.py` allows only
-        Git and Local sources.
-        """,
-    ).tag(config=True)
-
-    repo2docker_extra_args = List(
-        Unicode(),
-        help="""Extra command-line arguments for every repo2docker run.
-
-        e.g. ['--build-memory-limit', '4G']. Never put secrets here: argv is visible in
-        the process list.
-        """,
-    ).tag(config=True)
-
-    build_user_id = Integer(
-        1000, help="User id of the user inside built images (repo2docker --user-id)."
-    ).tag(config=True)
-
-    build_user_name = Unicode(
-        "jovyan", help="User name inside built images (repo2docker --user-name)."
-    ).tag(config=True)
-
-    builder_image = Unicode(
-        "quay.io/jupyterhub/repo2docker:main",
-        help="""Image that runs repo2docker for the DockerExecutor.
-
-        It needs repo2docker, git, sh, base64 and the docker CLI with the buildx plugin
-        (the upstream repo2docker image has them; pin a version tag). It must be in the
-        engine: it is never pulled by the service. Not used by LocalExecutor.
-        """,
-    ).tag(config=True)
-
-    builder_repo2docker_command = List(
-        Unicode(),
-        default_value=["repo2docker"],
-        help="Command that runs repo2docker inside `builder_image` (DockerExecutor).",
-    ).tag(config=True)
-
-    builder_network = Unicode(
-        "host",
-        help="""Network of builder containers (DockerExecutor): host, bridge or a network name.
-
-        host (default) lets builds reach git servers and registries on the engine host's
-        loopback addresses.
-        """,
-    ).tag(config=True)
-
-    builder_cpu_limit = Float(
-        0,
-        help="""CPUs of each builder container (DockerExecutor). 0: no limit.
-
-        This limits repo2docker, git and the docker client; the image build itself runs
-        in the engine's BuildKit.
-        """,
-    ).tag(config=True)
-
-    builder_memory_limit = Unicode(
-        "",
-        help="Memory of each builder container (DockerExecutor), e.g. '2G'. Empty: no limit.",
-    ).tag(config=True)
-
-    builder_env = Dict(
-        Unicode(),
-        help="""Extra environment variables of builder containers (DockerExecutor), e.g.
-        proxies or BUILDX_BUILDER. Never secrets: `docker inspect` shows them.
-        """,
-    ).tag(config=True)
+    #: executors read their own options: c.LocalExecutor.*, c.DockerExecutor.*, and
+    #: c.Executor.* for both (listed here for --help-all and --generate-config)
+    classes = [LocalExecutor, DockerExecutor]
 
     # ------------------------------------------------------------------ lifecycle
     @catch_config_error
@@ -316,11 +226,9 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
 
     def init_components(self) -> None:
         """Build the namer, catalog, executor, store and build manager from config."""
-        from .builds.manager import BuildManager
         from .images.docker import DockerCatalog
         from .images.naming import ImageNamer
         from .ratelimit import RateLimiter
-        from .store import BuildStore
 
         try:
             self.namer = ImageNamer(
@@ -355,11 +263,10 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             )
         else:
             self.catalog = DockerCatalog(namer=self.namer, log=self.log)
-        self.executor = self.executor_class(**self._executor_kwargs(credentials))
+        self.executor = self.make_executor(credentials)
         self.store = BuildStore(history_limit=self.history_limit)
         self.metrics = ServiceMetrics(catalog=self.catalog)
         self.manager = BuildManager(
-            metrics=self.metrics,
             executor=self.executor,
             catalog=self.catalog,
             namer=self.namer,
@@ -374,7 +281,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             push=bool(self.registry_url),
             log=self.log,
         )
-        self.metrics.attach(manager=self.manager)
+        self.metrics.observe(self.manager)
 
     def registry_credentials(self) -> Any:
         """The registry login: `registry_username`/`password`, else the docker config.
@@ -405,32 +312,24 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             self.log.warning("%s has no login for %s", path, self.registry_url)
         return found
 
-    def _executor_kwargs(self, credentials: Any) -> dict[str, Any]:
-        """Constructor arguments of `executor_class` (LocalExecutor or DockerExecutor)."""
-        from .builds.executors import DockerExecutor
+    def make_executor(self, credentials: RegistryCredentials | None) -> Executor:
+        """The `executor_class`, configured from its own options (`c.LocalExecutor.*`,
+        `c.DockerExecutor.*`, `c.Executor.*`) and wired to the registry and this service.
 
-        kwargs: dict[str, Any] = {
-            "user_id": self.build_user_id,
-            "user_name": self.build_user_name,
-            "extra_args": list(self.repo2docker_extra_args),
-            "repo2docker_config": self.repo2docker_config or None,
-            "registry": self.registry_url,
-            "registry_credentials": credentials,
-            "log": self.log,
-        }
-        if issubclass(self.executor_class, DockerExecutor):
-            kwargs.update(
-                builder_image=self.builder_image,
-                repo2docker_command=list(self.builder_repo2docker_command),
-                network=self.builder_network,
-                cpu_limit=self.builder_cpu_limit,
-                memory_limit=self.builder_memory_limit,
-                builder_env=dict(self.builder_env),
-                instance=f"{self.service_name}:{self.registry_url}/{self.image_prefix}",
-            )
-        else:
-            kwargs["repo2docker_command"] = list(self.repo2docker_command)
-        return kwargs
+        Args:
+            credentials: the registry login for pushes, or None.
+
+        Raises:
+            ValueError: an executor option is invalid (e.g. `build_user_id` 0).
+        """
+        executor: Executor = self.executor_class(
+            parent=self,
+            registry=self.registry_url,
+            registry_credentials=credentials,
+            instance=f"{self.service_name}:{self.registry_url}/{self.image_prefix}",
+            log=self.log,
+        )
+        return executor
 
     async def check_registry(self) -> None:
         """Check the registry once at start: `GET /v2/` with the configured login.

@@ -19,10 +19,9 @@ follows the engine's events, 0 while listings ask the engine on every request).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -30,7 +29,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from .builds.model import Build, BuildState
+from .builds.request import SubmitResult
 from .errors import InvalidInput, QueueFull, SourceError
+
+if TYPE_CHECKING:
+    from .builds.manager import BuildManager
 
 __all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
 
@@ -38,6 +41,17 @@ PREFIX = "repo2docker_service"
 #: build durations range from seconds (cache-warm Dockerfiles) to an hour (the timeout)
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
 _ACTIVE = (BuildState.QUEUED, BuildState.BUILDING, BuildState.PUSHING)
+
+
+class BuildCounts(Protocol):
+    """What the scrape-time build gauges read (the build manager)."""
+
+    concurrency: int
+    max_queue: int
+
+    def list(self) -> list[Build]:
+        """Every stored build."""
+        ...
 
 
 def request_result(exc: BaseException | None, *, cached: bool = False, joined: bool = False) -> str:
@@ -54,14 +68,16 @@ def request_result(exc: BaseException | None, *, cached: bool = False, joined: b
 
 
 class ServiceMetrics:
-    """The service's metrics; the build manager and the SSE handler report to it.
+    """The service's metrics: it observes the build manager (a
+    :class:`~repo2docker_service.builds.observer.BuildObserver`, see :meth:`observe`); the
+    SSE handler counts its streams in :attr:`event_streams`.
 
     Args:
         manager: the build manager (read at scrape time for the active builds), or None.
         catalog: the image catalog (its ``live`` flag, when it has one), or None.
     """
 
-    def __init__(self, *, manager: Any = None, catalog: Any = None) -> None:
+    def __init__(self, *, manager: BuildCounts | None = None, catalog: object = None) -> None:
         self.registry = CollectorRegistry()
         self.build_requests = Counter(
             f"{PREFIX}_build_requests",
@@ -89,9 +105,14 @@ class ServiceMetrics:
         )
         self._live = _LiveCollector(manager, catalog)
         self.registry.register(self._live)
-        self._waiting: set[asyncio.Task[None]] = set()
 
-    def attach(self, *, manager: Any = None, catalog: Any = None) -> None:
+    def observe(self, manager: BuildManager) -> None:
+        """Count ``manager``'s answered requests and ended builds, and read its active
+        builds when scraped."""
+        manager.add_observer(self)
+        self.attach(manager=manager)
+
+    def attach(self, *, manager: BuildCounts | None = None, catalog: object = None) -> None:
         """Set what the scrape-time gauges read (when made before the manager)."""
         if manager is not None:
             self._live.manager = manager
@@ -99,22 +120,19 @@ class ServiceMetrics:
             self._live.catalog = catalog
 
     def request(self, result: str) -> None:
+        """Count one answer to ``POST api/builds`` (``result``: see :func:`request_result`)."""
         self.build_requests.labels(result=result).inc()
 
-    def build_added(self, build: Build) -> None:
-        """Count ``build`` when it ends (call once, when it enters the manager's store)."""
-        if build.ended:
-            self._ended(build)
-            return
-        task = asyncio.get_running_loop().create_task(self._wait(build))
-        self._waiting.add(task)
-        task.add_done_callback(self._waiting.discard)
+    def request_answered(self, result: SubmitResult | None, error: Exception | None) -> None:
+        """The manager answered a build request (``BuildObserver``)."""
+        if error is not None or result is None:
+            self.request(request_result(error))
+        else:
+            self.request(request_result(None, cached=result.cached, joined=result.joined))
 
-    async def _wait(self, build: Build) -> None:
-        await build.wait()
-        self._ended(build)
-
-    def _ended(self, build: Build) -> None:
+    def build_ended(self, build: Build) -> None:
+        """Count an ended build by its final state, and its duration if it ran
+        (``BuildObserver``)."""
         state = build.state.value
         self.builds.labels(state=state).inc()
         if build.duration is not None:
@@ -128,7 +146,7 @@ class ServiceMetrics:
 class _LiveCollector(Collector):
     """Gauges read from the manager and the catalog when scraped."""
 
-    def __init__(self, manager: Any, catalog: Any) -> None:
+    def __init__(self, manager: BuildCounts | None, catalog: object) -> None:
         self.manager = manager
         self.catalog = catalog
 

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .builds.manager import BuildManager
-from .builds.model import BuildRequest
+from .builds.request import BuildRequest
 from .errors import Forbidden, InvalidInput, ServiceError
 from .images.catalog import Catalog, ImageInfo
 

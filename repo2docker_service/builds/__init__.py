@@ -1,4 +1,4 @@
-"""Builds: the build record and its events (model), the manager and the executors.
+"""Builds: the build record and its events (model), requests, the manager and the executors.
 
 The names most callers need are re-exported here::
 
@@ -9,14 +9,11 @@ from .model import (
     ACTIVE_STATES,
     TERMINAL_STATES,
     Build,
-    BuildRequest,
     BuildState,
     Event,
     EventType,
-    image_labels,
-    parse_labels,
-    validate_hints,
 )
+from .request import BuildRequest, SubmitResult, validate_display_name, validate_hints
 
 __all__ = [
     "ACTIVE_STATES",
@@ -26,7 +23,7 @@ __all__ = [
     "BuildState",
     "Event",
     "EventType",
-    "image_labels",
-    "parse_labels",
+    "SubmitResult",
+    "validate_display_name",
     "validate_hints",
 ]

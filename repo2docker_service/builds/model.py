@@ -1,7 +1,8 @@
-"""The build record, its states and events, and the image labels: defined here only.
+"""The build record, its states and events: defined here only.
 
 Everything else (manager, executors, catalog, handlers, UI) imports these names; nothing
-else spells a state, an event type or a label key.
+else spells a state or an event type. (The labels a build writes on its image are
+:class:`~repo2docker_service.images.labels.ImageLabels`: :meth:`Build.image_labels`.)
 
 States::
 
@@ -16,9 +17,6 @@ Events (each with an id that is strictly increasing per build, starting at 1):
   ``{"phase": state, "message": str, "position": int | None}``
 - ``log``: one line of build output, ``{"message": str}``
 - ``done``: the final record, ``Build.to_dict()``; always the last event of a build.
-
-Labels (prefix ``repo2docker-service.``) are written on every image the service builds and
-are the catalog: :func:`image_labels` writes them, :func:`parse_labels` reads them.
 """
 
 from __future__ import annotations
@@ -26,48 +24,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import math
-import re
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInput
+from ..images.labels import ImageLabels
 
 if TYPE_CHECKING:
     from ..sources import GitCredentials
 
 __all__ = [
     "ACTIVE_STATES",
-    "HINT_KEYS",
-    "LABEL_BUILD_ID",
-    "LABEL_BUILT_AT",
-    "LABEL_COMMIT",
-    "LABEL_DISPLAY_NAME",
-    "LABEL_HINT_PREFIX",
-    "LABEL_NAME",
-    "LABEL_OWNER",
-    "LABEL_PREFIX",
-    "LABEL_REF",
-    "LABEL_REPO",
-    "LABEL_SCHEME",
-    "LABEL_SHARED",
     "TERMINAL_STATES",
     "Build",
-    "BuildRequest",
     "BuildState",
     "Event",
     "EventType",
-    "image_labels",
     "isoformat",
-    "parse_labels",
     "utcnow",
-    "validate_display_name",
-    "validate_hints",
 ]
 
 
@@ -111,211 +89,6 @@ class EventType(StrEnum):
     PHASE = "phase"
     LOG = "log"
     DONE = "done"
-
-
-# ---------------------------------------------------------------------------- labels
-LABEL_PREFIX = "repo2docker-service."
-#: JupyterHub username of the owner; empty string for shared images.
-LABEL_OWNER = LABEL_PREFIX + "owner"
-#: "true" or "false".
-LABEL_SHARED = LABEL_PREFIX + "shared"
-#: The environment name (the image name's last path part).
-LABEL_NAME = LABEL_PREFIX + "name"
-LABEL_DISPLAY_NAME = LABEL_PREFIX + "display-name"
-#: The repository URL as validated (never with credentials).
-LABEL_REPO = LABEL_PREFIX + "repo"
-#: The ref as the user asked for it (branch, tag, HEAD or a commit).
-LABEL_REF = LABEL_PREFIX + "ref"
-#: The full 40-hex commit that was built.
-LABEL_COMMIT = LABEL_PREFIX + "commit"
-#: Spawner hints: ``repo2docker-service.hint.cpu``, ``.hint.memory``, ``.hint.profile``.
-LABEL_HINT_PREFIX = LABEL_PREFIX + "hint."
-#: ISO 8601 UTC time the build started.
-LABEL_BUILT_AT = LABEL_PREFIX + "built-at"
-LABEL_BUILD_ID = LABEL_PREFIX + "build-id"
-#: The naming scheme version (``images.naming.SCHEME_VERSION``) the image name follows.
-LABEL_SCHEME = LABEL_PREFIX + "scheme"
-
-#: Hint keys a build request may carry.
-HINT_KEYS: tuple[str, ...] = ("profile", "cpu", "memory")
-
-_CPU_RE = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{1,3})?$")
-_MEMORY_RE = re.compile(r"^([0-9]{1,7}(?:\.[0-9]{1,3})?)([KMGT]?)$")
-_PROFILE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
-_MAX_CPU = 256
-_MAX_DISPLAY_NAME = 200
-
-
-def validate_hints(hints: Mapping[str, Any] | None) -> dict[str, str]:
-    """Check spawner hints and return them as strings.
-
-    Args:
-        hints: a mapping with any of the keys ``profile`` (a short slug: lowercase letters,
-            digits, ``-`` and ``_``, at most 63 characters), ``cpu`` (a positive number of
-            CPUs, at most 256, as a string or a number) and ``memory`` (a positive size
-            with an optional K/M/G/T suffix, e.g. ``512M``, ``2G``). None or empty values
-            mean "no hint" and are dropped.
-
-    Returns:
-        The hints as a ``dict[str, str]`` (e.g. ``{"cpu": "2", "memory": "4G"}``).
-
-    Raises:
-        InvalidInput: for an unknown key or a malformed value.
-    """
-    if hints is None:
-        return {}
-    if not isinstance(hints, Mapping):
-        raise InvalidInput("hints must be an object with profile, cpu and/or memory")
-    out: dict[str, str] = {}
-    for key, raw in hints.items():
-        if key not in HINT_KEYS:
-            raise InvalidInput(f"unknown hint {str(key)[:40]!r}; allowed: {', '.join(HINT_KEYS)}")
-        if raw is None or raw == "":
-            continue
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            raise InvalidInput(f"hint {key} must be a string")
-        value = str(raw).strip() if isinstance(raw, str) else _number_to_str(raw)
-        if key == "cpu":
-            if not _CPU_RE.match(value) or not 0 < float(value) <= _MAX_CPU:
-                raise InvalidInput(f"hint cpu must be a number of CPUs > 0 and <= {_MAX_CPU}")
-        elif key == "memory":
-            m = _MEMORY_RE.match(value)
-            if not m or float(m.group(1)) <= 0:
-                raise InvalidInput("hint memory must be a size like 512M or 2G")
-        elif not _PROFILE_RE.match(value):
-            raise InvalidInput(
-                "hint profile must be a short slug (a-z, 0-9, '-', '_'; at most 63 characters)"
-            )
-        out[key] = value
-    return out
-
-
-def _number_to_str(value: float) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput("hint must be a finite number")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def validate_display_name(display_name: str | None, *, default: str) -> str:
-    """Check a display name (free text shown in the UI and stored in a label).
-
-    Args:
-        display_name: what the user gave, or None.
-        default: used when ``display_name`` is None or blank (normally the image name).
-
-    Returns:
-        The display name, stripped.
-
-    Raises:
-        InvalidInput: when it is not a string, too long (> 200) or has control characters.
-    """
-    if display_name is None:
-        return default
-    if not isinstance(display_name, str):
-        raise InvalidInput("display_name must be a string")
-    value = display_name.strip()
-    if not value:
-        return default
-    if len(value) > _MAX_DISPLAY_NAME:
-        raise InvalidInput(f"display_name is longer than {_MAX_DISPLAY_NAME} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidInput("display_name must not contain control characters")
-    return value
-
-
-def image_labels(build: Build) -> dict[str, str]:
-    """The labels written on the image a build produces.
-
-    Args:
-        build: the build (its ``started`` time, or ``created`` if not started, is built-at).
-
-    Returns:
-        ``{label: value}``; the owner label is the JupyterHub username, or "" when
-        ``build.shared``. Credentials are never part of a build and so never of labels.
-    """
-    from ..images.naming import SCHEME_VERSION
-
-    labels = {
-        LABEL_OWNER: "" if build.shared else build.owner,
-        LABEL_SHARED: "true" if build.shared else "false",
-        LABEL_NAME: build.name,
-        LABEL_DISPLAY_NAME: build.display_name,
-        LABEL_REPO: build.repo,
-        LABEL_REF: build.ref,
-        LABEL_COMMIT: build.commit,
-        LABEL_BUILT_AT: isoformat(build.started or build.created) or "",
-        LABEL_BUILD_ID: build.id,
-        LABEL_SCHEME: str(SCHEME_VERSION),
-    }
-    for key, value in sorted(build.hints.items()):
-        labels[LABEL_HINT_PREFIX + key] = value
-    return labels
-
-
-def parse_labels(labels: Mapping[str, str] | None) -> dict[str, Any] | None:
-    """Read the service's labels from an image.
-
-    Args:
-        labels: the image's labels (``Config.Labels``; may be None).
-
-    Returns:
-        None if the image was not built by this service (no owner or name label), else
-        ``{"owner": str ("" for shared), "shared": bool, "name": str, "display_name": str,
-        "repo": str, "ref": str, "commit": str, "built_at": str, "build_id": str,
-        "scheme": str, "hints": dict[str, str]}``.
-    """
-    if not labels or LABEL_OWNER not in labels or not labels.get(LABEL_NAME):
-        return None
-    name = labels[LABEL_NAME]
-    return {
-        "owner": labels.get(LABEL_OWNER, ""),
-        "shared": labels.get(LABEL_SHARED, "false") == "true",
-        "name": name,
-        "display_name": labels.get(LABEL_DISPLAY_NAME) or name,
-        "repo": labels.get(LABEL_REPO, ""),
-        "ref": labels.get(LABEL_REF, ""),
-        "commit": labels.get(LABEL_COMMIT, ""),
-        "built_at": labels.get(LABEL_BUILT_AT, ""),
-        "build_id": labels.get(LABEL_BUILD_ID, ""),
-        "scheme": labels.get(LABEL_SCHEME, ""),
-        "hints": {
-            key[len(LABEL_HINT_PREFIX) :]: value
-            for key, value in labels.items()
-            if key.startswith(LABEL_HINT_PREFIX)
-        },
-    }
-
-
-# ---------------------------------------------------------------------------- request
-@dataclass
-class BuildRequest:
-    """What a caller asks for; the manager validates it (see ``BuildManager.submit``).
-
-    Attributes:
-        owner: the JupyterHub username the build is for (and who may see/cancel it).
-        repo: git repository URL.
-        ref: branch, tag, commit or ``HEAD``.
-        name: environment name; derived from the repo URL when None.
-        display_name: free text for the UI; the name when None.
-        force: build even if an image for that commit exists.
-        shared: build into the shared namespace (the caller must be an admin; the
-            handler checks that).
-        hints: spawner hints ``profile``/``cpu``/``memory`` (see :func:`validate_hints`).
-        credentials: for private repositories; held in memory for the build only and
-            never shown (excluded from repr).
-    """
-
-    owner: str
-    repo: str
-    ref: str = "HEAD"
-    name: str | None = None
-    display_name: str | None = None
-    force: bool = False
-    shared: bool = False
-    hints: dict[str, str] = field(default_factory=dict)
-    credentials: GitCredentials | None = field(default=None, repr=False, compare=False)
 
 
 # ---------------------------------------------------------------------------- events
@@ -639,6 +412,27 @@ class Build:
             self.add_event(EventType.DONE, self.to_dict())
 
     # ------------------------------------------------------------------ output
+    def image_labels(self) -> ImageLabels:
+        """What the labels of the image this build produces say.
+
+        Returns:
+            The record (``ImageLabels.to_labels()`` gives the label dict); the owner label
+            is written empty when ``shared``; built-at is ``started`` (or ``created`` if
+            not started). Credentials are never part of a build and so never of labels.
+        """
+        return ImageLabels(
+            owner=self.owner,
+            shared=self.shared,
+            name=self.name,
+            display_name=self.display_name,
+            repo=self.repo,
+            ref=self.ref,
+            commit=self.commit,
+            built_at=isoformat(self.started or self.created) or "",
+            build_id=self.id,
+            hints=dict(self.hints),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The build as JSON-ready data (never credentials).
 

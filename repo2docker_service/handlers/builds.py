@@ -8,7 +8,8 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 
 from ..auth import APIHandler, needs_scope
-from ..builds.model import Build, BuildRequest
+from ..builds.model import Build
+from ..builds.request import BuildRequest
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..images.catalog import ImageInfo
 from ..sources import GitCredentials

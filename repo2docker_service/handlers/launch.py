@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 from tornado import web
 
 from ..auth import needs_scope
-from ..builds.model import BuildRequest
+from ..builds.request import BuildRequest
 from ..errors import ServiceError
 from ..images.catalog import ImageInfo
 from ..images.naming import validate_name

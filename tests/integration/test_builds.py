@@ -23,12 +23,14 @@ import pytest
 
 from repo2docker_service.builds.executors import LocalExecutor
 from repo2docker_service.builds.manager import BuildManager
-from repo2docker_service.builds.model import BuildRequest, BuildState, parse_labels
+from repo2docker_service.builds.model import BuildState
+from repo2docker_service.builds.request import BuildRequest
+from repo2docker_service.builds.store import BuildStore
 from repo2docker_service.errors import Conflict, NotFound, QueueFull
 from repo2docker_service.images.docker import DockerCatalog
+from repo2docker_service.images.labels import ImageLabels
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer, commit_tag
 from repo2docker_service.sources import GitCredentials, resolve_ref
-from repo2docker_service.store import BuildStore
 from tests.rig.net import loopback_env
 from tests.rig.wait import wait_for
 
@@ -173,9 +175,9 @@ async def test_build_cache_new_commit_force_and_restart(rig, git_http, base_imag
     assert build.image == f"{RUN_PREFIX}alice/first:{commit_tag(first_sha)}"
     log = build.log_text()
     assert f"built {name}" in log and "Using DockerBuildPack builder" in log
-    labels = parse_labels((await inspect(manager, build.image))["Config"]["Labels"])
-    assert labels["owner"] == "alice" and labels["commit"] == first_sha
-    assert labels["repo"] == url and labels["ref"] == "main" and labels["hints"] == {"cpu": "1"}
+    labels = ImageLabels.parse((await inspect(manager, build.image))["Config"]["Labels"])
+    assert labels is not None and labels.owner == "alice" and labels.commit == first_sha
+    assert labels.repo == url and labels.ref == "main" and labels.hints == {"cpu": "1"}
     first_id = (await inspect(manager, build.image))["Id"]
     assert (await inspect(manager, build.latest_image))["Id"] == first_id
 
@@ -210,7 +212,7 @@ async def test_build_cache_new_commit_force_and_restart(rig, git_http, base_imag
     assert "Reusing existing image" not in forced.log_text()
     forced_info = await inspect(manager, forced.image)
     assert forced_info["Id"] != second_id
-    assert parse_labels(forced_info["Config"]["Labels"])["build_id"] == forced.id
+    assert ImageLabels.parse(forced_info["Config"]["Labels"]).build_id == forced.id
     assert (await inspect(manager, forced.latest_image))["Id"] == forced_info["Id"]
     assert not await manager.catalog.exists(second_id)
 

@@ -19,18 +19,16 @@ import uuid
 import aiodocker
 import pytest
 
-from repo2docker_service.builds.executors import (
-    LABEL_BUILDER,
-    LABEL_IMAGE,
-    LABEL_INSTANCE,
-    DockerExecutor,
-)
+from repo2docker_service.builds.executors import DockerExecutor
+from repo2docker_service.builds.executors.builder import LABEL_BUILDER, LABEL_IMAGE, LABEL_INSTANCE
 from repo2docker_service.builds.manager import BuildManager
-from repo2docker_service.builds.model import LABEL_BUILD_ID, BuildRequest, BuildState, parse_labels
+from repo2docker_service.builds.model import BuildState
+from repo2docker_service.builds.request import BuildRequest
+from repo2docker_service.builds.store import BuildStore
 from repo2docker_service.images.docker import DockerCatalog
+from repo2docker_service.images.labels import LABEL_BUILD_ID, ImageLabels
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
 from repo2docker_service.sources import resolve_ref
-from repo2docker_service.store import BuildStore
 from tests.rig.engine import remove_image
 from tests.rig.net import loopback_env
 from tests.rig.wait import wait_for
@@ -112,7 +110,7 @@ async def make(docker_engine, base_image, builder_image, repo2docker_config):
 
 
 async def test_build_in_builder_container(make, git_http, base_image):
-    manager = await make(cpu_limit=1.5, memory_limit="1G")
+    manager = await make(builder_cpu_limit=1.5, builder_memory_limit="1G")
     url = git_http.create_repo(unique("dex/plain"), dockerfile(base_image, "RUN echo in-builder"))
     result = await manager.submit(BuildRequest(owner="eve", repo=url, name="plain"))
     build = result.build
@@ -129,7 +127,7 @@ async def test_build_in_builder_container(make, git_http, base_image):
     assert build.state is BuildState.BUILT, build.log_text()
     assert "in-builder" in build.log_text()
     image = await manager.catalog.engine.client().images.inspect(build.image)
-    assert parse_labels(image["Config"]["Labels"])["build_id"] == build.id
+    assert ImageLabels.parse(image["Config"]["Labels"]).build_id == build.id
     assert await manager.catalog.exists(build.latest_image)
     assert await builders(make.instance) == []  # removed after the build
 

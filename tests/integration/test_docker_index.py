@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from repo2docker_service.builds.model import Build, image_labels
+from repo2docker_service.builds.model import Build
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import ImageNamer, escape_owner
 from tests.rig.wait import eventually
@@ -51,7 +51,8 @@ def build_labelled(engine, base: str, namer: ImageNamer, owner: str, name: str, 
         image=ref,
         latest_image=namer.reference(owner_slug=slug, name=name, tag="latest"),
     )
-    label_args = [a for k, v in image_labels(build).items() for a in ("--label", f"{k}={v}")]
+    labels = build.image_labels().to_labels()
+    label_args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
     docker(engine, "build", "-q", "-t", ref, *label_args, "-", stdin=f"FROM {base}\n")
     return ref
 

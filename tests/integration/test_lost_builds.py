@@ -16,12 +16,13 @@ import uuid
 
 import pytest
 
-from repo2docker_service.builds.executors import LocalExecutor, find_orphan_builds
+from repo2docker_service.builds.executors import LocalExecutor
+from repo2docker_service.builds.executors.local import find_orphan_builds
 from repo2docker_service.builds.manager import BuildManager
 from repo2docker_service.builds.model import BuildState
+from repo2docker_service.builds.store import BuildStore
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
-from repo2docker_service.store import BuildStore
 from tests.rig.net import loopback_env
 
 pytestmark = pytest.mark.docker
@@ -33,11 +34,11 @@ SERVICE_SCRIPT = textwrap.dedent(
     import repo2docker_service
     from repo2docker_service.builds.executors import LocalExecutor
     from repo2docker_service.builds.manager import BuildManager
-    from repo2docker_service.builds.model import BuildRequest
+    from repo2docker_service.builds.request import BuildRequest
+    from repo2docker_service.builds.store import BuildStore
     from repo2docker_service.images.docker import DockerCatalog
     from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
     from repo2docker_service.sources import resolve_ref
-    from repo2docker_service.store import BuildStore
 
     prefix, repo, config, docker_host, env = sys.argv[1:6]
     env = json.loads(env)

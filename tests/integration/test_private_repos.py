@@ -27,15 +27,17 @@ from pathlib import Path
 import aiodocker
 import pytest
 
-from repo2docker_service.builds.executors import LABEL_INSTANCE, DockerExecutor
+from repo2docker_service.builds.executors import DockerExecutor
+from repo2docker_service.builds.executors.builder import LABEL_INSTANCE
 from repo2docker_service.builds.manager import BuildManager
-from repo2docker_service.builds.model import BuildRequest, BuildState
+from repo2docker_service.builds.model import BuildState
+from repo2docker_service.builds.request import BuildRequest
+from repo2docker_service.builds.store import BuildStore
 from repo2docker_service.images.dockerconfig import RegistryCredentials
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
 from repo2docker_service.images.registry.catalog import RegistryCatalog
 from repo2docker_service.images.registry.client import RegistryClient
 from repo2docker_service.sources import GitCredentials, resolve_ref
-from repo2docker_service.store import BuildStore
 from tests.rig.api import call, sse_events
 from tests.rig.engine import remove_image
 from tests.rig.net import loopback_env

@@ -24,7 +24,9 @@ import pytest
 
 from repo2docker_service.builds.executors import LocalExecutor
 from repo2docker_service.builds.manager import BuildManager
-from repo2docker_service.builds.model import BuildRequest, BuildState
+from repo2docker_service.builds.model import BuildState
+from repo2docker_service.builds.request import BuildRequest
+from repo2docker_service.builds.store import BuildStore
 from repo2docker_service.errors import NotFound, Unavailable
 from repo2docker_service.images.dockerconfig import RegistryCredentials
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer, commit_tag
@@ -32,7 +34,6 @@ from repo2docker_service.images.registry.catalog import RegistryCatalog
 from repo2docker_service.images.registry.client import RegistryClient
 from repo2docker_service.images.registry.errors import RegistryError
 from repo2docker_service.sources import resolve_ref
-from repo2docker_service.store import BuildStore
 from tests.rig.engine import remove_image
 from tests.rig.net import loopback_env
 

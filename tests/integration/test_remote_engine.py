@@ -22,13 +22,14 @@ import pytest
 
 from repo2docker_service.builds.executors import DockerExecutor, LocalExecutor
 from repo2docker_service.builds.manager import BuildManager
-from repo2docker_service.builds.model import BuildRequest, BuildState
+from repo2docker_service.builds.model import BuildState
+from repo2docker_service.builds.request import BuildRequest
+from repo2docker_service.builds.store import BuildStore
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
 from repo2docker_service.images.registry.catalog import RegistryCatalog
 from repo2docker_service.images.registry.client import RegistryClient
 from repo2docker_service.sources import resolve_ref
-from repo2docker_service.store import BuildStore
 from tests.rig.net import loopback_env
 from tests.rig.parts import OFFLINE_CONFIG
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from repo2docker_service.builds.model import validate_display_name, validate_hints
+from repo2docker_service.builds.request import validate_display_name, validate_hints
 from repo2docker_service.errors import InvalidInput
 from repo2docker_service.images.naming import derive_name, validate_name
 from repo2docker_service.sources import validate_ref, validate_repo_url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from repo2docker_service.builds.model import Build, image_labels
+from repo2docker_service.builds.model import Build
 from repo2docker_service.errors import UpstreamError
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.dockerindex import epoch, item_from_inspect
@@ -28,7 +28,7 @@ def labels_for(owner: str, name: str, commit: str, *, shared=False, built_at=Non
         latest_image=f"x/{name}:latest",
         hints={"memory": "1G"},
     )
-    labels = image_labels(build)
+    labels = build.image_labels().to_labels()
     if built_at:
         labels["repo2docker-service.built-at"] = built_at
     return labels

@@ -18,13 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from repo2docker_service.builds.executors import (
-    BuildFailed,
-    LocalExecutor,
-    _OutputParser,
-    default_repo2docker_command,
-    split_lines,
-)
+from repo2docker_service.builds.executors import BuildFailed, LocalExecutor
+from repo2docker_service.builds.executors.local import default_repo2docker_command
+from repo2docker_service.builds.executors.output import OutputParser, split_lines
 from repo2docker_service.builds.model import Build
 from repo2docker_service.sources import GitCredentials
 
@@ -148,9 +144,9 @@ def test_split_lines(text, lines, rest):
 def test_command_line_shape():
     executor = LocalExecutor(
         repo2docker_command=["/opt/r2d"],
-        user_id=1001,
-        user_name="joyvan",
-        extra_args=["--Repo2Docker.platform=linux/amd64"],
+        build_user_id=1001,
+        build_user_name="joyvan",
+        repo2docker_extra_args=["--Repo2Docker.platform=linux/amd64"],
         repo2docker_config="/etc/r2d.py",
     )
     build = make_build()
@@ -208,9 +204,9 @@ def test_repo2docker_parses_our_argv():
 
 def test_constructor_checks():
     with pytest.raises(ValueError):
-        LocalExecutor(user_id=0)
+        LocalExecutor(build_user_id=0)
     with pytest.raises(ValueError):
-        LocalExecutor(extra_args=["--", "x"])
+        LocalExecutor(repo2docker_extra_args=["--", "x"])
     assert default_repo2docker_command()[0].endswith("repo2docker")
 
 
@@ -308,7 +304,7 @@ def test_output_parser_joins_chunks_and_cuts_long_lines():
     """Both executors feed raw chunks: lines split across chunks are joined, a CRLF split
     across two chunks gives no empty line, over-long lines are cut, the tail is flushed."""
     got: list[str] = []
-    parser = _OutputParser(lambda kind, data: got.append(data["message"]), max_line_length=40)
+    parser = OutputParser(lambda kind, data: got.append(data["message"]), max_line_length=40)
     for chunk in ["one\r", "\ntw", "o\n", '{"message": "json', ' line", "phase": "failed"}\n']:
         parser.feed_text(chunk)
     assert got == ["one", "two", "json line"]

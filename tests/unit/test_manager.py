@@ -9,15 +9,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from repo2docker_service.builds.executors import BuildFailed, Executor
+from repo2docker_service.builds.executors import BuildFailed, Executor, LostBuild
 from repo2docker_service.builds.manager import BuildManager
-from repo2docker_service.builds.model import (
-    LABEL_OWNER,
-    LABEL_SHARED,
-    BuildRequest,
-    BuildState,
-    parse_labels,
-)
+from repo2docker_service.builds.model import BuildState
+from repo2docker_service.builds.request import BuildRequest
+from repo2docker_service.builds.store import BuildStore
 from repo2docker_service.errors import (
     Conflict,
     InvalidInput,
@@ -27,9 +23,9 @@ from repo2docker_service.errors import (
     UpstreamError,
 )
 from repo2docker_service.images.catalog import Catalog, ImageInfo
+from repo2docker_service.images.labels import LABEL_OWNER, LABEL_SHARED, ImageLabels
 from repo2docker_service.images.naming import ImageNamer, escape_owner
 from repo2docker_service.sources import GitCredentials
-from repo2docker_service.store import BuildStore
 
 SECRET = "tok-3f9a8b7c6d5e4f"
 
@@ -128,22 +124,22 @@ class FakeCatalog(Catalog):
 
     async def image_info(self, reference):
         await asyncio.sleep(0)
-        labels = parse_labels(self.images.get(reference))
+        labels = ImageLabels.parse(self.images.get(reference))
         if labels is None:
             return None
         owner_slug, name = self.namer.parse(reference.rpartition(":")[0])
         return ImageInfo(
-            owner=labels["owner"],
-            shared=labels["shared"],
+            owner=labels.owner,
+            shared=labels.shared,
             owner_slug=owner_slug,
             name=name,
-            display_name=labels["display_name"],
-            repo=labels["repo"],
-            ref=labels["ref"],
-            commit=labels["commit"],
+            display_name=labels.display_name,
+            repo=labels.repo,
+            ref=labels.ref,
+            commit=labels.commit,
             image=reference,
             latest=None,
-            hints=labels["hints"],
+            hints=labels.hints,
         )
 
     async def list_images(self, *, owner=None, include_shared=False):
@@ -646,3 +642,85 @@ async def test_recover_counts_catalog(make_manager):
     manager = await make_manager()
     await done((await manager.submit(req())).build)
     assert await manager.recover() == 1
+
+
+# ----------------------------------------------------------------------------- observers
+
+
+class Recorder:
+    """A build observer that remembers what it was told."""
+
+    def __init__(self):
+        self.answers: list[tuple[object, object]] = []
+        self.ended: list[tuple[str, BuildState]] = []
+
+    def request_answered(self, result, error):
+        self.answers.append((result, error))
+
+    def build_ended(self, build):
+        assert build.ended  # told after the done event
+        self.ended.append((build.id, build.state))
+
+
+class Broken:
+    def request_answered(self, result, error):
+        raise RuntimeError("observer bug")
+
+    def build_ended(self, build):
+        raise RuntimeError("observer bug")
+
+
+async def test_observers_hear_every_answer_and_each_end_once(make_manager, executor):
+    recorder = Recorder()
+    gate = asyncio.Event()
+    executor.scripts["https://git.example.org/alice/slow"] = Script(gate=gate)
+    executor.scripts["https://git.example.org/alice/bad"] = Script(fail="boom")
+    manager = await make_manager(concurrency=1, observers=[Broken()])
+    manager.add_observer(recorder)
+    slow = (await manager.submit(req("https://git.example.org/alice/slow"))).build
+    queued = (await manager.submit(req("https://git.example.org/alice/q"))).build
+    bad = (await manager.submit(req("https://git.example.org/alice/bad"))).build
+    joined = await manager.submit(req("https://git.example.org/alice/slow"))
+    with pytest.raises(InvalidInput):
+        await manager.submit(req("not a url"))
+    await asyncio.wait_for(executor.started_event(slow.repo).wait(), 2)
+    assert recorder.ended == []  # nothing ended yet: active builds are not reported
+    await manager.cancel(queued.id)
+    gate.set()
+    await done(slow)
+    await done(bad)
+    cached = await manager.submit(req("https://git.example.org/alice/slow"))
+    assert sorted(recorder.ended) == sorted(
+        [
+            (queued.id, BuildState.CANCELLED),
+            (slow.id, BuildState.BUILT),
+            (bad.id, BuildState.FAILED),
+        ]
+    )
+    results = [result for result, _ in recorder.answers]
+    errors = [type(error).__name__ for _, error in recorder.answers if error is not None]
+    assert [r.build for r in results[:3]] == [slow, queued, bad]
+    assert results[3] is joined and joined.joined
+    assert results[4] is None and errors == ["InvalidInput"]
+    assert results[5] is cached and cached.cached
+
+
+async def test_lost_builds_are_recorded_and_reported(make_manager, executor, namer):
+    image = namer.reference(owner_slug="alice", name="env", tag="c" * 12)
+    labels = ImageLabels(
+        owner="alice", shared=False, name="env", repo="https://x.org/env", build_id="b1"
+    ).to_labels()
+
+    async def stop_lost(*, accept):
+        assert accept(image) and not accept("elsewhere/x:1")
+        return [LostBuild(image=image, labels=labels)]
+
+    executor.stop_lost = stop_lost
+    recorder = Recorder()
+    manager = await make_manager(observers=[recorder])
+    await manager.recover()
+    build = manager.get("b1")
+    assert build is not None and build.state is BuildState.LOST and build.owner == "alice"
+    assert build.latest_image == namer.reference(owner_slug="alice", name="env", tag="latest")
+    assert "stopped while this build was running" in build.error
+    assert recorder.ended == [("b1", BuildState.LOST)]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from repo2docker_service.builds.model import Build, BuildState
+from repo2docker_service.builds.request import SubmitResult
 from repo2docker_service.errors import InvalidInput, QueueFull, SourceError, UpstreamError
 from repo2docker_service.metrics import ServiceMetrics, request_result
 
@@ -55,14 +55,12 @@ async def test_counts_ended_builds_and_reads_live_gauges():
     metrics.request("cached")
     metrics.request("cached")
     metrics.request("queue_full")
-    for b in (queued, running, done):
-        metrics.build_added(b)
     done.set_state(BuildState.BUILDING)
     done.set_state(BuildState.BUILT)
+    metrics.build_ended(done)  # the manager tells observers when a build ends
     lost = make_build()
     lost.set_state(BuildState.LOST, error="the service restarted")
-    metrics.build_added(lost)  # already ended: counted at once
-    await asyncio.sleep(0)
+    metrics.build_ended(lost)
     got = samples(metrics)
     prefix = "repo2docker_service_"
     assert got[(prefix + "build_requests_total", (("result", "cached"),))] == 2
@@ -80,6 +78,18 @@ async def test_counts_ended_builds_and_reads_live_gauges():
     assert got[(prefix + "build_capacity", ())] == 7
     assert got[(prefix + "catalog_index_live", ())] == 1
     assert got[(prefix + "event_streams", ())] == 0
+
+
+def test_answered_requests_are_counted_by_result():
+    metrics = ServiceMetrics()
+    metrics.request_answered(SubmitResult(build=None, image=None, cached=True), None)
+    metrics.request_answered(SubmitResult(build=make_build(), image=None, joined=True), None)
+    metrics.request_answered(SubmitResult(build=make_build(), image=None), None)
+    metrics.request_answered(None, QueueFull("full", retry_after=3))
+    metrics.request_answered(None, SourceError("no such ref"))
+    got = samples(metrics)
+    for result in ("cached", "joined", "queued", "queue_full", "source_error"):
+        assert got[("repo2docker_service_build_requests_total", (("result", result),))] == 1
 
 
 def test_a_broken_manager_never_breaks_the_scrape():

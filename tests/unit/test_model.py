@@ -4,28 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 
 import pytest
 
 from repo2docker_service.builds.model import (
+    TERMINAL_STATES,
+    Build,
+    BuildState,
+    Event,
+    EventType,
+)
+from repo2docker_service.builds.request import (
+    BuildRequest,
+    validate_display_name,
+    validate_hints,
+)
+from repo2docker_service.errors import InvalidInput
+from repo2docker_service.images.labels import (
     LABEL_BUILD_ID,
     LABEL_COMMIT,
     LABEL_OWNER,
     LABEL_PREFIX,
     LABEL_SCHEME,
     LABEL_SHARED,
-    TERMINAL_STATES,
-    Build,
-    BuildRequest,
-    BuildState,
-    Event,
-    EventType,
-    image_labels,
-    parse_labels,
-    validate_display_name,
-    validate_hints,
+    ImageLabels,
 )
-from repo2docker_service.errors import InvalidInput
 from repo2docker_service.images.naming import SCHEME_VERSION
 from repo2docker_service.sources import GitCredentials
 
@@ -292,7 +296,7 @@ def test_credentials_never_shown():
     build.set_state(BuildState.BUILT)
     assert build.credentials is None  # dropped once the build ended
     blob = json.dumps(build.to_dict()) + "".join(e.to_sse() for e in build.events())
-    blob += json.dumps(image_labels(build)) + repr(build)
+    blob += json.dumps(build.image_labels().to_labels()) + repr(build)
     assert SECRET not in blob
 
 
@@ -302,7 +306,7 @@ def test_credentials_never_shown():
 def test_labels_round_trip():
     build = make_build(display_name="My env", hints={"cpu": "2", "memory": "4G"})
     build.set_state(BuildState.BUILDING)
-    labels = image_labels(build)
+    labels = build.image_labels().to_labels()
     assert all(k.startswith(LABEL_PREFIX) for k in labels)
     assert all(isinstance(v, str) for v in labels.values())
     assert labels[LABEL_OWNER] == "alice"
@@ -311,8 +315,8 @@ def test_labels_round_trip():
     assert labels[LABEL_BUILD_ID] == build.id
     assert labels[LABEL_SCHEME] == SCHEME_VERSION
     assert labels["repo2docker-service.hint.cpu"] == "2"
-    parsed = parse_labels({**labels, "repo2docker.version": "x"})
-    assert parsed == {
+    parsed = ImageLabels.parse({**labels, "repo2docker.version": "x"})
+    assert parsed is not None and asdict(parsed) == {
         "owner": "alice",
         "shared": False,
         "name": "env",
@@ -329,10 +333,10 @@ def test_labels_round_trip():
 
 def test_shared_labels_have_empty_owner():
     build = make_build(owner="admin", owner_slug="shared", shared=True)
-    labels = image_labels(build)
+    labels = build.image_labels().to_labels()
     assert labels[LABEL_OWNER] == "" and labels[LABEL_SHARED] == "true"
-    parsed = parse_labels(labels)
-    assert parsed["owner"] == "" and parsed["shared"] is True
+    parsed = ImageLabels.parse(labels)
+    assert parsed is not None and parsed.owner == "" and parsed.shared is True
 
 
 @pytest.mark.parametrize(
@@ -340,7 +344,7 @@ def test_shared_labels_have_empty_owner():
     [None, {}, {"repo2docker.ref": "x"}, {"repo2docker-service.name": "env"}],
 )
 def test_parse_labels_not_ours(labels):
-    assert parse_labels(labels) is None
+    assert ImageLabels.parse(labels) is None
 
 
 # ----------------------------------------------------------------------------- validation

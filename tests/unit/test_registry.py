@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from repo2docker_service.builds.executors import parse_memory
-from repo2docker_service.builds.model import Build, image_labels
+from repo2docker_service.builds.executors.builder import parse_memory
+from repo2docker_service.builds.model import Build
 from repo2docker_service.errors import Conflict, NotFound, Unavailable, UpstreamError
 from repo2docker_service.images.dockerconfig import (
     RegistryCredentials,
@@ -490,7 +490,7 @@ def labels_for(owner: str, name: str, *, built_at: str, build_id: str = "b1") ->
         latest_image="y",
         id=build_id,
     )
-    out = image_labels(build)
+    out = build.image_labels().to_labels()
     out["repo2docker-service.built-at"] = built_at
     return out
 

@@ -10,16 +10,16 @@ import json
 import pytest
 
 from repo2docker_service.app import Repo2DockerService
-from repo2docker_service.builds.executors import (
+from repo2docker_service.builds.executors import DockerExecutor, LocalExecutor
+from repo2docker_service.builds.executors.argv import Repo2DockerArgv
+from repo2docker_service.builds.executors.builder import (
     BUILDER_CONFIG_PATH,
     LABEL_BUILDER,
     LABEL_IMAGE,
     LABEL_INSTANCE,
-    DockerExecutor,
-    LocalExecutor,
-    _build_from_container,
+    build_from_container,
 )
-from repo2docker_service.builds.model import Build, image_labels
+from repo2docker_service.builds.model import Build
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.dockerconfig import RegistryCredentials
 from repo2docker_service.images.registry.catalog import RegistryCatalog
@@ -100,19 +100,52 @@ def test_docker_executor_from_config(make_app):
         [
             "--Repo2DockerService.executor_class="
             "repo2docker_service.builds.executors.DockerExecutor",
-            "--Repo2DockerService.builder_image=local/r2d-builder:1",
-            "--Repo2DockerService.builder_cpu_limit=1.5",
-            "--Repo2DockerService.builder_memory_limit=2G",
-            "--Repo2DockerService.builder_network=bridge",
+            "--DockerExecutor.builder_image=local/r2d-builder:1",
+            "--DockerExecutor.builder_cpu_limit=1.5",
+            "--DockerExecutor.builder_memory_limit=2G",
+            "--DockerExecutor.builder_network=bridge",
         ],
         DOCKER_HOST="tcp://127.0.0.1:2375",
     )
     ex = app.executor
     assert isinstance(ex, DockerExecutor) and ex.adoptable
-    assert ex.builder_image == "local/r2d-builder:1" and ex.repo2docker_command == ["repo2docker"]
-    assert (ex.cpu_limit, ex.memory_limit, ex.network) == (1.5, 2 << 30, "bridge")
+    assert ex.builder_image == "local/r2d-builder:1" and ex.argv.command == ("repo2docker",)
+    assert (ex.spec.cpu_limit, ex.spec.memory_limit, ex.spec.network) == (1.5, 2 << 30, "bridge")
     assert ex.docker_host == "tcp://127.0.0.1:2375"
     assert ex.instance == "repo2docker:/r2d-"
+
+
+def test_executor_options_from_the_config_file(make_app, tmp_path):
+    (tmp_path / "repo2docker_service_config.py").write_text(
+        "c.Executor.repo2docker_extra_args = ['--Repo2Docker.platform=linux/amd64']\n"
+        "c.Executor.build_user_id = 1001\n"
+        "c.LocalExecutor.repo2docker_command = ['/opt/r2d']\n"
+        "c.DockerExecutor.builder_image = 'not/used:1'\n"
+    )
+    app = make_app(["--repo2docker-config=/etc/r2d.py"])
+    assert isinstance(app.executor, LocalExecutor) and app.executor.log is app.log
+    assert app.executor.argv == Repo2DockerArgv(
+        command=("/opt/r2d",),
+        user_id=1001,
+        extra_args=("--Repo2Docker.platform=linux/amd64",),
+        config_path="/etc/r2d.py",
+    )
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "--DockerExecutor.builder_memory_limit=lots",
+        "--DockerExecutor.builder_image=",
+        "--Executor.build_user_id=0",
+    ],
+)
+def test_invalid_executor_options_stop_the_app(make_app, option):
+    docker = (
+        "--Repo2DockerService.executor_class=repo2docker_service.builds.executors.DockerExecutor"
+    )
+    with pytest.raises(ValueError):
+        make_app([docker, option], DOCKER_HOST="tcp://127.0.0.1:2375")
 
 
 def make_build() -> Build:
@@ -139,16 +172,20 @@ def test_builder_container_config_holds_no_secret(tmp_path):
         registry="registry.example.org",
         registry_credentials=RegistryCredentials("pusher", SECRET + "-registry"),
         instance="svc:1",
-        cpu_limit=2,
-        memory_limit="1G",
+        builder_cpu_limit=2,
+        builder_memory_limit="1G",
     )
     build = make_build()
     creds = GitCredentials("alice", SECRET)
-    argv = ex.command_line(build, push=True, cache_from=[], labels=image_labels(build))
+    argv = ex.command_line(build, push=True, cache_from=[], labels=build.image_labels().to_labels())
     assert BUILDER_CONFIG_PATH in argv and str(config_file) not in argv
     assert argv[-2:] == ["--", build.repo] and "--push" in argv
     config = ex.container_config(
-        build, argv=argv, labels=image_labels(build), credentials=creds, secrets_on_stdin=True
+        build,
+        argv=argv,
+        labels=build.image_labels().to_labels(),
+        credentials=creds,
+        secrets_on_stdin=True,
     )
     text = json.dumps(config)
     assert SECRET not in text and "R2DS_SECRETS_ON_STDIN=1" in config["Env"]
@@ -182,13 +219,13 @@ def test_tcp_engine_is_passed_on():
 def test_build_is_rebuilt_from_container_labels():
     build = make_build()
     ex = DockerExecutor(builder_image="b", instance="svc:1")
-    labels = ex.container_labels(build, image_labels(build))
+    labels = ex.container_labels(build, build.image_labels().to_labels())
     info = {"Config": {"Labels": labels}, "State": {"StartedAt": "2026-11-23T10:00:00.123456789Z"}}
-    again = _build_from_container(info)
+    again = build_from_container(info)
     assert again is not None and again.id == build.id
     for attr in ("owner", "owner_slug", "name", "repo", "ref", "commit", "image", "latest_image"):
         assert getattr(again, attr) == getattr(build, attr), attr
     assert again.hints == {"cpu": "2"} and again.credentials is None
     assert again.started.isoformat().startswith("2026-11-23T10:00:00.123456")
     del labels[LABEL_IMAGE]
-    assert _build_from_container({"Config": {"Labels": labels}}) is None
+    assert build_from_container({"Config": {"Labels": labels}}) is None

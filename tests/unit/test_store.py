@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from repo2docker_service.builds.model import Build, BuildState
-from repo2docker_service.store import BuildStore
+from repo2docker_service.builds.store import BuildStore
 
 
 def make(owner="alice", shared=False, state=None) -> Build:

@@ -6,7 +6,7 @@ recent history for listing and log viewing. A restart starts with an empty store
 
 from __future__ import annotations
 
-from .builds.model import Build
+from .model import Build
 
 __all__ = ["BuildStore"]
 
