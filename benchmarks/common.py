@@ -237,7 +237,7 @@ class Rig:
         self.git = GitHTTPServer(self.workdir / "git").start()
         config = (
             'c.Repo2DockerService.allowed_repo_schemes = ["http"]\n'
-            f"c.Repo2DockerService.repo2docker_config = {str(OFFLINE_CONFIG)!r}\n"
+            f"c.Executor.repo2docker_config = {str(OFFLINE_CONFIG)!r}\n"
             f"c.Repo2DockerService.image_prefix = {self.prefix!r}\n"
             "c.Repo2DockerService.build_rate_limit = 0\n"
             "c.Application.log_level = 'INFO'\n" + self.service_config

@@ -234,8 +234,9 @@ class BuildsConfig(HasTraits):
 
         LocalExecutor (default) runs repo2docker as a subprocess of the service.
         DockerExecutor (`repo2docker_service.builds.executors.DockerExecutor`) runs it in a
-        builder container (`builder_image`) in the Docker engine; its builds survive a
-        restart of the service, which follows them again.
+        builder container (`c.DockerExecutor.builder_image`) in the Docker engine; its builds
+        survive a restart of the service, which follows them again. Executors read their own
+        options: `c.LocalExecutor.*`, `c.DockerExecutor.*`, and `c.Executor.*` for both.
         """,
     ).tag(config=True)
 

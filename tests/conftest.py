@@ -78,7 +78,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
             tmp_path_factory.mktemp("hub"),
             service_config=(
                 'c.Repo2DockerService.allowed_repo_schemes = ["http", "https"]\n'
-                f"c.Repo2DockerService.repo2docker_config = {str(OFFLINE_CONFIG)!r}\n"
+                f"c.Executor.repo2docker_config = {str(OFFLINE_CONFIG)!r}\n"
                 f"c.Repo2DockerService.image_prefix = 'r2dhub-{secrets.token_hex(3)}-'\n"
                 f"c.Repo2DockerService.build_rate_limit = {HUB_RATE_LIMIT}\n"
                 f"c.Repo2DockerService.webhook_secret = {HUB_WEBHOOK_SECRET!r}\n"

@@ -20,7 +20,8 @@ c.Repo2DockerService.build_concurrency = 2
 c.Repo2DockerService.default_cpu_limit = 2
 c.Repo2DockerService.default_memory_limit = "4G"
 if os.environ.get("OFFLINE_BUILDS") == "1":
-    # machines without internet: only git sources (the Dockerfile buildpack works offline)
-    c.Repo2DockerService.repo2docker_config = str(
+    # machines without internet: only git sources (the Dockerfile buildpack works offline);
+    # c.Executor.* options apply to whichever executor runs the builds
+    c.Executor.repo2docker_config = str(
         Path(repo2docker_service.__file__).parent / "repo2docker_offline_config.py"
     )

@@ -145,7 +145,7 @@ def registry_hub(tmp_path_factory, htpasswd_registry, docker_engine):
             tmp_path_factory.mktemp("registry-hub"),
             service_config=(
                 'c.Repo2DockerService.allowed_repo_schemes = ["http"]\n'
-                f"c.Repo2DockerService.repo2docker_config = {str(OFFLINE_CONFIG)!r}\n"
+                f"c.Executor.repo2docker_config = {str(OFFLINE_CONFIG)!r}\n"
                 f"c.Repo2DockerService.image_prefix = {prefix!r}\n"
                 f"c.Repo2DockerService.registry_url = {reg.host!r}\n"
                 f"c.Repo2DockerService.registry_username = {reg.username!r}\n"

@@ -44,7 +44,7 @@ def e2e_service_config(offline_config: Path, git_host: str) -> str:
     """The service's config in the e2e hub: offline builds, small limits, launch links."""
     return (
         'c.Repo2DockerService.allowed_repo_schemes = ["http", "https"]\n'
-        f"c.Repo2DockerService.repo2docker_config = {str(offline_config)!r}\n"
+        f"c.Executor.repo2docker_config = {str(offline_config)!r}\n"
         f"c.Repo2DockerService.image_prefix = {IMAGE_PREFIX!r}\n"
         "c.Repo2DockerService.default_cpu_limit = 1\n"
         'c.Repo2DockerService.default_memory_limit = "1G"\n'
