@@ -271,7 +271,7 @@ async def run(rig: Rig, count: int, n: int, *, profile: bool = True) -> bool:
         ("engine", "engine GET /images/json (raw HTTP, no decode)"),
         ("aiodocker", "aiodocker images.list (engine + JSON decode)"),
         ("group", "DockerCatalog._group (labels, namer.parse per tag)"),
-        ("info", "DockerCatalog._info per environment + sort"),
+        ("info", "dockerindex.describe per environment + sort"),
         ("json", "to_dict + json.dumps of the response"),
     ):
         share = f"{stages[key] / total * 100:3.0f} %" if key != "engine" else "  (in aiodocker)"

@@ -6,7 +6,7 @@ the Distribution API with 1,000 labelled images (100 owners x 10 environments, a
 and ``latest`` each; one shared empty layer). The service runs in registry mode behind a
 real hub; ``admin1`` lists all 1,000 environments, ``alice`` (no images here) only her own.
 
-How the listing cache works and is invalidated (see ``images/registry.py``): image labels
+How the listing cache works and is invalidated (see ``images/registry/listing.py``): labels
 are cached by manifest digest (immutable). The listing (repositories -> tags -> digests) is
 a snapshot: younger than ``registry_cache_ttl`` it is used as is; older, it is answered at
 once while one background refresh re-reads the registry (stale-while-revalidate); the
