@@ -27,6 +27,7 @@ from .reference import LATEST, split_reference
 __all__ = [
     "ImageIndex",
     "ImageItem",
+    "Key",
     "Tagged",
     "describe",
     "epoch",
