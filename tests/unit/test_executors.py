@@ -18,7 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from repo2docker_service.builds.executors import BuildFailed, LocalExecutor
+from repo2docker_service.builds.executors import (
+    BuildFailed,
+    DockerExecutor,
+    Executor,
+    LocalExecutor,
+)
 from repo2docker_service.builds.executors.local import default_repo2docker_command
 from repo2docker_service.builds.executors.output import OutputParser, split_lines
 from repo2docker_service.builds.model import Build
@@ -208,6 +213,19 @@ def test_constructor_checks():
     with pytest.raises(ValueError):
         LocalExecutor(repo2docker_extra_args=["--", "x"])
     assert default_repo2docker_command()[0].endswith("repo2docker")
+
+
+def test_every_executor_option_has_help():
+    own = (Executor, LocalExecutor, DockerExecutor)
+    for cls in own[1:]:
+        traits = cls.class_traits()
+        missing = [
+            name
+            for name, trait in traits.items()
+            if trait.this_class in own and not (trait.help or "").strip()
+        ]
+        assert missing == [], cls
+        assert {"repo2docker_config", "build_user_id", "registry", "instance"} <= set(traits)
 
 
 def test_process_env_is_private_copy(monkeypatch):

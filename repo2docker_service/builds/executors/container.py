@@ -103,7 +103,7 @@ class DockerExecutor(Executor):
     builder_repo2docker_command = List(
         Unicode(),
         default_value=["repo2docker"],
-        help="Command that runs repo2docker inside `builder_image`, as a list.",
+        help="Command that runs repo2docker inside `builder_image`, as a list; not empty.",
     ).tag(config=True)
 
     builder_network = Unicode(

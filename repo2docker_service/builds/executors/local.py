@@ -133,7 +133,8 @@ class LocalExecutor(Executor):
         Unicode(),
         help="""Command that runs repo2docker, as a list (LocalExecutor).
 
-        Default: the `repo2docker` next to this Python, else `repo2docker` on PATH.
+        Default: the `repo2docker` next to this Python, else `repo2docker` on PATH. Must not
+        be empty.
         """,
     ).tag(config=True)
 
