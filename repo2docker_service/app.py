@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import jinja2
 from jupyterhub.services.auth import HubOAuth
@@ -35,8 +34,19 @@ from .config import BuildsConfig, ImagesConfig, ServerConfig, SpawnConfig
 from .context import HandlerSettings, Services
 from .errors import UpstreamError
 from .handlers import default_handlers
-from .images.dockerconfig import RegistryCredentials
+from .images.catalog import Catalog
+from .images.docker import DockerCatalog
+from .images.dockerconfig import (
+    RegistryCredentials,
+    docker_config_credentials,
+    load_docker_config,
+)
+from .images.naming import ImageNamer
+from .images.registry.catalog import RegistryCatalog
+from .images.registry.client import RegistryClient
+from .images.registry.errors import RegistryError
 from .metrics import ServiceMetrics
+from .ratelimit import RateLimiter
 
 HERE = Path(__file__).parent
 DEFAULT_CONFIG_FILE = "repo2docker_service_config.py"
@@ -226,43 +236,10 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
 
     def init_components(self) -> None:
         """Build the namer, catalog, executor, store and build manager from config."""
-        from .images.docker import DockerCatalog
-        from .images.naming import ImageNamer
-        from .ratelimit import RateLimiter
-
-        try:
-            self.namer = ImageNamer(
-                template=self.image_name_template,
-                registry=self.registry_url,
-                prefix=self.image_prefix,
-            )
-        except ValueError as e:
-            self.log.critical(
-                "Invalid image naming settings (image_name_template=%r, registry_url=%r, "
-                "image_prefix=%r): %s",
-                self.image_name_template,
-                self.registry_url,
-                self.image_prefix,
-                e,
-            )
-            self.exit(1)
+        self.namer = self.make_namer()
         self.rate_limiter = RateLimiter(limit=self.build_rate_limit, period=self.build_rate_period)
         credentials = self.registry_credentials() if self.registry_url else None
-        if self.registry_url:
-            from .images.registry.catalog import RegistryCatalog
-            from .images.registry.client import RegistryClient
-
-            client = RegistryClient(
-                self.registry_url,
-                api_url=self.registry_api_url or None,
-                credentials=credentials,
-                log=self.log,
-            )
-            self.catalog = RegistryCatalog(
-                namer=self.namer, client=client, cache_ttl=self.registry_cache_ttl, log=self.log
-            )
-        else:
-            self.catalog = DockerCatalog(namer=self.namer, log=self.log)
+        self.catalog = self.make_catalog(credentials)
         self.executor = self.make_executor(credentials)
         self.store = BuildStore(history_limit=self.history_limit)
         self.metrics = ServiceMetrics(catalog=self.catalog)
@@ -283,19 +260,47 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         )
         self.metrics.observe(self.manager)
 
-    def registry_credentials(self) -> Any:
+    def make_namer(self) -> ImageNamer:
+        """The image namer; exits with the reason when the naming settings are invalid."""
+        try:
+            return ImageNamer(
+                template=self.image_name_template,
+                registry=self.registry_url,
+                prefix=self.image_prefix,
+            )
+        except ValueError as e:
+            self.log.critical(
+                "Invalid image naming settings (image_name_template=%r, registry_url=%r, "
+                "image_prefix=%r): %s",
+                self.image_name_template,
+                self.registry_url,
+                self.image_prefix,
+                e,
+            )
+            self.exit(1)
+            raise  # not reached: exit raises SystemExit
+
+    def make_catalog(self, credentials: RegistryCredentials | None) -> Catalog:
+        """The registry's catalog when `registry_url` is set, else the local engine's."""
+        if not self.registry_url:
+            return DockerCatalog(namer=self.namer, log=self.log)
+        client = RegistryClient(
+            self.registry_url,
+            api_url=self.registry_api_url or None,
+            credentials=credentials,
+            log=self.log,
+        )
+        return RegistryCatalog(
+            namer=self.namer, client=client, cache_ttl=self.registry_cache_ttl, log=self.log
+        )
+
+    def registry_credentials(self) -> RegistryCredentials | None:
         """The registry login: `registry_username`/`password`, else the docker config.
 
         Returns:
             ``RegistryCredentials`` or None (anonymous). Exits on an unreadable docker
             config file.
         """
-        from .images.dockerconfig import (
-            RegistryCredentials,
-            docker_config_credentials,
-            load_docker_config,
-        )
-
         if self.registry_username:
             return RegistryCredentials(self.registry_username, self.registry_password)
         path = self.registry_config_file or str(
@@ -339,12 +344,12 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         the service starts, listings answer 503 and builds fail at the push until the
         registry is back.
         """
-        from .images.registry.errors import RegistryError
-
+        catalog = self.catalog
+        assert isinstance(catalog, RegistryCatalog)  # called in registry mode only
         try:
-            await self.catalog.start()
+            await catalog.start()
         except RegistryError as e:
-            where = f"{self.registry_url} ({self.catalog.client.api_url})"
+            where = f"{self.registry_url} ({catalog.client.api_url})"
             if e.kind == "unreachable":
                 self.log.error(
                     "Registry %s is unreachable at start-up: %s. Starting anyway; listings "
@@ -354,7 +359,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
                 )
                 return
             self.log.critical("Registry %s cannot be used: %s", where, e)
-            await self.catalog.close()
+            await catalog.close()
             self.exit(1)
         self.log.info("Registry %s answers", self.registry_url)
 
