@@ -25,7 +25,7 @@ from tornado import web
 from ..auth import needs_scope
 from ..builds.request import BuildRequest
 from ..errors import ServiceError
-from ..images.catalog import ImageInfo
+from ..images.catalog import find_existing
 from ..images.naming import validate_name
 from ..sources import validate_repo_url
 from .pages import PageHandler
@@ -37,34 +37,6 @@ def spawn_url(hub_prefix: str, username: str, server_name: str, image: str) -> s
     return f"{prefix}spawn/{quote(username, safe='')}/{quote(server_name, safe='')}?" + urlencode(
         {"image": image}
     )
-
-
-def _same_repo(a: str, b: str) -> bool:
-    def norm(url: str) -> str:
-        url = url.rstrip("/")
-        return url[: -len(".git")] if url.endswith(".git") else url
-
-    return norm(a) == norm(b)
-
-
-def find_existing(
-    images: list[ImageInfo], *, repo: str, ref: str, name: str | None, username: str
-) -> ImageInfo | None:
-    """The best existing image for (repo, ref[, name]) among ``images``, or None.
-
-    A ref matches the requested ref as recorded in the image's labels, or a prefix (7+
-    characters) of its commit. The user's own images come before shared ones, then the
-    newest build.
-    """
-    matches = [
-        i
-        for i in images
-        if _same_repo(i.repo, repo)
-        and (i.ref == ref or (len(ref) >= 7 and i.commit.startswith(ref.lower())))
-        and (name is None or i.name == name)
-    ]
-    matches.sort(key=lambda i: (i.owner == username and not i.shared, i.built_at or ""))
-    return matches[-1] if matches else None
 
 
 class LaunchHandler(PageHandler):

@@ -15,7 +15,7 @@ from typing import Any
 
 from .labels import ImageLabels
 
-__all__ = ["Catalog", "ImageInfo", "select_images"]
+__all__ = ["Catalog", "ImageInfo", "find_existing", "select_images"]
 
 
 @dataclass
@@ -163,6 +163,34 @@ def select_images(
             i for i in infos if (not i.shared and i.owner == owner) or (include_shared and i.shared)
         ]
     return sorted(infos, key=lambda i: (i.shared, i.owner, i.name))
+
+
+def _same_repo(a: str, b: str) -> bool:
+    def norm(url: str) -> str:
+        url = url.rstrip("/")
+        return url[: -len(".git")] if url.endswith(".git") else url
+
+    return norm(a) == norm(b)
+
+
+def find_existing(
+    images: list[ImageInfo], *, repo: str, ref: str, name: str | None, username: str
+) -> ImageInfo | None:
+    """The best existing image for (repo, ref[, name]) among ``images``, or None.
+
+    What a launch link starts for a user who may not build. A ref matches the requested
+    ref as recorded in the image's labels, or a prefix (7+ characters) of its commit. The
+    user's own images come before shared ones, then the newest build.
+    """
+    matches = [
+        i
+        for i in images
+        if _same_repo(i.repo, repo)
+        and (i.ref == ref or (len(ref) >= 7 and i.commit.startswith(ref.lower())))
+        and (name is None or i.name == name)
+    ]
+    matches.sort(key=lambda i: (i.owner == username and not i.shared, i.built_at or ""))
+    return matches[-1] if matches else None
 
 
 class Catalog:
