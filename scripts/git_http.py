@@ -1,8 +1,9 @@
 """Git repositories served read-only over smart HTTP on 127.0.0.1, for the demo and the tests.
 
 ``git http-backend`` runs as CGI behind a small threaded ``http.server``, with optional HTTP
-basic auth per repository, so the demo and the tests use the same kind of URL real users
-give. ``scripts/demo.py`` serves the bundled example with it; the test rig
+basic auth per repository (decided by the repository a path names, whatever its URL
+form: with or without ``.git``, trailing slash), so the demo and the tests use the same kind
+of URL real users give. ``scripts/demo.py`` serves the bundled example with it; the test rig
 (``tests/rig/git.py``) wraps it in fixtures. It lives here, not under ``tests/``, because the
 demo imports nothing from the tests, and not in the package, which has no use for it.
 
@@ -160,11 +161,24 @@ class _GitHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _find_repo(self, path: str) -> GitRepo | None:
+    def _find_repo(self, path: str) -> tuple[GitRepo, str] | None:
+        """The repository ``path`` names, and the rest of the path after it; None if none.
+
+        Every URL form git accepts for one repository maps to it here (``/name.git/...``,
+        ``/name/...``, a trailing or doubled slash), so the repository, not the URL's
+        spelling, decides whether a password is needed. The longest matching name wins
+        (``a/b`` before ``a``).
+        """
+        segments = [s for s in path.split("/") if s]
+        if any(s in (".", "..") for s in segments):
+            return None
         with self.server.state.lock:
-            for repo in self.server.state.repos.values():
-                if path.startswith(f"/{repo.name}.git/"):
-                    return repo
+            repos = sorted(self.server.state.repos.values(), key=lambda r: -len(r.name))
+        for repo in repos:
+            *parents, last = repo.name.split("/")
+            head = segments[: len(parents) + 1]
+            if head[:-1] == parents and head[-1:] in ([last], [last + ".git"]):
+                return repo, "/".join(segments[len(head) :])
         return None
 
     def _check_auth(self, repo: GitRepo | None) -> tuple[bool, str | None]:
@@ -194,11 +208,17 @@ class _GitHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         body = self._read_body()
         raw_path, _, query = self.path.partition("?")
-        path = urllib.parse.unquote(raw_path)
-        repo = self._find_repo(path)
+        found = self._find_repo(urllib.parse.unquote(raw_path))
+        repo = found[0] if found else None
         ok, user = self._check_auth(repo)
         status = 500
         try:
+            if found is None:
+                # nothing reaches git http-backend unless it names a repository of ours:
+                # git would otherwise find one by its own rules (``name`` -> ``name.git``)
+                status = 404
+                self._respond(404, [("Content-Type", "text/plain")], b"no such repository\n")
+                return
             if not ok:
                 status = 401
                 self._respond(
@@ -207,7 +227,8 @@ class _GitHandler(BaseHTTPRequestHandler):
                     b"authentication required\n",
                 )
                 return
-            status = self._cgi(path, query, body, user)
+            # one canonical path per repository for git http-backend
+            status = self._cgi(f"/{found[0].name}.git/{found[1]}", query, body, user)
         finally:
             with self.server.state.lock:
                 self.server.state.requests.append(
@@ -351,6 +372,15 @@ class GitHTTPServer:
         self._repo(name)
         return f"{self.base_url}/{name}.git"
 
+    def url_forms(self, name: str) -> list[str]:
+        """Every spelling of ``name``'s clone URL that git accepts, all served alike.
+
+        ``.../name.git`` (:meth:`url`), ``.../name`` (GitHub and GitLab take both),
+        each with a trailing slash: a private repository asks for a password in all of them.
+        """
+        base = f"{self.base_url}/{self._repo(name).name}"
+        return [f"{base}.git", base, f"{base}/", f"{base}.git/"]
+
     @property
     def requests(self) -> list[GitRequest]:
         """A copy of the requests answered so far, oldest first."""
@@ -371,11 +401,12 @@ class GitHTTPServer:
 
         Args:
             name: path-like name (``[A-Za-z0-9._-]`` segments, ``/`` allowed); served at
-                ``/{name}.git``.
+                ``/{name}.git`` and every other form of :meth:`url_forms`.
             files: ``{relative path: text}``.
             branch: the default branch (HEAD of the bare repository).
             auth: ``(user, password)``: require HTTP basic auth; requests without it or with
-                wrong credentials get 401 with ``WWW-Authenticate: Basic``.
+                wrong credentials get 401 with ``WWW-Authenticate: Basic``, whichever URL
+                form they use. A path naming no repository gets 404, never git's guess.
             message: commit message.
 
         Raises:

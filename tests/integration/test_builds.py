@@ -401,9 +401,13 @@ async def test_private_repo_credentials_stay_secret(rig, git_http, base_image, c
         ]
     )
     assert SECRET not in blob
-    # without credentials the source cannot be read
-    with pytest.raises(Exception, match="could not read"):
-        await manager.submit(BuildRequest(owner="ivy", repo=url, name="private2"))
+    # without credentials the source cannot be read, whichever URL form names it; with
+    # them every form resolves to the built commit
+    for form in git_http.url_forms(name):
+        with pytest.raises(Exception, match="could not read"):
+            await manager.submit(BuildRequest(owner="ivy", repo=form, name="private2"))
+        resolved = await resolve_ref(form, "main", credentials=creds, env=loopback_env())
+        assert resolved == build.commit, form
 
 
 async def test_push_to_registry(rig, git_http, base_image, registry):

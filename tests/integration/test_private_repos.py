@@ -168,9 +168,14 @@ def test_private_build_through_the_hub_leaks_nothing(hub, git_http, base_image):
         for needle in needles:
             assert needle not in text, f"secret found in {where}"
     assert f"{user}@" not in texts["docker inspect"] and url in texts["docker inspect"]
-    # without credentials the repository cannot be read: a clear 422, still no secret
-    status, refused = call(hub, "POST", "api/builds", "alice", {"repo": url, "name": "x"})
-    assert status == 422 and "could not read" in refused["message"]
+    # without credentials the repository cannot be read in any URL form (with or without
+    # ``.git``, trailing slash): a clear 422, still no secret
+    forms = git_http.url_forms(name)
+    assert any(not form.rstrip("/").endswith(".git") for form in forms)
+    for form in forms:
+        status, refused = call(hub, "POST", "api/builds", "alice", {"repo": form, "name": "x"})
+        assert status == 422 and "could not read" in refused["message"], (form, refused)
+        assert secret not in json.dumps(refused)
 
 
 # ----------------------------------------------------------------------------- DockerExecutor

@@ -72,50 +72,78 @@ def test_fetch_older_commit_by_sha(git_http, tmp_path):
     assert run(["git", "rev-parse", "FETCH_HEAD"], env=env, cwd=dest).stdout.strip() == first
 
 
-def test_protected_repo_needs_basic_auth(git_http, tmp_path):
-    name = unique("rig/private")
-    url = git_http.create_repo(name, {"secret.txt": "s\n"}, auth=("alice", "s3cret"))
-
-    # Plain HTTP: 401 with a Basic challenge, also for wrong credentials.
-    info_refs = f"{url}/info/refs?service=git-upload-pack"
-    for header in [None, "Basic " + base64.b64encode(b"alice:wrong").decode()]:
-        req = urllib.request.Request(info_refs)
-        if header:
-            req.add_header("Authorization", header)
-        with pytest.raises(urllib.error.HTTPError) as exc:
-            NO_PROXY.open(req, timeout=10)
-        assert exc.value.code == 401
-        assert exc.value.headers["WWW-Authenticate"].startswith("Basic ")
-
-    # git without credentials fails (no prompt), with them (in the environment) succeeds.
-    proc = run(["git", "ls-remote", url], env=git_env(), check=False)
-    assert proc.returncode != 0
-    assert "could not read Username" in proc.stderr  # got 401, asked for credentials
-    wrong = base64.b64encode(b"alice:wrong").decode()
-    env = git_env(
-        {
-            "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": "http.extraHeader",
-            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {wrong}",
-        }
-    )
-    proc = run(["git", "ls-remote", url], env=env, check=False)
-    assert proc.returncode != 0
-    assert [r.status for r in git_http.requests if name in r.path][-1] == 401
-
-    auth = base64.b64encode(b"alice:s3cret").decode()
-    env = git_env(
+def basic_env(user: str, password: str) -> dict[str, str]:
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return git_env(
         {
             "GIT_CONFIG_COUNT": "1",
             "GIT_CONFIG_KEY_0": "http.extraHeader",
             "GIT_CONFIG_VALUE_0": f"Authorization: Basic {auth}",
         }
     )
-    dest = tmp_path / "clone"
-    run(["git", "clone", "--depth", "1", url, str(dest)], env=env)
-    assert (dest / "secret.txt").read_text() == "s\n"
+
+
+def test_protected_repo_needs_basic_auth_in_every_url_form(git_http, tmp_path):
+    """The repository decides, not the URL's spelling: ``.git`` or not, trailing slash."""
+    name = unique("rig/private")
+    url = git_http.create_repo(name, {"secret.txt": "s\n"}, auth=("alice", "s3cret"))
+    forms = git_http.url_forms(name)
+    assert forms[0] == url and len(set(forms)) == 4
+    assert any(not f.rstrip("/").endswith(".git") for f in forms)
+    for form in forms:
+        # Plain HTTP: 401 with a Basic challenge, also for wrong credentials.
+        info_refs = f"{form.rstrip('/')}/info/refs?service=git-upload-pack"
+        for header in [None, "Basic " + base64.b64encode(b"alice:wrong").decode()]:
+            req = urllib.request.Request(info_refs)
+            if header:
+                req.add_header("Authorization", header)
+            with pytest.raises(urllib.error.HTTPError) as exc:
+                NO_PROXY.open(req, timeout=10)
+            assert exc.value.code == 401, form
+            assert exc.value.headers["WWW-Authenticate"].startswith("Basic ")
+
+        # git without credentials fails (no prompt), also with wrong ones
+        for args in (["ls-remote", form], ["clone", "--depth", "1", form, str(tmp_path / "x")]):
+            proc = run(["git", *args], env=git_env(), check=False)
+            assert proc.returncode != 0, form
+            assert "could not read Username" in proc.stderr  # got 401, asked for credentials
+            assert not (tmp_path / "x" / "secret.txt").exists()
+        proc = run(["git", "ls-remote", form], env=basic_env("alice", "wrong"), check=False)
+        assert proc.returncode != 0, form
+        assert [r.status for r in git_http.requests if name in r.path][-1] == 401
+
+        # with them (in the environment) it works
+        dest = tmp_path / f"clone-{forms.index(form)}"
+        run(["git", "clone", "--depth", "1", form, str(dest)], env=basic_env("alice", "s3cret"))
+        assert (dest / "secret.txt").read_text() == "s\n"
     ok = [r for r in git_http.requests if name in r.path and r.status == 200]
     assert ok and all(r.user == "alice" for r in ok)
+    assert {r.path.split("/info/refs")[0] for r in ok} >= {
+        f"/{name}",
+        f"/{name}.git",
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/{name}-nope/info/refs",  # no such repository
+        "/{name}.git.git/info/refs",
+        "/{name}/../{name}/info/refs",  # dot segments are never resolved
+        "/./{name}/info/refs",
+        "/{parent}/info/refs",  # a parent directory of a repository
+        "/{name}.GIT/info/refs",
+    ],
+)
+def test_paths_naming_no_repository_get_404(git_http, path):
+    """Only a path naming a repository of the server reaches git http-backend."""
+    name = unique("rig/p404")
+    git_http.create_repo(name, {"a.txt": "1\n"})
+    target = path.format(name=name, parent=name.split("/")[0])
+    url = f"{git_http.base_url}{target}?service=git-upload-pack"
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        NO_PROXY.open(urllib.request.Request(url), timeout=10)
+    assert exc.value.code == 404, target
 
 
 def test_http_is_read_only(git_http, tmp_path):
