@@ -47,6 +47,7 @@ from .images.registry.client import RegistryClient
 from .images.registry.errors import RegistryError
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
+from .repoid import RepoIdentity
 
 HERE = Path(__file__).parent
 DEFAULT_CONFIG_FILE = "repo2docker_service_config.py"
@@ -188,6 +189,9 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
                     "build_idle_timeout": self.build_idle_timeout,
                 },
                 "allowed_repo_schemes": list(self.allowed_repo_schemes),
+                "case_insensitive_repo_hosts": sorted(
+                    RepoIdentity.from_hosts(self.case_insensitive_repo_hosts).case_insensitive_hosts
+                ),
                 "machine_profiles": self.machine_profiles,
             },
         )
@@ -256,6 +260,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             build_idle_timeout=self.build_idle_timeout,
             log_limit_bytes=self.log_limit_bytes,
             push=bool(self.registry_url),
+            repo_identity=RepoIdentity.from_hosts(self.case_insensitive_repo_hosts),
             log=self.log,
         )
         self.metrics.observe(self.manager)

@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 
 from traitlets import Bool, Dict, Float, HasTraits, Integer, List, Type, Unicode, default, validate
 
+from .repoid import DEFAULT_CASE_INSENSITIVE_HOSTS
+
 __all__ = ["BuildsConfig", "ImagesConfig", "ServerConfig", "SpawnConfig"]
 
 
@@ -283,6 +285,20 @@ class BuildsConfig(HasTraits):
         help="""Host names users may build from, e.g. ["github.com", "gitlab.example.org"].
 
         Empty (default): any host. Set it to keep builds to your own git servers.
+        """,
+    ).tag(config=True)
+
+    case_insensitive_repo_hosts = List(
+        Unicode(),
+        default_value=list(DEFAULT_CASE_INSENSITIVE_HOSTS),
+        help="""Git hosts whose owner and repository names ignore case, e.g. "github.com".
+
+        On these hosts https://github.com/Org/Repo and https://github.com/org/repo.git are
+        one repository: webhooks, launch links, the name check of a build and the UI treat
+        them as one. Default: github.com and gitlab.com. GitLab (self-hosted too), Gitea,
+        Forgejo (codeberg.org) and Bitbucket ignore case as well: add their host names.
+        Leave out plain git servers (git-http-backend, file systems): their paths are
+        case-sensitive. Empty: case always counts.
         """,
     ).tag(config=True)
 

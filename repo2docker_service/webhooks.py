@@ -24,12 +24,15 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from .builds.manager import BuildManager
 from .builds.request import BuildRequest
 from .errors import Forbidden, InvalidInput, ServiceError
 from .images.catalog import Catalog, ImageInfo
+from .repoid import RepoIdentity
+
+#: the default rule (github.com and gitlab.com fold case); the service passes its own
+DEFAULT_IDENTITY = RepoIdentity()
 
 __all__ = [
     "PROVIDERS",
@@ -83,26 +86,20 @@ def event_kind(provider: str, headers: Mapping[str, str]) -> str:
     return raw.lower()
 
 
-def normalize_url(url: str) -> str:
-    """A repository URL reduced for comparison: no credentials, lowercase scheme and host,
-    no trailing ``/`` or ``.git``.
+def normalize_url(url: str, identity: RepoIdentity = DEFAULT_IDENTITY) -> str:
+    """A repository URL reduced for comparison: its :meth:`RepoIdentity.key` (no
+    credentials, scheme, trailing ``/`` or ``.git``; case folded on case-insensitive hosts).
     """
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return url.strip()
-    host = (parts.hostname or "").lower()
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    path = parts.path.rstrip("/")
-    if path.endswith(".git"):
-        path = path[: -len(".git")]
-    return f"{parts.scheme.lower()}://{host}{path}"
+    return identity.key(url)
 
 
 @dataclass
 class Push:
-    """What a push says: which repository, which branch or tag, which default branch."""
+    """What a push says: which repository, which branch or tag, which default branch.
+
+    ``repo_urls`` are the URLs as the payload gives them; :func:`matches` compares their
+    identities (:class:`~repo2docker_service.repoid.RepoIdentity`).
+    """
 
     repo_urls: set[str] = field(default_factory=set)
     branch: str | None = None
@@ -158,7 +155,7 @@ def parse_push(provider: str, body: bytes) -> Push:
         )
         push.default_branch = repository.get("default_branch")
         after = payload.get("after")
-    push.repo_urls = {normalize_url(u) for u in urls}
+    push.repo_urls = {u.strip() for u in urls}
     ref = payload.get("ref")
     if not push.repo_urls or not isinstance(ref, str):
         raise InvalidInput("Webhook push has no repository URL or no ref")
@@ -170,9 +167,14 @@ def parse_push(provider: str, body: bytes) -> Push:
     return push
 
 
-def matches(repo: str, ref: str, push: Push) -> bool:
-    """Whether an image built from ``repo`` at the requested ``ref`` tracks this push."""
-    if push.deleted or normalize_url(repo) not in push.repo_urls:
+def matches(repo: str, ref: str, push: Push, identity: RepoIdentity = DEFAULT_IDENTITY) -> bool:
+    """Whether an image built from ``repo`` at the requested ``ref`` tracks this push.
+
+    The repository matches when one of the push's URLs has its identity
+    (``identity.key``: case, ``.git``, trailing ``/`` and scheme do not count).
+    """
+    key = identity.key(repo)
+    if push.deleted or all(identity.key(u) != key for u in push.repo_urls):
         return False
     if push.branch is not None:
         if ref == "HEAD":
@@ -213,7 +215,8 @@ async def rebuild_for_push(
         "failed": int}``; ``failed`` counts requests the manager refused (e.g. private
         repositories, whose credentials are never stored).
     """
-    images = [i for i in await catalog.list_images() if matches(i.repo, i.ref, push)]
+    identity = manager.repo_identity
+    images = [i for i in await catalog.list_images() if matches(i.repo, i.ref, push, identity)]
     started: list[str] = []
     joined = cached = failed = 0
     for image in images:

@@ -71,7 +71,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """A real JupyterHub + proxy managing repo2docker-service (fails, never skips).
 
     Build rate limit :data:`~tests.rig.hub.HUB_RATE_LIMIT`, webhook secret
-    :data:`~tests.rig.hub.HUB_WEBHOOK_SECRET`.
+    :data:`~tests.rig.hub.HUB_WEBHOOK_SECRET`; ``localhost`` is a case-insensitive host.
     """
     try:
         h = start_hub(
@@ -82,6 +82,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
                 f"c.Repo2DockerService.image_prefix = 'r2dhub-{secrets.token_hex(3)}-'\n"
                 f"c.Repo2DockerService.build_rate_limit = {HUB_RATE_LIMIT}\n"
                 f"c.Repo2DockerService.webhook_secret = {HUB_WEBHOOK_SECRET!r}\n"
+                # the git server answers as localhost too: treat it as a case-insensitive
+                # forge there (tests/hub/test_wild_inputs.py), 127.0.0.1 stays case-sensitive
+                'c.Repo2DockerService.case_insensitive_repo_hosts = ["github.com", "localhost"]\n'
             ),
         )
     except RuntimeError as e:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Conflict, NotFound, Unavailable, UpstreamError
 from ..images.catalog import Catalog
 from ..images.naming import ImageNamer, commit_tag
+from ..repoid import RepoIdentity
 from ..sources import resolve_ref
 from .executors import AdoptedBuild, Executor
 from .model import ACTIVE_STATES, Build, BuildState, EventType
@@ -66,6 +67,7 @@ class BuildManager:
         cancel_wait: seconds :meth:`cancel` waits for a running build to stop.
         observers: told about answered requests and ended builds (see
             :meth:`add_observer`).
+        repo_identity: which repository URLs name the same repository.
         log: the logger to use.
 
     Raises:
@@ -91,6 +93,7 @@ class BuildManager:
         resolve_timeout: float = 30,
         cancel_wait: float = 30,
         observers: Iterable[BuildObserver] = (),
+        repo_identity: RepoIdentity | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         if concurrency < 1:
@@ -109,6 +112,7 @@ class BuildManager:
         self.log_limit_bytes = log_limit_bytes
         self.resolve_timeout = resolve_timeout
         self.cancel_wait = cancel_wait
+        self.repo_identity = repo_identity or RepoIdentity()
         self.log = log or logging.getLogger("repo2docker_service.builds")
         self.runner = BuildRunner(
             executor=executor,

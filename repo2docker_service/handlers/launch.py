@@ -97,7 +97,14 @@ class LaunchHandler(PageHandler):
             for i in await self.services.catalog.list_images()
             if me.may_start(i, me.name, everything=everything)
         ]
-        image = find_existing(images, repo=repo, ref=ref, name=name, username=me.name)
+        image = find_existing(
+            images,
+            repo=repo,
+            ref=ref,
+            name=name,
+            username=me.name,
+            identity=self.services.manager.repo_identity,
+        )
         if image is None:
             full = me.prefix + "build"
             raise web.HTTPError(

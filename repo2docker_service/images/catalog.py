@@ -13,7 +13,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..repoid import RepoIdentity
 from .labels import ImageLabels
+
+_DEFAULT_IDENTITY = RepoIdentity()
 
 __all__ = ["Catalog", "ImageInfo", "find_existing", "select_images"]
 
@@ -165,27 +168,28 @@ def select_images(
     return sorted(infos, key=lambda i: (i.shared, i.owner, i.name))
 
 
-def _same_repo(a: str, b: str) -> bool:
-    def norm(url: str) -> str:
-        url = url.rstrip("/")
-        return url[: -len(".git")] if url.endswith(".git") else url
-
-    return norm(a) == norm(b)
-
-
 def find_existing(
-    images: list[ImageInfo], *, repo: str, ref: str, name: str | None, username: str
+    images: list[ImageInfo],
+    *,
+    repo: str,
+    ref: str,
+    name: str | None,
+    username: str,
+    identity: RepoIdentity = _DEFAULT_IDENTITY,
 ) -> ImageInfo | None:
     """The best existing image for (repo, ref[, name]) among ``images``, or None.
 
-    What a launch link starts for a user who may not build. A ref matches the requested
-    ref as recorded in the image's labels, or a prefix (7+ characters) of its commit. The
-    user's own images come before shared ones, then the newest build.
+    What a launch link starts for a user who may not build. The repository matches by
+    identity (``identity.key``: ``.git``, trailing ``/``, scheme and, on case-insensitive
+    hosts, case do not count). A ref matches the requested ref as recorded in the image's
+    labels, or a prefix (7+ characters) of its commit. The user's own images come
+    before shared ones, then the newest build.
     """
+    key = identity.key(repo)
     matches = [
         i
         for i in images
-        if _same_repo(i.repo, repo)
+        if identity.key(i.repo) == key
         and (i.ref == ref or (len(ref) >= 7 and i.commit.startswith(ref.lower())))
         and (name is None or i.name == name)
     ]

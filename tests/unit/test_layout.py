@@ -27,6 +27,7 @@ RANK = {
     "_version": 0,
     "errors": 0,
     "repo2docker_offline_config": 0,
+    "repoid": 0,
     "hub": 0,
     "config": 1,
     "limits": 1,
