@@ -17,13 +17,14 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from jupyterhub.services.auth import HubOAuth
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, TraitError, Unicode, default
 from traitlets.config import Application, catch_config_error
 
 from ._version import __version__
@@ -45,6 +46,7 @@ from .images.naming import ImageNamer
 from .images.registry.catalog import RegistryCatalog
 from .images.registry.client import RegistryClient
 from .images.registry.errors import RegistryError
+from .limits import normalize_profiles
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
 from .repoid import RepoIdentity
@@ -171,7 +173,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             base_url=self.base_url,
             scope_prefix=self.scope_prefix,
             max_body_bytes=self.max_body_bytes,
-            machine_profiles=tuple(self.machine_profiles),
+            machine_profiles=tuple(self.profiles),
             default_cpu_limit=self.default_cpu_limit,
             default_memory_limit=self.default_memory_limit,
             metrics_require_auth=self.metrics_require_auth,
@@ -192,7 +194,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
                 "case_insensitive_repo_hosts": sorted(
                     RepoIdentity.from_hosts(self.case_insensitive_repo_hosts).case_insensitive_hosts
                 ),
-                "machine_profiles": self.machine_profiles,
+                "machine_profiles": self.profiles,
             },
         )
         return Services(
@@ -240,6 +242,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
 
     def init_components(self) -> None:
         """Build the namer, catalog, executor, store and build manager from config."""
+        self.profiles = self.make_profiles()
         self.namer = self.make_namer()
         self.rate_limiter = RateLimiter(limit=self.build_rate_limit, period=self.build_rate_period)
         credentials = self.registry_credentials() if self.registry_url else None
@@ -264,6 +267,15 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             log=self.log,
         )
         self.metrics.observe(self.manager)
+
+    def make_profiles(self) -> list[dict[str, Any]]:
+        """`machine_profiles` normalized (slugs, canonical sizes); exits when one is invalid."""
+        try:
+            return normalize_profiles(self.machine_profiles)
+        except ValueError as e:
+            self.log.critical("Invalid machine_profiles: %s", e)
+            self.exit(1)
+            raise  # not reached: exit raises SystemExit
 
     def make_namer(self) -> ImageNamer:
         """The image namer; exits with the reason when the naming settings are invalid."""
@@ -329,16 +341,21 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         Args:
             credentials: the registry login for pushes, or None.
 
-        Raises:
-            ValueError: an executor option is invalid (e.g. `build_user_id` 0).
+        Exits with the reason when an executor option is invalid (e.g. `build_user_id` 0,
+        a `builder_memory_limit` that is not a size).
         """
-        executor: Executor = self.executor_class(
-            parent=self,
-            registry=self.registry_url,
-            registry_credentials=credentials,
-            instance=f"{self.service_name}:{self.registry_url}/{self.image_prefix}",
-            log=self.log,
-        )
+        try:
+            executor: Executor = self.executor_class(
+                parent=self,
+                registry=self.registry_url,
+                registry_credentials=credentials,
+                instance=f"{self.service_name}:{self.registry_url}/{self.image_prefix}",
+                log=self.log,
+            )
+        except (TraitError, ValueError) as e:
+            self.log.critical("Invalid %s settings: %s", self.executor_class.__name__, e)
+            self.exit(1)
+            raise  # not reached: exit raises SystemExit
         return executor
 
     async def check_registry(self) -> None:

@@ -12,9 +12,22 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
-from traitlets import Bool, Dict, Float, HasTraits, Integer, List, Type, Unicode, default, validate
+from traitlets import (
+    Bool,
+    Dict,
+    Float,
+    HasTraits,
+    Integer,
+    List,
+    TraitError,
+    Type,
+    Unicode,
+    default,
+    validate,
+)
 
 from .repoid import DEFAULT_CASE_INSENSITIVE_HOSTS
+from .sizes import SizeError, normalize_memory
 
 __all__ = ["BuildsConfig", "ImagesConfig", "ServerConfig", "SpawnConfig"]
 
@@ -337,7 +350,11 @@ class SpawnConfig(HasTraits):
         help="""Machine profiles users pick from, e.g.
         [{"name": "small", "display_name": "Small (1 CPU, 2 GB)", "cpu": 1, "memory": "2G"}].
 
-        Empty: users give cpu/memory hints directly (bounded by the defaults below).
+        `memory` is a size as for `default_memory_limit` ('16GB' and '16 GiB' are 16G);
+        a number without a unit is GiB here, as tljh-repo2docker writes profiles. Profiles
+        are handed to spawners with canonical sizes ('16G'); a bad profile stops the
+        service at start-up. Empty: users give cpu/memory hints directly (bounded by the
+        defaults below).
         """,
     ).tag(config=True)
 
@@ -347,11 +364,22 @@ class SpawnConfig(HasTraits):
 
     default_memory_limit = Unicode(
         "",
-        help="""Memory limit suggested to spawners when an image has no hint.
+        help="""Memory limit suggested to spawners when an image has no hint, and the cap of
+        memory hints.
 
-        e.g. '2G'. Empty: no limit.
+        A size with a unit: '512M', '2G', '16GB', '2Gi', '2 GiB', '1.5G' (every unit is a
+        power of 1024), or a whole number of bytes; at least 64M. Handed to spawners in
+        canonical form ('16GB' -> '16G'). Empty or '0': no limit. Anything else stops the
+        service at start-up.
         """,
     ).tag(config=True)
+
+    @validate("default_memory_limit")
+    def _validate_default_memory_limit(self, proposal: dict[str, Any]) -> str:
+        try:
+            return normalize_memory(proposal["value"], what="default_memory_limit") or ""
+        except SizeError as e:
+            raise TraitError(str(e)) from None
 
     launch_git_host = Unicode(
         "https://github.com",

@@ -13,8 +13,12 @@ the same numbers. The rules, in order:
    missing hint gives the default.
 
 A machine profile is a dict with ``cpu`` (number of CPUs) and ``memory`` (a size such as
-``"2G"``, or a plain number meaning gigabytes, as tljh-repo2docker writes them) and a name:
-``name`` (a slug), else ``label`` or ``display_name`` (turned into a slug the same way).
+``"2G"`` or ``"16GB"``, or a plain number meaning GiB, as tljh-repo2docker writes them) and a
+name: ``name`` (a slug), else ``label`` or ``display_name`` (turned into a slug the same way).
+
+Every memory value here goes through :mod:`repo2docker_service.sizes` (one parser) and comes
+out in its canonical form (``"16G"``, ``"1536M"``), which JupyterHub's ``ByteSpecification``
+reads as the same bytes: spawners never see what an admin or user typed.
 """
 
 from __future__ import annotations
@@ -25,10 +29,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Limits", "memory_bytes", "normalize_profiles", "profile_slug", "resolve_limits"]
+from .sizes import normalize_memory, parse_memory
 
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+__all__ = ["Limits", "memory_bytes", "normalize_profiles", "profile_slug", "resolve_limits"]
 
 
 @dataclass(frozen=True)
@@ -58,26 +61,19 @@ class Limits:
 
 
 def memory_bytes(value: str | float | None) -> int | None:
-    """A memory size in bytes.
+    """A memory size in bytes by :func:`repo2docker_service.sizes.parse_memory`'s rule.
 
     Args:
-        value: ``"512M"``, ``"2G"``, ``"1.5G"``, ``"2GiB"``, a plain number string (bytes),
-            or None/"" for none.
+        value: ``"512M"``, ``"2G"``, ``"16GB"``, ``"1.5G"``, ``"2 GiB"``, a whole number of
+            bytes (at least 64M), or None/""/0 for none.
 
     Returns:
-        Bytes, or None for no value.
+        Bytes, or None for no limit.
 
     Raises:
-        ValueError: not a size.
+        SizeError: (a ValueError) not a size, or outside 64M..1024T.
     """
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
-    m = _MEMORY_RE.match(str(value))
-    if not m:
-        raise ValueError(f"not a memory size: {value!r} (use e.g. 512M or 2G)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    return parse_memory(value) or None
 
 
 def profile_slug(text: str) -> str:
@@ -87,30 +83,21 @@ def profile_slug(text: str) -> str:
     return slug[:63]
 
 
-def _profile_memory(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        # tljh-repo2docker writes machine profile memory as a number of gigabytes
-        return f"{value:g}G"
-    text = str(value).strip()
-    memory_bytes(text)  # raises ValueError for nonsense
-    return text
-
-
 def normalize_profiles(profiles: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Machine profiles in one shape: ``{"slug", "display_name", "cpu", "memory"}``.
 
     Raises:
-        ValueError: a profile without name/label/display_name, or with a bad cpu/memory.
+        ValueError: a profile without name/label/display_name, or with a bad cpu/memory
+            (memory comes out canonical, ``"16GB"`` -> ``"16G"``; a plain number is GiB).
     """
     out = []
     for p in profiles:
         label = p.get("display_name") or p.get("label") or p.get("name")
         if not label:
             raise ValueError(f"machine profile {dict(p)!r} needs a name or a label")
-        # the slug prefers name, then label; if both are empty, `label` holds display_name
-        slug = profile_slug(p.get("name") or p.get("label") or label)
+        # the slug prefers slug (already normalized), name, then label; if all are empty,
+        # `label` holds display_name
+        slug = profile_slug(p.get("slug") or p.get("name") or p.get("label") or label)
         cpu = p.get("cpu")
         if cpu is not None and cpu != "":
             cpu = float(cpu)
@@ -123,7 +110,9 @@ def normalize_profiles(profiles: Sequence[Mapping[str, Any]]) -> list[dict[str, 
                 "slug": slug,
                 "display_name": str(label),
                 "cpu": cpu,
-                "memory": _profile_memory(p.get("memory")),
+                "memory": normalize_memory(
+                    p.get("memory"), what=f"machine profile {str(label)!r}: memory", bare_unit="G"
+                ),
             }
         )
     return out
@@ -137,14 +126,13 @@ def _cap_cpu(hint: str | None, default: float | None) -> float | None:
 
 
 def _cap_memory(hint: str | None, default: str | None) -> str | None:
-    if hint is None or hint == "":
+    """The hint in canonical form, at most the default (ValueError for a bad label)."""
+    hint_bytes = parse_memory(hint, what="hint memory")
+    if not hint_bytes:
         return default
-    if not default:
-        return hint
-    hint_bytes, default_bytes = memory_bytes(hint), memory_bytes(default)
-    if hint_bytes is not None and default_bytes is not None and hint_bytes > default_bytes:
+    if default and hint_bytes > parse_memory(default):
         return default
-    return hint
+    return normalize_memory(hint_bytes)
 
 
 def resolve_limits(
@@ -164,16 +152,15 @@ def resolve_limits(
         default_memory: ``default_memory_limit``; "" or None for no limit.
 
     Returns:
-        The :class:`Limits` (see the module docstring for the rules).
+        The :class:`Limits` (see the module docstring for the rules); its memory is in the
+        canonical form of :func:`repo2docker_service.sizes.canonical_memory`.
 
     Raises:
         ValueError: a machine profile or default is malformed (a config error).
     """
     hints = hints or {}
     default_cpu = float(default_cpu) if default_cpu else None
-    default_memory = default_memory or None
-    if default_memory is not None:
-        memory_bytes(default_memory)
+    default_memory = normalize_memory(default_memory, what="default_memory_limit")
     profiles = normalize_profiles(machine_profiles)
     wanted = hints.get("profile")
     if wanted:

@@ -17,6 +17,7 @@ from ..errors import InvalidInput
 from ..images.labels import HINT_KEYS
 from ..images.naming import SHARED_OWNER, ImageNamer, derive_name, escape_owner
 from ..images.naming import validate_name as validate_image_name
+from ..sizes import SizeError, normalize_memory
 from ..sources import validate_ref, validate_repo_url
 from .model import Build
 
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 _CPU_RE = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{1,3})?$")
-_MEMORY_RE = re.compile(r"^([0-9]{1,7}(?:\.[0-9]{1,3})?)([KMGT]?)$")
 _PROFILE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
 _MAX_CPU = 256
 _MAX_DISPLAY_NAME = 200
@@ -47,12 +47,14 @@ def validate_hints(hints: Mapping[str, Any] | None) -> dict[str, str]:
     Args:
         hints: a mapping with any of the keys ``profile`` (a short slug: lowercase letters,
             digits, ``-`` and ``_``, at most 63 characters), ``cpu`` (a positive number of
-            CPUs, at most 256, as a string or a number) and ``memory`` (a positive size
-            with an optional K/M/G/T suffix, e.g. ``512M``, ``2G``). None or empty values
-            mean "no hint" and are dropped.
+            CPUs, at most 256, as a string or a number) and ``memory`` (a size by
+            :mod:`repo2docker_service.sizes`: ``512M``, ``16GB``, ``2 GiB``, ``1.5G``, or
+            a whole number of bytes of at least 64M). None or empty values, and a memory
+            of 0, mean "no hint" and are dropped.
 
     Returns:
-        The hints as a ``dict[str, str]`` (e.g. ``{"cpu": "2", "memory": "4G"}``).
+        The hints as a ``dict[str, str]``, memory in canonical form (e.g.
+        ``{"cpu": "2", "memory": "4G"}`` for ``{"cpu": 2, "memory": "4 GiB"}``).
 
     Raises:
         InvalidInput: for an unknown key or a malformed value.
@@ -74,9 +76,13 @@ def validate_hints(hints: Mapping[str, Any] | None) -> dict[str, str]:
             if not _CPU_RE.match(value) or not 0 < float(value) <= _MAX_CPU:
                 raise InvalidInput(f"hint cpu must be a number of CPUs > 0 and <= {_MAX_CPU}")
         elif key == "memory":
-            m = _MEMORY_RE.match(value)
-            if not m or float(m.group(1)) <= 0:
-                raise InvalidInput("hint memory must be a size like 512M or 2G")
+            try:
+                memory = normalize_memory(value, what="hint memory")
+            except SizeError as e:
+                raise InvalidInput(str(e)) from None
+            if memory is None:
+                continue
+            value = memory
         elif not _PROFILE_RE.match(value):
             raise InvalidInput(
                 "hint profile must be a short slug (a-z, 0-9, '-', '_'; at most 63 characters)"

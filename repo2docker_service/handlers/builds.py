@@ -25,7 +25,7 @@ BUILD_FIELDS: dict[str, type | tuple[type, ...]] = {
     "owner": str,
     "profile": str,
     "cpu": (str, int, float),
-    "memory": str,
+    "memory": (str, int, float),
     "credentials": dict,
 }
 KEEPALIVE_SECONDS = 15.0

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.rig.api import request
+from tests.rig.api import build, request
 from tests.rig.browser import login
 from tests.rig.engine import docker
 from tests.rig.spawn import container_of, stop_server, wait_ready
@@ -71,6 +71,30 @@ def test_spawn_through_the_rest_api_reaches_the_server(e2e_hub, hello_image):
         assert inspect["HostConfig"]["NetworkMode"] == "host"
         assert inspect["HostConfig"]["Memory"] == 1024**3
         assert inspect["HostConfig"]["CpuQuota"] == inspect["HostConfig"]["CpuPeriod"] == 100000
+    finally:
+        stop_server(e2e_hub, "alice", server)
+
+
+def test_a_profile_size_as_admins_type_it_reaches_the_container(e2e_hub, e2e_git, hello_image):
+    """machine_profiles has {"memory": "16GB"}: listed as 16G, and DockerSpawner starts it."""
+    _, url = e2e_git
+    image = build(e2e_hub, "alice", repo=url, name="hello-big", profile="big")
+    status, answer = request(
+        "GET", e2e_hub.service_url + "api/users/alice/images", token=e2e_hub.token_for("alice")
+    )
+    assert status == 200, answer
+    assert answer["machine_profiles"] == [
+        {"slug": "big", "display_name": "big", "cpu": 1.0, "memory": "16G"}
+    ]
+    entry = next(i for i in answer["images"] if i["image"] == image["image"])
+    assert entry["limits"] == {"cpu": 1.0, "memory": "16G", "profile": "big", "source": "profile"}
+    server = "big"
+    status, body = spawn_api(e2e_hub, "alice", server, {"image": image["image"]})
+    assert status in (201, 202), body
+    try:
+        wait_ready(e2e_hub, "alice", server)
+        inspect = json.loads(docker("inspect", container_of("alice", server)).stdout)[0]
+        assert inspect["HostConfig"]["Memory"] == 16 * 1024**3
     finally:
         stop_server(e2e_hub, "alice", server)
 

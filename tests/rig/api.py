@@ -149,13 +149,16 @@ def build(
     ref: str = "main",
     display_name: str | None = None,
     shared: bool = False,
+    **fields: Any,
 ) -> dict[str, Any]:
     """Build through the API as ``user`` (or take the cached image); return the image model.
+
+    ``fields`` are further request fields (``profile="big"``, ``memory="2G"``...).
 
     Raises:
         AssertionError: the request was refused, the build failed, or the image is not listed.
     """
-    body: dict[str, Any] = {"repo": repo, "ref": ref, "name": name}
+    body: dict[str, Any] = {"repo": repo, "ref": ref, "name": name, **fields}
     if display_name:
         body["display_name"] = display_name
     if shared:

@@ -48,6 +48,8 @@ def e2e_service_config(offline_config: Path, git_host: str) -> str:
         f"c.Repo2DockerService.image_prefix = {IMAGE_PREFIX!r}\n"
         "c.Repo2DockerService.default_cpu_limit = 1\n"
         'c.Repo2DockerService.default_memory_limit = "1G"\n'
+        # written as admins type it (DockerSpawner's mem_limit would refuse "16GB" itself)
+        'c.Repo2DockerService.machine_profiles = [{"name": "big", "cpu": 1, "memory": "16GB"}]\n'
         f"c.Repo2DockerService.launch_git_host = {git_host!r}\n"
     )
 

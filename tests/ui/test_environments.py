@@ -439,7 +439,11 @@ def test_client_checks_mirror_the_server(page, hub):
     names = ["hello", "my-env", "a.b_c", "Hello", "a--b", "-a", "a-", "x" * 63, "x" * 64, "é"]
     displays = ["Hello", "  ", "x" * 200, "x" * 201, "tab\there", "ok ünïcode"]
     cpus = ["1", "0.5", "256", "257", "0", "1.2345", "abc", "-1", "1e3"]
-    memories = ["512M", "2G", "1.5G", "0", "2g", "2GB", "-1G", "12345678M", "1024"]
+    memories = [
+        *("512M", "2G", "1.5G", "0", "2g", "2GB", "-1G", "12345678M", "1024", "16GB", "16Gi"),
+        *("16 GiB", "512MB", "512m", "2", "67108864", "64M", "63M", "1e9", "1,5G", "16 G B"),
+        *(".5G", "1024T", "1025T", "2048B", "lots"),
+    ]
 
     def ok(check, value):
         try:

@@ -28,6 +28,7 @@ RANK = {
     "errors": 0,
     "repo2docker_offline_config": 0,
     "repoid": 0,
+    "sizes": 0,
     "hub": 0,
     "config": 1,
     "limits": 1,

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from repo2docker_service.builds.executors.builder import parse_memory
 from repo2docker_service.builds.model import Build
 from repo2docker_service.errors import Conflict, NotFound, Unavailable, UpstreamError
 from repo2docker_service.images.dockerconfig import (
@@ -131,15 +130,6 @@ def test_write_docker_config(tmp_path):
     assert stat.S_IMODE((target / "config.json").stat().st_mode) == 0o600
     assert stat.S_IMODE(target.stat().st_mode) == 0o700
     assert (target / "buildx").is_symlink() and (target / "buildx").resolve() == base / "buildx"
-
-
-def test_parse_memory():
-    assert parse_memory("4G") == 4 << 30
-    assert parse_memory("512M") == 512 << 20
-    assert parse_memory("1.5g") == int(1.5 * (1 << 30))
-    assert parse_memory("") == 0 and parse_memory(None) == 0 and parse_memory(1024) == 1024
-    with pytest.raises(ValueError):
-        parse_memory("lots")
 
 
 def test_pick_platform():

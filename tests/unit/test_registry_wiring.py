@@ -140,11 +140,11 @@ def test_executor_options_from_the_config_file(make_app, tmp_path):
         "--Executor.build_user_id=0",
     ],
 )
-def test_invalid_executor_options_stop_the_app(make_app, option):
+def test_invalid_executor_options_stop_the_app(make_app, option, caplog):
     docker = (
         "--Repo2DockerService.executor_class=repo2docker_service.builds.executors.DockerExecutor"
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(SystemExit):
         make_app([docker, option], DOCKER_HOST="tcp://127.0.0.1:2375")
 
 

@@ -24,15 +24,16 @@ PROFILES = [
         ("2G", 2 * 1024**3),
         ("1.5g", int(1.5 * 1024**3)),
         ("2GiB", 2 * 1024**3),
-        ("1024", 1024),
-        (2048, 2048),
+        ("67108864", 64 * 1024**2),
+        (2**31, 2**31),
+        ("0", None),
     ],
 )
 def test_memory_bytes(value, expected):
     assert memory_bytes(value) == expected
 
 
-@pytest.mark.parametrize("bad", ["two gigs", "-1G", "1X"])
+@pytest.mark.parametrize("bad", ["two gigs", "-1G", "1X", "1024", 2048])
 def test_memory_bytes_rejects_nonsense(bad):
     with pytest.raises(ValueError):
         memory_bytes(bad)

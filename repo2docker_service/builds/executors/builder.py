@@ -3,7 +3,7 @@
 - :class:`BuilderSpec`: a builder container's labels and ``POST /containers/create`` body;
 - :func:`secrets_payload`: what the container reads on stdin (git login, registry login);
 - :func:`build_from_container`: the build record again, from a container's labels (adopt);
-- :func:`parse_memory`, :func:`tar_one`: small helpers.
+- :func:`tar_one`: a small helper.
 
 The builder's own labels (besides the image labels of the build, see
 :class:`~repo2docker_service.images.labels.ImageLabels`) are named here: they tell the
@@ -41,7 +41,6 @@ __all__ = [
     "LABEL_REQUESTED_BY",
     "BuilderSpec",
     "build_from_container",
-    "parse_memory",
     "secrets_payload",
     "tar_one",
 ]
@@ -84,23 +83,6 @@ BUILDER_WRAPPER = (
     "unset R2DS_SECRETS_ON_STDIN; "
     'exec "$@"'
 )
-_MEMORY_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
-
-def parse_memory(value: str | float | None) -> int:
-    """``"4G"``, ``"512M"``, ``1073741824`` -> bytes (0 for empty/None: no limit).
-
-    Raises:
-        ValueError: not a size.
-    """
-    if value is None or value in ("", 0):
-        return 0
-    if isinstance(value, int | float):
-        return int(value)
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)i?B?\s*", str(value).upper())
-    if not m:
-        raise ValueError(f"not a memory size: {value!r} (use e.g. 512M or 4G)")
-    return int(float(m.group(1)) * _MEMORY_UNITS[m.group(2)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,9 @@ import aiodocker
 import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
-from traitlets import Bool, Dict, Float, List, Unicode, default
+from traitlets import Bool, Dict, Float, List, TraitError, Unicode, default, validate
 
+from ...sizes import SizeError, normalize_memory, parse_memory
 from ..model import Build
 from .base import AdoptedBuild, BuildFailed, Executor, LostBuild
 from .builder import (
@@ -28,7 +29,6 @@ from .builder import (
     LABEL_INSTANCE,
     BuilderSpec,
     build_from_container,
-    parse_memory,
     secrets_payload,
     tar_one,
 )
@@ -126,10 +126,19 @@ class DockerExecutor(Executor):
 
     builder_memory_limit = Unicode(
         "",
-        help="""Memory of each builder container, a size in bytes with an optional K/M/G/T
-        suffix (e.g. '2G'). Empty: no limit.
+        help="""Memory of each builder container: a size with a unit ('512M', '2G', '2GB',
+        '2 GiB'; powers of 1024) or a whole number of bytes, at least 64M, as for
+        `Repo2DockerService.default_memory_limit`. Empty or '0': no limit. Anything else
+        stops the service at start-up.
         """,
     ).tag(config=True)
+
+    @validate("builder_memory_limit")
+    def _validate_builder_memory_limit(self, proposal: dict[str, Any]) -> str:
+        try:
+            return normalize_memory(proposal["value"], what="builder_memory_limit") or ""
+        except SizeError as e:
+            raise TraitError(str(e)) from None
 
     builder_env = Dict(
         value_trait=Unicode(),

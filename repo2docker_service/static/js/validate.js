@@ -9,7 +9,11 @@ const MAX_URL = 2048;
 const MAX_REF = 255;
 const MAX_DISPLAY_NAME = 200;
 const CPU_RE = /^[0-9]{1,3}(?:\.[0-9]{1,3})?$/;
-const MEMORY_RE = /^([0-9]{1,7}(?:\.[0-9]{1,3})?)([KMGT]?)$/;
+// memory sizes as repo2docker_service/sizes.py reads them (units are powers of 1024)
+const MEMORY_RE = /^([0-9]{1,16}(?:\.[0-9]{1,9})?|\.[0-9]{1,9})\s*(?:([KMGT])(?:I|B|IB)?|(B))?$/i;
+const MEMORY_UNITS = { "": 1, B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+const MIN_MEMORY = 64 * 1024 ** 2;
+const MAX_MEMORY = 1024 ** 5;
 // whitespace (incl. Unicode spaces) and control/format characters (Cc, Cf)
 const UNPRINTABLE_RE = /[\s\p{Cc}\p{Cf}]/u;
 const CONTROL_RE = /[\p{Cc}\p{Cf}]/u;
@@ -131,8 +135,16 @@ export function checkCpu(cpu) {
 export function checkMemory(memory) {
   const value = (memory || "").trim();
   if (!value) return null;
+  const forms = "Enter a size with a unit, e.g. 512M, 2G, 2GB or 2 GiB (at least 64M).";
   const m = MEMORY_RE.exec(value);
-  if (!m || !(Number(m[1]) > 0)) return "Enter a size like 512M or 2G.";
+  if (!m) return forms;
+  const unit = (m[2] || m[3] || "").toUpperCase();
+  const size = Math.floor(Number(m[1]) * MEMORY_UNITS[unit]);
+  if (size === 0) return null;
+  if (size < MIN_MEMORY) {
+    return unit ? forms : `A number without a unit is bytes: add one, e.g. ${value}G. ${forms}`;
+  }
+  if (size > MAX_MEMORY) return "At most 1024T.";
   return null;
 }
 
