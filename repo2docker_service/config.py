@@ -324,7 +324,10 @@ class BuildsConfig(HasTraits):
         2 * 1024 * 1024,
         help="""Bytes of log kept per build in memory.
 
-        Past this, the oldest log lines are dropped (state events are always kept).
+        Past this, the oldest log lines are dropped (state events are always kept) and the
+        log says so: a line when the first ones go, and the count when the build ends.
+        Carriage-return progress frames never fill it: each line keeps only its last frame,
+        as a terminal shows it. 0: no limit.
         """,
     ).tag(config=True)
 

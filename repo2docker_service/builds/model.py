@@ -137,8 +137,9 @@ class Build:
     Log bound: log events are counted by the UTF-8 size of their message. When the kept
     log exceeds ``log_limit_bytes``, the **oldest log events are dropped** (the tail, where
     errors are, is kept); ``phase`` and ``done`` events are never dropped. Event ids stay
-    strictly increasing, so a resuming viewer simply sees a gap. ``log_limit_bytes <= 0``
-    means no limit.
+    strictly increasing, so a resuming viewer simply sees a gap; the log says so in a line
+    of its own when the first lines go and again, with the count, when the build ends.
+    ``log_limit_bytes <= 0`` means no limit.
 
     Credentials (``credentials``) are held only while the build is active; they are
     cleared when it ends and never appear in repr, ``to_dict()`` or events.
@@ -173,6 +174,7 @@ class Build:
     _log_bytes: int = field(default=0, init=False, repr=False)
     _dropped_events: int = field(default=0, init=False, repr=False)
     _dropped_bytes: int = field(default=0, init=False, repr=False)
+    _drop_noted: bool = field(default=False, init=False, repr=False)
     _changed: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
     _done: bool = field(default=False, init=False, repr=False)
 
@@ -237,16 +239,20 @@ class Build:
         if kind is EventType.LOG:
             self._log_bytes += _message_size(event)
             self._enforce_log_limit()
+            if self._dropped_events and not self._drop_noted:
+                self._drop_noted = True
+                self.add_event(EventType.LOG, {"message": self._drop_note(final=False)})
         elif kind is EventType.DONE:
             self._done = True
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         return event
 
-    def _enforce_log_limit(self) -> None:
+    def _enforce_log_limit(self, reserve: int = 0) -> None:
+        """Drop the oldest log events until the log (plus ``reserve`` bytes) fits."""
         if self.log_limit_bytes <= 0:
             return
-        while self._log_bytes > self.log_limit_bytes and self._recent:
+        while self._log_bytes + reserve > self.log_limit_bytes and self._recent:
             oldest = self._recent.popleft()
             if oldest.type == EventType.LOG:
                 size = _message_size(oldest)
@@ -256,6 +262,18 @@ class Build:
             else:
                 # phase events are kept; everything in _kept is older than _recent
                 self._kept.append(oldest)
+
+    def _drop_note(self, *, final: bool) -> str:
+        """The log line saying that earlier lines were dropped (``log_limit_bytes``)."""
+        if not final:
+            return (
+                f"[the log is over {self.log_limit_bytes} bytes (log_limit_bytes): "
+                "its oldest lines are being dropped]"
+            )
+        return (
+            f"[{self._dropped_events} earlier log lines ({self._dropped_bytes} bytes) "
+            "were dropped: log_limit_bytes]"
+        )
 
     def events(self, *, after: int = 0) -> list[Event]:
         """The stored events with id > ``after``, oldest first.
@@ -344,10 +362,7 @@ class Build:
         """The kept log as text, one line per log event (a note first if lines were dropped)."""
         lines = []
         if self._dropped_events:
-            lines.append(
-                f"[{self._dropped_events} earlier log lines ({self._dropped_bytes} bytes) "
-                "were dropped: log_limit_bytes]"
-            )
+            lines.append(self._drop_note(final=True))
         lines.extend(
             str(e.data.get("message", "")) for e in self.events() if e.type == EventType.LOG
         )
@@ -407,6 +422,10 @@ class Build:
         }
         if error:
             data["error"] = error
+        if state in TERMINAL_STATES and self._dropped_events:
+            # make room first, so that the count in the note is the final one
+            self._enforce_log_limit(reserve=len(self._drop_note(final=True)) + 8)
+            self.add_event(EventType.LOG, {"message": self._drop_note(final=True)})
         self.add_event(EventType.PHASE, data)
         if state in TERMINAL_STATES:
             self.add_event(EventType.DONE, self.to_dict())

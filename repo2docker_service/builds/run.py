@@ -26,7 +26,8 @@ class RunningBuild:
 
     Attributes:
         started: loop time (``loop.time()``, seconds) the build got its slot.
-        last_output: loop time of the last output line (for the idle timeout).
+        last_output: loop time of the last output: a line, or collapsed progress frames
+            (for the idle timeout).
         task: the pipeline task (cancel it to stop the build).
         previous_latest: image id ``latest`` pointed at before this build moved it (None:
             there was no ``latest``).
@@ -154,8 +155,9 @@ class BuildRunner:
         loop = asyncio.get_running_loop()
 
         def on_line(kind: str, data: dict[str, Any]) -> None:
+            # a progress report ("progress": frames collapsed, no new line) is output too
             run.last_output = loop.time()
-            if not build.terminal:
+            if kind == EventType.LOG.value and not build.terminal:
                 build.add_event(EventType.LOG, {"message": str(data.get("message", ""))})
 
         replaced: str | None = None

@@ -375,6 +375,34 @@ async def test_follow_resumes_on_real_build(rig, git_http, base_image):
     assert logs and not any("\n" in m or "\r" in m or m.startswith('{"message"') for m in logs)
 
 
+async def test_progress_frames_collapse_to_one_line(rig, git_http, base_image):
+    """A build step printing 10,000 carriage-return frames gives a handful of log events.
+
+    (BuildKit clips a step's output beyond 200 KiB/s: 10,000 frames stay under it.)
+    """
+    manager = await rig()
+    name = unique("envs/frames")
+    frames = 10_000
+    url = git_http.create_repo(
+        name,
+        dockerfile(
+            base_image,
+            f"RUN for i in $(seq 1 {frames}); do printf '\\rframe %d' $i; done; "
+            f"echo; echo after-frames {name}",  # the name: never a cached step
+        ),
+    )
+    build = await finished(
+        (await manager.submit(BuildRequest(owner="fran", repo=url, name="frames"))).build
+    )
+    assert build.state is BuildState.BUILT, build.log_text()
+    logs = [e.data["message"] for e in build.events() if e.type == "log"]
+    # the step's frames are one line, its last frame, as a terminal shows them
+    shown = [m for m in logs if "frame " in m and "printf" not in m]
+    assert shown == [f"frame {frames}"], "\n".join(logs)
+    assert any(m.endswith(f"after-frames {name}") for m in logs), "\n".join(logs)
+    assert len(logs) < 200, len(logs)  # the rest of a build's log is a few dozen lines
+
+
 async def test_private_repo_credentials_stay_secret(rig, git_http, base_image, caplog):
     caplog.set_level(logging.DEBUG)
     manager = await rig()

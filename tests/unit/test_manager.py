@@ -60,6 +60,7 @@ class Script:
     fail: str | None = None
     gate: asyncio.Event | None = None  # wait for this before finishing
     leave_image: bool = False  # on failure, leave a tagged image (repo2docker did)
+    kind: str = "log"  # "progress": output without a new line (collapsed frames)
 
 
 class FakeExecutor(Executor):
@@ -89,7 +90,7 @@ class FakeExecutor(Executor):
         self.started_event(build.repo).set()
         try:
             for line in script.lines:
-                on_line("log", {"message": line})
+                on_line(script.kind, {"message": line})
                 if script.interval:
                     await asyncio.sleep(script.interval)
             if script.gate is not None:
@@ -553,6 +554,18 @@ async def test_output_resets_idle_timer(make_manager, executor):
     manager = await make_manager(build_timeout=10, build_idle_timeout=0.3)
     build = await done((await manager.submit(req(repo))).build)
     assert build.state is BuildState.BUILT, build.error
+
+
+async def test_progress_frames_reset_idle_timer_but_make_no_events(make_manager, executor):
+    """Collapsed carriage-return frames are output (not idle) but never events."""
+    repo = "https://git.example.org/alice/progress-bar"
+    executor.scripts[repo] = Script(
+        lines=[f"{n}%" for n in range(15)], interval=0.05, kind="progress"
+    )
+    manager = await make_manager(build_timeout=10, build_idle_timeout=0.3)
+    build = await done((await manager.submit(req(repo))).build)
+    assert build.state is BuildState.BUILT, build.error
+    assert [e for e in build.events() if e.type == "log"] == []
 
 
 async def test_stop_cancels_everything(namer, catalog, executor, resolver):

@@ -266,10 +266,18 @@ async def test_log_limit_drops_oldest_log_events_keeps_phase():
     assert [e.data["phase"] for e in events if e.type == "phase"] == ["building", "failed"]
     assert events[-1].type == "done"
     logs = [e for e in events if e.type == "log"]
-    assert logs[-1].data["message"].startswith("line 0499")
-    assert logs[0].id > 2  # older lines went
+    # the log says so where a live viewer sees it: a note at the end, with the count
+    assert logs[-1].data["message"] == (
+        f"[{build.dropped_log_events} earlier log lines ({build._dropped_bytes} bytes) "
+        "were dropped: log_limit_bytes]"
+    )
+    assert logs[-2].data["message"].startswith("line 0499")
+    assert logs[0].id > 2  # older lines went (with the first note, "are being dropped")
+    notes = [e.data["message"] for e in logs if e.data["message"].startswith("[")]
+    assert len(notes) == 1
     text = build.log_text()
-    assert "earlier log lines" in text and "line 0499" in text and "line 0000" not in text
+    assert text.startswith("[") and "earlier log lines" in text and "line 0499" in text
+    assert "line 0000" not in text
     resumed = await collect(build.follow(after=3))
     assert [e.id for e in resumed] == [i for i in ids if i > 3]
 

@@ -221,7 +221,9 @@ class Executor(LoggingConfigurable):
         Args:
             build: the build record (read only: ``repo``, ``commit``, ``image``, ``id``,
                 ``owner``); the executor never changes its state.
-            on_line: called with ``("log", {"message": line})`` for each output line.
+            on_line: called with ``("log", {"message": line})`` for each output line, and
+                ``("progress", {...})`` when output came without a new line (carriage-return
+                frames collapsed by ``OutputParser``): see :data:`.output.LineCallback`.
             push: also push ``build.image`` to its registry.
             cache_from: images to use as build cache (may be empty).
             labels: labels to write on the image.
