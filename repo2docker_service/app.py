@@ -49,6 +49,7 @@ from .images.registry.errors import RegistryError
 from .limits import normalize_profiles
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
+from .redact import install_log_redaction
 from .repoid import RepoIdentity
 
 HERE = Path(__file__).parent
@@ -135,10 +136,18 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
     @catch_config_error
     def initialize(self, argv: list[str] | None = None) -> None:
         """Parse the command line, load the config file and build the components."""
+        self.install_log_redaction()
         super().initialize(argv)
         if self.generate_config:
             return
         self.load_config_file_named(self.config_file)
+        self.install_log_redaction()  # again: logging config may have made new handlers
+
+    def install_log_redaction(self) -> None:
+        """Redact credentials in every log record of the service and of tornado (the
+        loggers and their handlers; see :mod:`repo2docker_service.redact`)."""
+        names = ("tornado.access", "tornado.application", "tornado.general", "")
+        install_log_redaction([self.log, *(logging.getLogger(n) for n in names)])
 
     def load_config_file_named(self, path: str) -> None:
         """Load ``path`` if it exists; a missing file given explicitly is an error."""

@@ -30,6 +30,7 @@ from .builds.model import Build
 from .context import Services
 from .errors import Forbidden, ServiceError
 from .images.catalog import ImageInfo
+from .redact import redact_secrets
 
 SCOPES = ("view", "build", "admin")
 IMPLIED: dict[str, set[str]] = {
@@ -210,6 +211,12 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.hub_auth = hub_auth
         self.log = services.log
 
+    def _request_summary(self) -> str:
+        """What tornado's warnings and errors name a request by: never the query (it may
+        carry a launch link's repository URL), and the path redacted."""
+        request = self.request
+        return f"{request.method} {redact_secrets(request.path)} ({request.remote_ip})"
+
     def set_default_headers(self) -> None:
         self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
         self.set_header("X-Content-Type-Options", "nosniff")
@@ -328,6 +335,7 @@ class APIHandler(BaseHandler):
                 )
                 if exc.reason and not message:
                     message = exc.reason
+        message = redact_secrets(message)
         if not message:
             message = responses.get(status_code, "Unknown HTTP error")
         if status_code >= 500 and not (exc_info and isinstance(exc_info[1], ServiceError)):

@@ -3,12 +3,15 @@
 Every module raises one of these; only the HTTP handlers map them to responses, using
 ``status_code``, ``message`` and ``headers``. A message is written for the person who sent
 the request (or, for :class:`UpstreamError`, for the administrator who has to fix something)
-and never contains a secret.
+and never contains a secret: every message passes through
+:func:`~repo2docker_service.redact.redact_secrets` when the error is created.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from .redact import redact_secrets
 
 
 class ServiceError(Exception):
@@ -26,9 +29,11 @@ class ServiceError(Exception):
         """Create the error.
 
         Args:
-            message: human-readable explanation, safe to show to the caller.
+            message: human-readable explanation for the caller; credentials in URLs in it
+                (literal or percent-encoded) are replaced by ``***``.
             headers: extra HTTP response headers to send with the error response.
         """
+        message = redact_secrets(message)
         super().__init__(message)
         self.message: str = message
         self.headers: dict[str, str] = dict(headers or {})

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from .errors import InvalidInput, ServiceError, SourceError
+from .redact import percent_decoded
 
 #: Schemes :func:`validate_repo_url` can be told to allow.
 SUPPORTED_SCHEMES = frozenset({"https", "http", "git", "ssh", "git+ssh", "ssh+git", "file"})
@@ -137,25 +138,24 @@ def _split_url(url: str) -> SplitResult:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parses and checks the port
-    except ValueError as e:
-        raise InvalidInput(f"repo URL is malformed: {e}") from None
+    except ValueError as e:  # never echo e: a "port" may be a password (https://u:pw/x)
+        what = "its port must be a number up to 65535" if "ort" in str(e) else str(e)
+        raise InvalidInput(f"repo URL is malformed: {what}") from None
     return parts
 
 
 def _normalized_file_url(parts: SplitResult) -> str:
     """``file:///absolute/path``: no host but ``localhost``, no query, no fragment."""
-    if parts.netloc not in ("", "localhost"):
-        raise InvalidInput("file URLs must name an absolute path: file:///path/to/repo")
-    if not parts.path.startswith("/"):
+    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
         raise InvalidInput("file URLs must name an absolute path: file:///path/to/repo")
     if parts.query or parts.fragment:
         raise InvalidInput("file URLs must not have a query or fragment")
     return urlunsplit(("file", "", parts.path, "", ""))
 
 
-def _refuse_credentials(scheme: str, userinfo: str, at: str) -> None:
-    """Refuse a user name or password in the URL; only ssh URLs may name a user."""
-    if at:
+def _refuse_credentials(scheme: str, userinfo: str, at: str, netloc: str) -> None:
+    """Refuse a user name or password in the URL, even percent-encoded; ssh may name a user."""
+    if at or "@" in percent_decoded(netloc):
         username_only = userinfo and ":" not in userinfo and not userinfo.startswith("-")
         if not (scheme in _SSH_SCHEMES and username_only):
             raise InvalidInput(
@@ -212,7 +212,7 @@ def validate_repo_url(
     if scheme == "file":
         return _normalized_file_url(parts)
     userinfo, at, hostport = parts.netloc.rpartition("@")
-    _refuse_credentials(scheme, userinfo, at)
+    _refuse_credentials(scheme, userinfo, at, parts.netloc)
     _refuse_bad_host(scheme, parts, hostport, {h.lower() for h in allowed_hosts})
     netloc = f"{userinfo}@{hostport.lower()}" if at else hostport.lower()
     return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -12,6 +12,7 @@ from tornado import web
 from .._version import __version__
 from ..auth import BaseHandler, needs_scope
 from ..context import Services
+from ..redact import redact_secrets
 
 
 class PageHandler(BaseHandler):
@@ -44,7 +45,7 @@ class PageHandler(BaseHandler):
         message = ""
         exc_info = kwargs.get("exc_info")
         if exc_info and isinstance(exc_info[1], web.HTTPError) and exc_info[1].log_message:
-            message = exc_info[1].log_message
+            message = redact_secrets(exc_info[1].log_message)
         if status_code >= 500:
             message = "Internal server error: see the service's log."
         self.set_header("Content-Type", "text/html; charset=UTF-8")
