@@ -213,6 +213,10 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             rate_limiter=self.rate_limiter,
             settings=settings,
             log=self.log,
+            templates=jinja2.Environment(
+                loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+                autoescape=True,
+            ),
         )
 
     def make_web_app(self) -> web.Application:
@@ -227,10 +231,6 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             "xsrf_cookies": True,
             "static_path": str(HERE / "static"),
             "static_url_prefix": url_path_join(self.base_url, "static/"),
-            "jinja2_env": jinja2.Environment(
-                loader=jinja2.FileSystemLoader(str(HERE / "templates")),
-                autoescape=True,
-            ),
             "log_function": self._log_request,
         }
         return web.Application(routes, **settings)

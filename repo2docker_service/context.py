@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import jinja2
+
 from .builds.manager import BuildManager
 from .images.catalog import Catalog
 from .metrics import ServiceMetrics
@@ -64,6 +66,7 @@ class Services:
         rate_limiter: builds per user per period.
         settings: the configuration values handlers read.
         log: the service's logger.
+        templates: the Jinja environment of the UI's templates (autoescaping on).
     """
 
     manager: BuildManager
@@ -72,3 +75,4 @@ class Services:
     rate_limiter: RateLimiter
     settings: HandlerSettings
     log: logging.Logger
+    templates: jinja2.Environment

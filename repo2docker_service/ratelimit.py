@@ -1,6 +1,6 @@
 """Per-user rate limiting of build requests (a sliding window, in memory).
 
-A request over the limit raises :class:`~repo2docker_service.errors.RateLimited` (429)
+A request over the limit raises :class:`RateLimited` (429)
 with ``Retry-After`` set to the seconds until the oldest counted request leaves the window.
 Cache hits count too: the limit protects ``git ls-remote`` and the engine from floods.
 """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jinja2
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
@@ -32,8 +31,8 @@ class PageHandler(BaseHandler):
         }
 
     def render_template(self, name: str, **ns: Any) -> str:
-        env: jinja2.Environment = self.settings["jinja2_env"]
-        return env.get_template(name).render(static_url=self.static_url, **ns)
+        template = self.services.templates.get_template(name)
+        return template.render(static_url=self.static_url, **ns)
 
     def render_page(self, name: str, **kwargs: Any) -> None:
         ns = self.template_namespace()

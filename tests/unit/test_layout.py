@@ -12,9 +12,11 @@ Checked from the source with ``ast`` (nothing is imported):
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "repo2docker_service"
@@ -198,3 +200,112 @@ def test_the_checks_can_fail(tmp_path: Path):
     assert _nested_imports(tree) == [4]
     (tmp_path / "a.py").write_text(src)
     assert imported_modules("pkg.a", tmp_path / "a.py", {"pkg.b"}) == {"pkg.b"}
+
+
+# ---------------------------------------------------------------------------- handlers
+#: Handler methods that need no hub login, each with the reason.
+PUBLIC_METHODS = {
+    ("HealthHandler", "get"): "liveness probe: no authentication, no secrets",
+    ("OpenAPIHandler", "get"): "the API contract is public, like the hub's REST API docs",
+    ("MetricsHandler", "get"): "checks metrics_require_auth itself, then needs_scope('admin')",
+    ("WebhookHandler", "post"): "authenticated by webhook_secret (HMAC), not by the hub",
+    ("OAuthCallbackHandler", "get"): "JupyterHub's own OAuth callback",
+}
+
+
+def _our_methods(cls: type) -> list[str]:
+    """HTTP methods defined by this project's classes in ``cls``'s MRO (not tornado's)."""
+    names = []
+    for method in ("get", "post", "put", "patch", "delete", "head", "options"):
+        owner = next((k for k in cls.__mro__ if method in vars(k)), None)
+        if owner is not None and owner.__module__.startswith("repo2docker_service"):
+            names.append(method)
+    return names
+
+
+def test_every_handler_method_names_its_scope():
+    from repo2docker_service.handlers import default_handlers
+
+    missing = sorted(
+        {
+            f"{cls.__name__}.{method}"
+            for _, cls in default_handlers
+            for method in _our_methods(cls)
+            if not hasattr(getattr(cls, method), "__scope__")
+            and (cls.__name__, method) not in PUBLIC_METHODS
+        }
+    )
+    assert not missing, (
+        "decorate these with auth.needs_scope (or list them in PUBLIC_METHODS with a reason): "
+        + ", ".join(missing)
+    )
+
+
+def _sample_path(route: str) -> str:
+    """``route`` (a tornado regex) with each named group replaced by ``x``."""
+    out, i = [], 0
+    while i < len(route):
+        if route.startswith("(?P<", i):
+            depth, j = 0, i
+            while True:
+                depth += {"(": 1, ")": -1}.get(route[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            out.append("x")
+            i = j + 1
+        else:
+            out.append(route[i])
+            i += 1
+    return "".join(out).rstrip("?").rstrip("/")
+
+
+def _openapi_patterns() -> list[re.Pattern[str]]:
+    spec = yaml.safe_load((PACKAGE / "openapi.yaml").read_text())
+    return [
+        re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "/?")
+        for path in spec["paths"]
+    ]
+
+
+def test_every_api_route_is_in_the_openapi_document():
+    from repo2docker_service.handlers import default_handlers
+
+    patterns = _openapi_patterns()
+    undocumented = [
+        route
+        for route, _ in default_handlers
+        if route != r"api/.*"
+        and (route.startswith("api/") or route in ("health", "metrics"))
+        and not any(p.fullmatch("/" + _sample_path(route)) for p in patterns)
+    ]
+    assert not undocumented, f"add these routes to repo2docker_service/openapi.yaml: {undocumented}"
+
+
+def test_sample_path_and_patterns_can_fail():
+    assert _sample_path(r"api/builds/(?P<build_id>[A-Za-z0-9_-]{1,64})/logs") == "api/builds/x/logs"
+    assert not any(p.fullmatch("/api/no/such/route") for p in _openapi_patterns())
+
+
+def _reads_application(tree: ast.AST) -> list[int]:
+    return sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+        and node.attr in ("application", "settings", "app")
+    )
+
+
+@pytest.mark.parametrize("module", sorted(m for m in modules() if room(m) in ("handlers", "auth")))
+def test_handlers_use_services_not_the_application(module: str):
+    lines = _reads_application(ast.parse(modules()[module].read_text()))
+    assert not lines, (
+        f"{module} reads the Application (self.application/.settings/.app) at lines {lines}: "
+        "use self.services / self.conf (context.Services)"
+    )
+
+
+def test_reading_the_application_is_caught():
+    assert _reads_application(ast.parse("self.settings['x']\nself.conf.x\n")) == [1]
