@@ -1,15 +1,27 @@
-# Register repo2docker-service with JupyterHub: add this to your jupyterhub_config.py.
+# Register repo2docker-service with JupyterHub: add this to your jupyterhub_config.py,
+# after your authenticator's settings.
 #
 # It declares the service's custom scopes, one role per scope (granted to groups, so
-# permissions are managed in the hub's admin page), and the managed service itself.
-# `oauth_client_allowed_scopes` is required: without it browser sessions never carry
-# the custom scopes and every user looks like they have no permission.
+# permissions are managed in the hub's admin page or by your identity provider's groups),
+# and the managed service itself. `oauth_client_allowed_scopes` is required: without it
+# browser sessions never carry the custom scopes and every user looks like they have no
+# permission. Hub admins administer environments too (set
+# REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS=0 to turn that off).
 import os
 import sys
 
 SERVICE = "repo2docker"
 PREFIX = "custom:repo2docker:"
 SERVICE_PORT = int(os.environ.get("REPO2DOCKER_SERVICE_PORT", "8585"))
+# the viewer, builder and admin groups the roles are granted to; JupyterHub creates them.
+# With an authenticator that manages groups (SSO), name your identity provider's groups.
+GROUPS = ("repo2docker-viewers", "repo2docker-builders", "repo2docker-admins")
+# An authenticator that manages roles (`manage_roles = True`) grants the roles itself at
+# login, and JupyterHub then refuses role members here: the roles get none.
+_roles_managed = any(
+    name.endswith("Authenticator") and isinstance(c[name], dict) and c[name].get("manage_roles")
+    for name in list(c)
+)
 
 c.JupyterHub.custom_scopes.update(
     {
@@ -28,32 +40,28 @@ c.JupyterHub.custom_scopes.update(
 )
 
 _access = f"access:services!service={SERVICE}"
-# the groups the roles below are granted to (members are managed in the hub's admin page)
-c.JupyterHub.load_groups.update(
-    {g: {} for g in ("repo2docker-viewers", "repo2docker-builders", "repo2docker-admins")}
-)
-c.JupyterHub.load_roles.extend(
-    [
-        {
-            "name": "repo2docker-viewer",
-            "description": "May open the environments page and start images.",
-            "scopes": [_access, f"{PREFIX}view"],
-            "groups": ["repo2docker-viewers"],
-        },
-        {
-            "name": "repo2docker-builder",
-            "description": "May build environments from git repositories.",
-            "scopes": [_access, f"{PREFIX}build"],
-            "groups": ["repo2docker-builders"],
-        },
-        {
-            "name": "repo2docker-admin",
-            "description": "May manage all environments, including shared ones.",
-            "scopes": [_access, f"{PREFIX}admin"],
-            "groups": ["repo2docker-admins"],
-        },
-    ]
-)
+_roles = [
+    {
+        "name": "repo2docker-viewer",
+        "description": "May open the environments page and start images.",
+        "scopes": [_access, f"{PREFIX}view"],
+    },
+    {
+        "name": "repo2docker-builder",
+        "description": "May build environments from git repositories.",
+        "scopes": [_access, f"{PREFIX}build"],
+    },
+    {
+        "name": "repo2docker-admin",
+        "description": "May manage all environments, including shared ones.",
+        "scopes": [_access, f"{PREFIX}admin"],
+    },
+]
+if not _roles_managed:
+    for _role, _group in zip(_roles, GROUPS, strict=True):
+        _role["groups"] = [_group]
+# extend, never assign: a later `c.JupyterHub.load_roles = [...]` would drop these roles
+c.JupyterHub.load_roles.extend(_roles)
 
 c.JupyterHub.services.append(
     {

@@ -31,7 +31,7 @@ from ._version import __version__
 from .builds.executors import DockerExecutor, Executor, LocalExecutor
 from .builds.manager import BuildManager
 from .builds.store import BuildStore
-from .config import BuildsConfig, ImagesConfig, ServerConfig, SpawnConfig
+from .config import DEFAULT_ACCESS_HELP, BuildsConfig, ImagesConfig, ServerConfig, SpawnConfig
 from .context import HandlerSettings, Services
 from .errors import UpstreamError
 from .handlers import default_handlers
@@ -189,6 +189,8 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             webhook_secret=self.webhook_secret,
             launch_git_host=self.launch_git_host,
             allowed_repo_schemes=tuple(self.allowed_repo_schemes),
+            hub_admins_are_admins=self.hub_admins_are_admins,
+            access_help={**DEFAULT_ACCESS_HELP, **self.access_help},
             facts={
                 "executor": self.executor_class.__name__,
                 "registry": self.registry_url or None,

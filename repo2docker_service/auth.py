@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.client import responses
 from typing import Any, TypeVar
 
@@ -66,10 +66,12 @@ class Caller:
     Attributes:
         name: the JupyterHub user or service name.
         kind: ``"user"`` or ``"service"`` (as JupyterHub's user model says).
-        hub_admin: the hub's own admin flag (informational: access follows scopes only).
-        scopes: the short service scopes held (:data:`SCOPES`, implications expanded).
+        hub_admin: the hub's own admin flag.
+        scopes: the short service scopes held (:data:`SCOPES`, implications expanded; all
+            of them for a hub admin when hub admins are admins).
         full_scopes: every scope JupyterHub reported for the caller.
         prefix: the configured scope prefix, e.g. ``custom:repo2docker:``.
+        access_help: per short scope, the role or group to ask for (``access_help``).
     """
 
     name: str
@@ -78,18 +80,36 @@ class Caller:
     scopes: frozenset[str]
     full_scopes: frozenset[str]
     prefix: str
+    access_help: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_hub_model(cls, model: Mapping[str, Any], prefix: str) -> Caller:
-        """A caller from JupyterHub's user model (``{"name", "kind", "admin", "scopes"}``)."""
+    def from_hub_model(
+        cls,
+        model: Mapping[str, Any],
+        prefix: str,
+        *,
+        hub_admins_are_admins: bool = False,
+        access_help: Mapping[str, str] | None = None,
+    ) -> Caller:
+        """A caller from JupyterHub's user model (``{"name", "kind", "admin", "scopes"}``).
+
+        With ``hub_admins_are_admins``, a user whose hub admin flag is set holds every
+        service scope (a service's admin flag never counts).
+        """
         full = frozenset(model.get("scopes") or ())
+        kind = str(model.get("kind") or "user")
+        hub_admin = bool(model.get("admin"))
+        held = service_scopes(full, prefix)
+        if hub_admins_are_admins and hub_admin and kind == "user":
+            held = set(SCOPES)
         return cls(
             name=str(model["name"]),
-            kind=str(model.get("kind") or "user"),
-            hub_admin=bool(model.get("admin")),
-            scopes=frozenset(service_scopes(full, prefix)),
+            kind=kind,
+            hub_admin=hub_admin,
+            scopes=frozenset(held),
             full_scopes=full,
             prefix=prefix,
+            access_help=dict(access_help or {}),
         )
 
     def holds(self, scope: str) -> bool:
@@ -105,11 +125,14 @@ class Caller:
     def may_admin(self) -> bool:
         return "admin" in self.scopes
 
+    def ask_for(self, scope: str) -> str:
+        """What to ask a hub admin for to get ``scope``: the configured role or group."""
+        return self.access_help.get(scope) or "a role with it"
+
     def missing(self, scope: str) -> Forbidden:
-        """The 403 for lacking ``scope``, naming the full scope and what to do."""
+        """The 403 for lacking ``scope``, naming the full scope and whom to ask for what."""
         return Forbidden(
-            f"Missing permission {self.prefix + scope!r}: ask a hub admin to grant you a "
-            "role with it"
+            f"Missing permission {self.prefix + scope!r}: ask a hub admin for {self.ask_for(scope)}"
         )
 
     def may_see(self, item: Build | ImageInfo) -> bool:
@@ -262,7 +285,12 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             return None
         cached: Caller | None = getattr(self, "_caller", None)
         if cached is None:
-            cached = Caller.from_hub_model(user, self.conf.scope_prefix)
+            cached = Caller.from_hub_model(
+                user,
+                self.conf.scope_prefix,
+                hub_admins_are_admins=self.conf.hub_admins_are_admins,
+                access_help=self.conf.access_help,
+            )
             self._caller = cached
         return cached
 

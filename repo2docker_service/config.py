@@ -8,6 +8,7 @@ executor classes (``c.LocalExecutor``, ``c.DockerExecutor``).
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 from urllib.parse import urlparse
@@ -146,6 +147,52 @@ class ServerConfig(HasTraits):
         the metrics (counts and states only: no names, repositories or logs).
         """,
     ).tag(config=True)
+
+    hub_admins_are_admins = Bool(
+        help="""Whether hub admins (JupyterHub's admin flag) administer environments.
+
+        True (default): a hub admin may do everything the `<prefix>admin` scope allows,
+        without holding it. False: only the service's scopes count. Default:
+        $REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS ("0" or "false" turns it off), else True.
+        Hub-side, the spawner's `Repo2DockerMixin.hub_admins_are_admins` should agree.
+        """,
+    ).tag(config=True)
+
+    @default("hub_admins_are_admins")
+    def _default_hub_admins_are_admins(self) -> bool:
+        value = os.environ.get("REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS", "1")
+        return value.strip().lower() not in {"0", "false", "no", "off"}
+
+    access_help = Dict(
+        value_trait=Unicode(),
+        help="""What a user lacking a scope is told to ask a hub admin for, per scope.
+
+        Keys `view`, `build`, `admin`; values name a role or group, e.g.
+        `{"build": "the group 'data-science' in Keycloak"}`. Missing keys fall back to the
+        default roles and groups. Default: $REPO2DOCKER_SERVICE_ACCESS_HELP (JSON, set by
+        `register_service`), else the roles repo2docker-viewer/-builder/-admin and the
+        groups repo2docker-viewers/-builders/-admins.
+        """,
+    ).tag(config=True)
+
+    @default("access_help")
+    def _default_access_help(self) -> dict[str, str]:
+        raw = os.environ.get("REPO2DOCKER_SERVICE_ACCESS_HELP", "")
+        try:
+            value = json.loads(raw) if raw else {}
+        except ValueError:
+            value = {}
+        if not isinstance(value, dict):
+            value = {}
+        return {k: str(v) for k, v in value.items() if k in DEFAULT_ACCESS_HELP}
+
+
+#: what a user lacking a scope is told to ask for, unless configured (access_help)
+DEFAULT_ACCESS_HELP = {
+    "view": "the role 'repo2docker-viewer' (or membership in the group 'repo2docker-viewers')",
+    "build": "the role 'repo2docker-builder' (or membership in the group 'repo2docker-builders')",
+    "admin": "the role 'repo2docker-admin' (or membership in the group 'repo2docker-admins')",
+}
 
 
 class ImagesConfig(HasTraits):

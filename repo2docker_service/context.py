@@ -38,6 +38,8 @@ class HandlerSettings:
         webhook_secret: the push-webhook secret; "" means webhooks are off.
         launch_git_host: host URL of ``v2/gh/<org>/<repo>`` launch links.
         allowed_repo_schemes: URL schemes a repository URL may use.
+        hub_admins_are_admins: hub admins hold every service scope.
+        access_help: per short scope, what a user lacking it is told to ask for.
         facts: what ``api/info`` tells about the service (executor, registry, prefix,
             limits); JSON-ready.
     """
@@ -52,6 +54,8 @@ class HandlerSettings:
     webhook_secret: str = field(default="", repr=False)
     launch_git_host: str = "https://github.com"
     allowed_repo_schemes: tuple[str, ...] = ("https",)
+    hub_admins_are_admins: bool = True
+    access_help: Mapping[str, str] = field(default_factory=dict)
     facts: Mapping[str, Any] = field(default_factory=dict)
 
 

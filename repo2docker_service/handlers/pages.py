@@ -73,7 +73,7 @@ class HomeHandler(PageHandler):
             raise web.HTTPError(
                 403,
                 f"You are logged in as {me.name}, but you lack the permission {full!r} "
-                "to see environments. Ask a hub admin to grant you a role with it.",
+                f"to see environments. Ask a hub admin for {me.ask_for('view')}.",
             )
         cpu = self.conf.default_cpu_limit
         self.render_page(

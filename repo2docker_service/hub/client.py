@@ -114,14 +114,17 @@ def _error_message(error: HTTPClientError) -> str:
     return f": {message}" if message else ""
 
 
-def user_holds_scope(user: Any, scope: str) -> bool:
+def user_holds_scope(user: Any, scope: str, *, hub_admins: bool = False) -> bool:
     """Whether a hub user holds ``scope`` through their roles and groups (hub process only).
 
     Args:
         user: ``spawner.user`` (a ``jupyterhub.user.User``); anything without an
             ``orm_user`` gives False.
         scope: a full scope such as ``custom:repo2docker:admin``.
+        hub_admins: a hub admin holds every scope (the service's ``hub_admins_are_admins``).
     """
+    if hub_admins and getattr(user, "admin", False) is True:
+        return True
     orm_user = getattr(user, "orm_user", None)
     if orm_user is None:
         return False

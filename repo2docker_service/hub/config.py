@@ -3,9 +3,10 @@
 For ``jupyterhub_config.py`` (docker-compose, the demo, z2jh's ``extraConfig``, the TLJH
 plugin):
 
-- :func:`register_service` adds the service's custom scopes, one group and one role per
-  scope, and the service entry, either managed by the hub (a ``command``) or external (a
-  URL and an API token, e.g. a separate container);
+- :func:`register_service` adds the service's custom scopes, one role per scope (granted
+  to a group each, or to nobody when the authenticator manages roles) and the service
+  entry, either managed by the hub (a ``command``) or external (a URL and an API token,
+  e.g. a separate container);
 - :func:`configure_jupyterhub` adds what the spawner helpers need: the ``spawn`` scope, a
   token-holding client with a role, the spawner settings, server token scopes for
   JupyterLab extensions, named servers for launch links;
@@ -15,10 +16,18 @@ The scopes and roles are defined once, by :func:`service_scopes`, :func:`service
 :func:`spawn_scope` and :func:`spawner_role`. ``deploy/jupyterhub_config.py`` (the README's
 snippet) spells the same ones out so that it works in a hub without this package;
 tests/unit/test_tljh.py checks that it declares exactly these.
+
+Hubs whose authenticator manages groups or roles (OAuth/SSO, ``manage_groups`` /
+``manage_roles``): JupyterHub then refuses ``load_groups`` and role members. Nothing here
+uses ``load_groups`` (the roles' groups are created by JupyterHub when it grants the roles,
+and a group-managing authenticator fills them from the identity provider), and with
+``manage_roles`` (:func:`authenticator_manages`) the roles are defined without members:
+the authenticator grants them at login (docs/sso.md).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -30,7 +39,10 @@ from .client import TOKEN_ENV, URL_ENV
 
 __all__ = [
     "GROUPS",
+    "ROLES",
+    "access_help",
     "add_spawner_client",
+    "authenticator_manages",
     "configure_jupyterhub",
     "persistent_token",
     "register_service",
@@ -73,32 +85,79 @@ def service_scopes(prefix: str = "custom:repo2docker:") -> dict[str, dict[str, A
     }
 
 
+#: the roles, in scope order (view, build, admin)
+ROLES = ("repo2docker-viewer", "repo2docker-builder", "repo2docker-admin")
+
+
 def service_roles(
-    service_name: str = "repo2docker", prefix: str = "custom:repo2docker:"
+    service_name: str = "repo2docker",
+    prefix: str = "custom:repo2docker:",
+    *,
+    groups: tuple[str, str, str] | None = GROUPS,
 ) -> list[dict[str, Any]]:
-    """One role per scope for ``c.JupyterHub.load_roles``, each granted to one of GROUPS."""
+    """One role per scope for ``c.JupyterHub.load_roles``, in the order of :data:`ROLES`.
+
+    Args:
+        service_name: the service the roles give access to.
+        prefix: the service's scope prefix.
+        groups: the viewer, builder and admin groups the roles are granted to; None
+            grants them to nobody (an authenticator with ``manage_roles`` grants them).
+    """
     access = service_access(service_name)
-    viewers, builders, admins = GROUPS
-    return [
+    roles: list[dict[str, Any]] = [
         {
-            "name": "repo2docker-viewer",
+            "name": ROLES[0],
             "description": "May open the environments page and start images.",
             "scopes": [access, f"{prefix}view"],
-            "groups": [viewers],
         },
         {
-            "name": "repo2docker-builder",
+            "name": ROLES[1],
             "description": "May build environments from git repositories.",
             "scopes": [access, f"{prefix}build"],
-            "groups": [builders],
         },
         {
-            "name": "repo2docker-admin",
+            "name": ROLES[2],
             "description": "May manage all environments, including shared ones.",
             "scopes": [access, f"{prefix}admin"],
-            "groups": [admins],
         },
     ]
+    if groups is not None:
+        for role, group in zip(roles, groups, strict=True):
+            role["groups"] = [group]
+    return roles
+
+
+def authenticator_manages(c: Any, what: str) -> bool:
+    """Whether the hub's authenticator manages ``what`` (``"groups"`` or ``"roles"``).
+
+    True when a config section whose name ends in ``Authenticator`` sets
+    ``manage_<what> = True`` (``c.Authenticator``, ``c.GenericOAuthenticator``...), or the
+    configured authenticator class (a class object, not a name) defaults it to True. Only
+    config set *before* the call counts: register the service after the authenticator.
+    """
+    key = f"manage_{what}"
+    for name in list(c):
+        section = c[name]
+        if name.endswith("Authenticator") and isinstance(section, dict):
+            if section.get(key) is True:
+                return True
+    cls = c.JupyterHub.get("authenticator_class") if "JupyterHub" in c else None
+    if isinstance(cls, type) and hasattr(cls, "class_traits"):
+        trait = cls.class_traits().get(key)
+        return bool(trait is not None and trait.default_value is True)
+    return False
+
+
+def access_help(groups: tuple[str, str, str] | None) -> dict[str, str]:
+    """What a user lacking a scope is told to ask for, per short scope (the service's
+    ``Repo2DockerService.access_help``): the role, and the group that has it if any."""
+    help_ = {}
+    for scope, i in (("view", 0), ("build", 1), ("admin", 2)):
+        text = f"the role {ROLES[i]!r}"
+        if groups is not None:
+            text += f" (or membership in the group {groups[i]!r})"
+        help_[scope] = text
+    return help_
 
 
 def spawn_scope(prefix: str = "custom:repo2docker:") -> dict[str, dict[str, Any]]:
@@ -134,8 +193,11 @@ def register_service(
     url: str | None = None,
     api_token: str | None = None,
     config_file: Path | None = None,
+    groups: tuple[str, str, str] = GROUPS,
+    manage_roles: bool | None = None,
+    hub_admins: bool = True,
 ) -> None:
-    """Scopes, groups, roles and the service entry.
+    """Scopes, roles and the service entry.
 
     Args:
         c: the hub's config.
@@ -146,11 +208,20 @@ def register_service(
         api_token: an external service's token (then no process is started).
         config_file: a managed service's config file (``REPO2DOCKER_SERVICE_CONFIG``), used
             when it exists.
+        groups: the viewer, builder and admin groups the roles are granted to (with a
+            group-managing authenticator: the identity provider's group names).
+        manage_roles: whether the authenticator grants the roles (then they have no
+            members here); None asks :func:`authenticator_manages`.
+        hub_admins: hub admins administer environments (the service's
+            ``hub_admins_are_admins`` and the spawner's); False: only the roles count.
     """
+    if manage_roles is None:
+        manage_roles = authenticator_manages(c, "roles")
+    role_groups = None if manage_roles else groups
     scopes = service_scopes(scope_prefix)
     c.JupyterHub.custom_scopes.update(scopes)
-    c.JupyterHub.load_groups.update({g: {} for g in GROUPS})
-    c.JupyterHub.load_roles.extend(service_roles(name, scope_prefix))
+    c.JupyterHub.load_roles.extend(service_roles(name, scope_prefix, groups=role_groups))
+    c.Repo2DockerMixin.hub_admins_are_admins = hub_admins
     service: dict[str, Any] = {
         "name": name,
         # browser sessions get these scopes if the user holds them
@@ -161,7 +232,12 @@ def register_service(
         service["url"] = url or f"http://127.0.0.1:{port}"
         service["api_token"] = api_token
     else:
-        environment = {"REPO2DOCKER_SERVICE_PORT": str(port)}
+        environment = {
+            "REPO2DOCKER_SERVICE_PORT": str(port),
+            "REPO2DOCKER_SERVICE_ACCESS_HELP": json.dumps(access_help(role_groups)),
+        }
+        if not hub_admins:
+            environment["REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS"] = "0"
         if config_file is not None and Path(config_file).exists():
             environment["REPO2DOCKER_SERVICE_CONFIG"] = str(config_file)
         service["url"] = f"http://127.0.0.1:{port}"

@@ -123,6 +123,15 @@ class Repo2DockerMixin(Configurable):
         """,
     ).tag(config=True)
 
+    hub_admins_are_admins = Bool(
+        True,
+        help="""Whether hub admins may start every image, as holders of `<prefix>admin`.
+
+        Keep it equal to the service's `Repo2DockerService.hub_admins_are_admins`
+        (`register_service(hub_admins=...)` sets both).
+        """,
+    ).tag(config=True)
+
     # ------------------------------------------------------------ asking the service
     def _service_client(self) -> ServiceClient:
         return ServiceClient(
@@ -130,7 +139,9 @@ class Repo2DockerMixin(Configurable):
         )
 
     def _user_is_admin(self) -> bool:
-        return user_holds_scope(self.user, self.scope_prefix + "admin")
+        return user_holds_scope(
+            self.user, self.scope_prefix + "admin", hub_admins=self.hub_admins_are_admins
+        )
 
     async def startable_images(self) -> dict[str, Any]:
         """The service's answer for this spawner's user (raises ServiceUnavailable)."""

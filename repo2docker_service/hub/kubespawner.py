@@ -57,6 +57,7 @@ def make_profile_list(
     token: str | None = None,
     scope_prefix: str = "custom:repo2docker:",
     timeout: float = 10.0,
+    hub_admins: bool = True,
 ) -> Callable[[Any], Awaitable[list[dict[str, Any]]]]:
     """An async ``KubeSpawner.profile_list`` callable: one profile per startable image.
 
@@ -74,6 +75,8 @@ def make_profile_list(
         token: the spawner client's token (default $REPO2DOCKER_SPAWNER_TOKEN).
         scope_prefix: the service's scope prefix.
         timeout: seconds per request.
+        hub_admins: hub admins may start every image (as the service's
+            ``hub_admins_are_admins``).
 
     Usage::
 
@@ -86,7 +89,7 @@ def make_profile_list(
             token=token if token is not None else os.environ.get(TOKEN_ENV, ""),
             timeout=timeout,
         )
-        admin = user_holds_scope(spawner.user, scope_prefix + "admin")
+        admin = user_holds_scope(spawner.user, scope_prefix + "admin", hub_admins=hub_admins)
         try:
             answer = await client.images_for(spawner.user.name, admin=admin)
         except ServiceUnavailable as e:

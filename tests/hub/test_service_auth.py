@@ -54,7 +54,21 @@ def test_user_with_access_but_no_scope_is_logged_in_without_permissions(hub):
     assert json.loads(body)["user"]["scopes"] == []
     status, _, body = get(hub.service_url + "api/images", hub.token_for("dave"))
     assert status == 403
-    assert "custom:repo2docker:view" in json.loads(body)["message"]
+    message = json.loads(body)["message"]
+    assert "custom:repo2docker:view" in message
+    # it says what to ask for: the role, and the group that has it
+    assert "'repo2docker-viewer'" in message and "'repo2docker-viewers'" in message
+
+
+def test_page_without_permission_says_which_role_or_group_to_ask_for(hub):
+    status, headers, body = get(hub.service_url, hub.token_for("dave"), Accept="text/html")
+    assert status == 403
+    assert headers["Content-Type"].startswith("text/html")
+    page = body.decode()
+    assert "You are logged in as dave" in page
+    assert "custom:repo2docker:view" in page
+    assert "the role &#39;repo2docker-viewer&#39;" in page
+    assert "the group &#39;repo2docker-viewers&#39;" in page
 
 
 def test_api_without_token_is_403_json(hub):

@@ -120,19 +120,52 @@ class Hub:
                 self.proc.wait(5)
 
 
-def write_hub_config(
-    workdir: Path, *, proxy_port: int, client_token: str, extra_config: str = ""
-) -> Path:
-    """Write ``workdir/jupyterhub_config.py``: the deploy config plus the test users."""
-    hub_port, chp_api_port = free_port(), free_port()
+def _users_config() -> str:
+    """The dummy authenticator, the test users' groups and the access-only role."""
     groups: dict[str, list[str]] = {}
     for user, group in USERS.items():
         if group:
             groups.setdefault(group, []).append(user)
+    return f"""
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = {PASSWORD!r}
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {{"admin1"}}
+c.JupyterHub.load_groups.update({json.dumps({g: {"users": u} for g, u in groups.items()})})
+c.JupyterHub.load_roles.append({{
+    "name": "repo2docker-access-only",
+    "scopes": ["access:services!service=repo2docker"],
+    "groups": ["repo2docker-access-only"],
+}})
+"""
+
+
+def write_hub_config(
+    workdir: Path,
+    *,
+    proxy_port: int,
+    client_token: str,
+    extra_config: str = "",
+    auth_config: str | None = None,
+) -> Path:
+    """Write ``workdir/jupyterhub_config.py``: the deploy config plus the test users.
+
+    ``auth_config`` replaces the dummy authenticator and the users' groups; the deploy
+    config is then pasted after it, as the README asks (the SSO tests' authenticator).
+    """
+    hub_port, chp_api_port = free_port(), free_port()
     config = workdir / "jupyterhub_config.py"
+    deploy = REPO_ROOT / "deploy" / "jupyterhub_config.py"
+    # the README's way: the snippet pasted after the authenticator's settings (a
+    # load_subconfig'd file would not see them); the other hubs load it as a file
+    head = (
+        f"{auth_config}\n{deploy.read_text()}"
+        if auth_config is not None
+        else f"load_subconfig({str(deploy)!r})\n"
+    )
     config.write_text(
-        f"""
-load_subconfig({str(REPO_ROOT / "deploy" / "jupyterhub_config.py")!r})
+        head
+        + f"""
 c.JupyterHub.bind_url = "http://127.0.0.1:{proxy_port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{chp_api_port}"
@@ -140,23 +173,14 @@ c.ConfigurableHTTPProxy.command = [{chp_path()!r}]
 c.JupyterHub.db_url = "sqlite:///{workdir}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{workdir}/jupyterhub_cookie_secret"
 c.JupyterHub.pid_file = "{workdir}/jupyterhub.pid"
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = {PASSWORD!r}
-c.Authenticator.allow_all = True
-c.Authenticator.admin_users = {{"admin1"}}
-c.JupyterHub.load_groups.update({json.dumps({g: {"users": u} for g, u in groups.items()})})
 c.JupyterHub.services.append({{"name": "test-client", "api_token": {client_token!r}}})
-c.JupyterHub.load_roles.append({{
-    "name": "repo2docker-access-only",
-    "scopes": ["access:services!service=repo2docker"],
-    "groups": ["repo2docker-access-only"],
-}})
 c.JupyterHub.load_roles.append({{
     "name": "test-client",
     "scopes": ["admin:users", "admin:groups", "tokens", "list:services", "read:services"],
     "services": ["test-client"],
 }})
 """
+        + ("" if auth_config is not None else _users_config())
         + (f"\n# extra_config from start_hub()\n{extra_config}\n" if extra_config else "")
     )
     return config
@@ -201,12 +225,14 @@ def start_hub(
     service_config: str = "",
     env: Mapping[str, str] | None = None,
     extra_config: str = "",
+    auth_config: str | None = None,
 ) -> Hub:
     """Start a hub (and through it the service); wait until both answer via the proxy.
 
     ``service_config`` is the service's config file; ``extra_config`` is Python appended to
     the generated jupyterhub_config.py (e.g. a spawner); it can read the service's port from
-    ``$REPO2DOCKER_SERVICE_PORT``.
+    ``$REPO2DOCKER_SERVICE_PORT``. ``auth_config`` replaces the test users' authenticator
+    (see :func:`write_hub_config`).
 
     Raises:
         RuntimeError: no proxy installed, or the hub exited or was not up within 60 s.
@@ -216,7 +242,11 @@ def start_hub(
     proxy_port, service_port = free_port(), free_port()
     client_token = secrets.token_hex(16)
     config = write_hub_config(
-        workdir, proxy_port=proxy_port, client_token=client_token, extra_config=extra_config
+        workdir,
+        proxy_port=proxy_port,
+        client_token=client_token,
+        extra_config=extra_config,
+        auth_config=auth_config,
     )
     svc_config = workdir / "repo2docker_service_config.py"
     svc_config.write_text(service_config)

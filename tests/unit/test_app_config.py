@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from repo2docker_service.app import Repo2DockerService
+from repo2docker_service.config import DEFAULT_ACCESS_HELP
 
 
 @pytest.fixture
@@ -115,3 +116,30 @@ def test_help_all_lists_options():
     ):
         assert option in out
     assert "Seconds a build may run in total" in out
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(None, True), ("1", True), ("0", False), ("false", False), ("OFF", False), ("yes", True)],
+)
+def test_hub_admins_are_admins_from_env(make_app, monkeypatch, value, expected):
+    monkeypatch.delenv("REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS", raising=False)
+    env = {} if value is None else {"REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS": value}
+    app = make_app(**env)
+    assert app.hub_admins_are_admins is expected
+
+
+@pytest.mark.parametrize(
+    "raw, expected_view",
+    [
+        ('{"view": "the group staff in Keycloak"}', "the group staff in Keycloak"),
+        ("not json", "the role 'repo2docker-viewer'"),  # falls back to the default
+        ('["a list"]', "the role 'repo2docker-viewer'"),
+        ('{"other": "x"}', "the role 'repo2docker-viewer'"),  # unknown keys dropped
+    ],
+)
+def test_access_help_from_env(make_app, raw, expected_view):
+    app = make_app(REPO2DOCKER_SERVICE_ACCESS_HELP=raw)
+    help_ = {**DEFAULT_ACCESS_HELP, **app.access_help}  # as make_services merges them
+    assert help_["view"].startswith(expected_view)
+    assert set(help_) == {"view", "build", "admin"}

@@ -123,3 +123,41 @@ def test_startable_for():
 )
 def test_may_start(item, everything, allowed):
     assert ALICE_VIEW.may_start(item, "alice", everything=everything) is allowed
+
+
+# hub admin flag x hub_admins_are_admins x kind -> the service scopes held
+HUB_ADMIN_CASES = [
+    # (model's admin flag, kind, hub_admins_are_admins, scopes held, expected)
+    (True, "user", True, (), {"view", "build", "admin"}),
+    (True, "user", False, (), set()),
+    (True, "user", False, ("view",), {"view"}),
+    (False, "user", True, ("build",), {"view", "build"}),
+    (True, "service", True, (), set()),  # a service's admin flag never counts
+    (None, "user", True, (), set()),  # no flag in the model (token without read:users:name)
+]
+
+
+@pytest.mark.parametrize("flag, kind, on, held, expected", HUB_ADMIN_CASES)
+def test_hub_admins_are_admins(flag, kind, on, held, expected):
+    model = {"name": "root", "kind": kind, "admin": flag, "scopes": [P + s for s in held]}
+    me = Caller.from_hub_model(model, P, hub_admins_are_admins=on)
+    assert me.scopes == expected
+    assert me.may_build_for("someone", shared=True) is ("admin" in expected)
+
+
+@pytest.mark.parametrize(
+    "access_help, expected",
+    [
+        (
+            {"view": "the group 'staff' in Keycloak"},
+            "ask a hub admin for the group 'staff' in Keycloak",
+        ),
+        ({}, "ask a hub admin for a role with it"),
+        ({"build": "x"}, "ask a hub admin for a role with it"),  # another scope's help
+    ],
+)
+def test_missing_says_what_to_ask_for(access_help, expected):
+    model = {"name": "bob", "kind": "user", "scopes": []}
+    me = Caller.from_hub_model(model, P, access_help=access_help)
+    message = me.missing("view").message
+    assert message == f"Missing permission '{P}view': {expected}"

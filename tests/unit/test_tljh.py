@@ -17,10 +17,18 @@ from pathlib import Path
 import pluggy
 import pytest
 from jupyterhub.app import JupyterHub
+from jupyterhub.auth import Authenticator
+from traitlets import Bool
 from traitlets.config import Config
 
 from repo2docker_service.hub import tljh
-from repo2docker_service.hub.config import GROUPS, register_service, service_roles, service_scopes
+from repo2docker_service.hub.config import (
+    GROUPS,
+    authenticator_manages,
+    register_service,
+    service_roles,
+    service_scopes,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,7 +151,8 @@ def test_custom_config_adds_service_spawner_and_roles(pm, tljh_config, tmp_path)
         "custom:repo2docker:spawn",
     ]
     assert roles["repo2docker-spawner"]["services"] == ["repo2docker-spawner"]
-    assert set(app.load_groups) >= set(tljh.GROUPS)
+    assert app.load_groups == {}  # the roles' groups are created by the hub when granted
+    assert {tuple(r.get("groups", ())) for r in app.load_roles} >= {(g,) for g in tljh.GROUPS}
     assert app.allow_named_servers is True
     assert app.cleanup_servers is False
 
@@ -167,23 +176,59 @@ def test_token_survives_a_hub_restart(pm, tljh_config):
     assert JupyterHub(config=again).services[-1]["api_token"] == first
 
 
-def test_registration_matches_deploy_jupyterhub_config(tljh_config, monkeypatch):
-    """The plugin registers the service as deploy/jupyterhub_config.py (the README's) does."""
+# authenticator settings an admin may have set before the snippet (SSO hubs)
+AUTHENTICATOR_CONFIGS = {
+    "plain": {},
+    "manage_groups": {"Authenticator": {"manage_groups": True}},
+    "oauth_manage_groups": {
+        "GenericOAuthenticator": {"manage_groups": True, "auth_state_groups_key": "groups"}
+    },
+    "manage_roles": {"Authenticator": {"manage_roles": True}},
+    "oauth_manage_groups_and_roles": {
+        "GenericOAuthenticator": {"manage_groups": True, "manage_roles": True}
+    },
+    "roles_off": {"GitHubOAuthenticator": {"manage_roles": False}},
+}
+
+
+@pytest.mark.parametrize("auth", sorted(AUTHENTICATOR_CONFIGS))
+def test_registration_matches_deploy_jupyterhub_config(tljh_config, monkeypatch, auth):
+    """The plugin registers the service as deploy/jupyterhub_config.py (the README's) does,
+    for hubs whose authenticator manages groups and/or roles too."""
     monkeypatch.delenv("REPO2DOCKER_SERVICE_PORT", raising=False)
-    deploy = Config()
+    deploy, plugin = Config(AUTHENTICATOR_CONFIGS[auth]), Config(AUTHENTICATOR_CONFIGS[auth])
     code = (REPO / "deploy" / "jupyterhub_config.py").read_text()
     exec(compile(code, "deploy/jupyterhub_config.py", "exec"), {"c": deploy})
-    plugin = Config()
     register_service(plugin)
     a, b = JupyterHub(config=deploy), JupyterHub(config=plugin)
     assert a.custom_scopes == b.custom_scopes
     assert a.load_roles == b.load_roles
-    assert a.load_groups == b.load_groups
+    assert a.load_groups == b.load_groups == {}  # JupyterHub refuses it with manage_groups
     sa, sb = a.services[0], b.services[0]
     for key in ("name", "url", "oauth_client_allowed_scopes", "oauth_no_confirm"):
         assert sa[key] == sb[key], key
     # and both are exactly the one definition in repo2docker_service.hub.config
+    managed = "roles" in auth and auth != "roles_off"
+    assert authenticator_manages(deploy, "roles") is managed
     assert a.custom_scopes == service_scopes("custom:repo2docker:")
-    assert a.load_roles == service_roles("repo2docker", "custom:repo2docker:")
-    assert a.load_groups == {g: {} for g in GROUPS}
+    assert a.load_roles == service_roles(
+        "repo2docker", "custom:repo2docker:", groups=None if managed else GROUPS
+    )
+    # JupyterHub refuses role members when the authenticator manages roles
+    members = [r for r in a.load_roles if r.get("groups") or r.get("users")]
+    assert (members == []) is managed
     assert sa["oauth_client_allowed_scopes"] == list(service_scopes("custom:repo2docker:"))
+
+
+def test_authenticator_class_default_counts():
+    """An authenticator class whose manage_roles defaults to True counts as managing."""
+
+    class RolesFromIdP(Authenticator):
+        manage_roles = Bool(True, config=True)
+
+    c = Config()
+    c.JupyterHub.authenticator_class = RolesFromIdP
+    assert authenticator_manages(c, "roles") is True
+    assert authenticator_manages(c, "groups") is False
+    register_service(c)
+    assert all("groups" not in r for r in JupyterHub(config=c).load_roles)
