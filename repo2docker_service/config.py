@@ -54,7 +54,7 @@ class ServerConfig(HasTraits):
         help="""TCP port the service listens on.
 
         Default: the port of JUPYTERHUB_SERVICE_URL when the hub manages the service,
-        else 8585.
+        else 8585. 1 to 65535 (0 is refused: the hub could not find the service).
         """,
     ).tag(config=True)
 
@@ -63,6 +63,13 @@ class ServerConfig(HasTraits):
         url = os.environ.get("JUPYTERHUB_SERVICE_URL")
         port = urlparse(url).port if url else None
         return port or 8585
+
+    @validate("port")
+    def _validate_port(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if not 1 <= value <= 65535:
+            raise TraitError(f"port must be 1 to 65535: {value}")
+        return value
 
     base_url = Unicode(
         help="""URL prefix the service is served under, e.g. /services/repo2docker/.
@@ -304,7 +311,9 @@ class BuildsConfig(HasTraits):
 
     build_concurrency = Integer(
         2,
-        help="How many builds run at the same time. Each build is CPU- and disk-heavy.",
+        help="""How many builds run at the same time (builds). Each build is CPU- and
+        disk-heavy. At least 1: 0 is refused at start-up (use `max_queue` 0 for no waiting).
+        """,
     ).tag(config=True)
 
     max_queue = Integer(
@@ -364,7 +373,9 @@ class BuildsConfig(HasTraits):
 
     history_limit = Integer(
         200,
-        help="How many finished builds (with their logs) are kept in memory for listing.",
+        help="""How many finished builds (with their logs) are kept in memory for listing
+        (builds). 0: none; queued and running builds are always kept.
+        """,
     ).tag(config=True)
 
     log_limit_bytes = Integer(
@@ -388,7 +399,10 @@ class BuildsConfig(HasTraits):
     ).tag(config=True)
 
     build_rate_period = Float(
-        60, help="Length in seconds of the window `build_rate_limit` counts requests in."
+        60,
+        help="""Length in seconds of the window `build_rate_limit` counts requests in.
+        Only used when `build_rate_limit` is above 0.
+        """,
     ).tag(config=True)
 
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from traitlets import TraitError
 
 from repo2docker_service.app import Repo2DockerService
 from repo2docker_service.config import DEFAULT_ACCESS_HELP
@@ -143,3 +144,10 @@ def test_access_help_from_env(make_app, raw, expected_view):
     help_ = {**DEFAULT_ACCESS_HELP, **app.access_help}  # as make_services merges them
     assert help_["view"].startswith(expected_view)
     assert set(help_) == {"view", "build", "admin"}
+
+
+def test_port_out_of_range_is_refused():
+    for bad in (0, -1, 65536):
+        with pytest.raises(TraitError, match="1 to 65535"):
+            Repo2DockerService(port=bad)
+    assert Repo2DockerService(port=8586).port == 8586
