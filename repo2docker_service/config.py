@@ -331,10 +331,14 @@ class BuildsConfig(HasTraits):
     ).tag(config=True)
 
     build_idle_timeout = Float(
-        900,
+        300,
         help="""Seconds a build may go without printing any output before it is stopped.
 
-        0: no limit. Catches builds stuck on a prompt or a dead network.
+        Default 300 (5 minutes). 0: no limit. Catches builds stuck on a prompt or a dead
+        network, and builders that died without a word (e.g. killed for memory while the
+        engine's log stream stays open), within minutes rather than at `build_timeout`.
+        A Dockerfile step that prints nothing for 5 minutes is rare (package installs and
+        downloads print, and progress bars count as output); raise it if yours do that.
         """,
     ).tag(config=True)
 

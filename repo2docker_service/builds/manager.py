@@ -87,7 +87,7 @@ class BuildManager:
         concurrency: int = 1,
         max_queue: int = 20,
         build_timeout: float = 3600,
-        build_idle_timeout: float = 600,
+        build_idle_timeout: float = 300,
         push: bool = False,
         log_limit_bytes: int = 2 * 1024 * 1024,
         resolve_timeout: float = 30,

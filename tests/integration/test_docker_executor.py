@@ -186,5 +186,37 @@ async def test_cancel_removes_builder(make, git_http, base_image):
     assert not await manager.catalog.exists(build.image)
 
 
+# A Dockerfile's RUN steps run in the engine's BuildKit, outside the builder container's
+# memory cgroup: what grows inside it is repo2docker, git (a big clone) and the buildx
+# client. This stands in for them: a process of the builder allocating 256 MiB (written,
+# so resident) before repo2docker starts, in a container limited to 64M, which the
+# kernel's OOM killer stops.
+GREEDY = [
+    "sh",
+    "-c",
+    'echo allocating; python3 -c \'x = b"x" * (256 << 20)\' && exec repo2docker "$@"',
+    "repo2docker",
+]
+
+
+async def test_builder_out_of_memory_says_so(make, git_http, base_image):
+    manager = await make(builder_memory_limit="64M", builder_repo2docker_command=GREEDY)
+    url = git_http.create_repo(unique("dex/oom"), dockerfile(base_image, "RUN echo never"))
+    build = (await manager.submit(BuildRequest(owner="oona", repo=url, name="oom"))).build
+    await asyncio.wait_for(build.wait(), 120)
+    cause = "repo2docker in the builder container ran out of memory (limit 64M)"
+    assert build.state is BuildState.FAILED
+    assert build.error == (f"{cause} and was killed (exit status 137); last output: Killed"), (
+        build.log_text()
+    )
+    logs = [e.data["message"] for e in build.events() if e.type == "log"]
+    assert logs[:2] == ["allocating", "Killed"]  # the shell says it, repo2docker cannot
+    assert logs[-1] == (
+        f"{cause} and was killed (exit status 137) "
+        "(an administrator can raise DockerExecutor.builder_memory_limit)"
+    )
+    await wait_for(lambda: _no_builders(make.instance), timeout=20, what="the builder to go")
+
+
 async def _no_builders(instance: str) -> bool:
     return await builders(instance) == []

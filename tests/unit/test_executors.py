@@ -24,6 +24,7 @@ from repo2docker_service.builds.executors import (
     Executor,
     LocalExecutor,
 )
+from repo2docker_service.builds.executors.exits import exit_cause
 from repo2docker_service.builds.executors.local import default_repo2docker_command
 from repo2docker_service.builds.executors.output import OutputParser
 from repo2docker_service.builds.model import Build
@@ -54,6 +55,8 @@ FAKE = textwrap.dedent(
         j("Error during build: Command [...] returned non-zero exit status 1.", phase="failed",
           exc_info="Traceback (most recent call last):\n  File x\nCalledProcessError")
         sys.exit(1)
+    if mode == "killed":  # as the kernel's OOM killer does it: SIGKILL, not a word
+        os.kill(os.getpid(), signal.SIGKILL)
     if mode == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)",
@@ -268,6 +271,56 @@ async def test_failure_reason_is_the_error_line(fake, tmp_path):
     )
     messages = [data["message"] for _, _, data in lines]
     assert "CalledProcessError" in messages  # exc_info lines are kept in the log
+
+
+async def test_killed_repo2docker_says_so(fake, tmp_path):
+    """SIGKILL (what the OOM killer sends) is named in the reason and the log."""
+    executor, _ = make_executor(fake, tmp_path, "killed")
+    lines = []
+    with pytest.raises(BuildFailed) as failed:
+        await run(executor, make_build(), lines)
+    cause = "repo2docker was killed (signal 9), possibly out of memory"
+    assert failed.value.reason == f"{cause}; last output: #1 lines"
+    assert [d["message"] for _, kind, d in lines if kind == "log"][-1] == cause
+
+
+@pytest.mark.parametrize(
+    ("returncode", "kw", "cause"),
+    [
+        (0, {}, None),
+        (1, {}, None),
+        (128, {}, None),
+        (128 + 65, {}, None),  # beyond any signal
+        (-9, {}, "repo2docker was killed (signal 9), possibly out of memory"),
+        (137, {}, "repo2docker was killed (signal 9), possibly out of memory"),
+        (
+            137,
+            {"memory_limit": 64 << 20},
+            "repo2docker was killed (signal 9), possibly out of memory (limit 64M)",
+        ),
+        (
+            137,
+            {"memory_limit": 0},
+            "repo2docker was killed (signal 9), possibly out of memory (no memory limit set)",
+        ),
+        (
+            137,
+            {"oom_killed": True, "memory_limit": 64 << 20},
+            "repo2docker ran out of memory (limit 64M) and was killed (exit status 137)",
+        ),
+        (  # a child (git, buildx) was killed and repo2docker exited by itself
+            1,
+            {"oom_killed": True, "memory_limit": 3 << 30, "who": "the builder"},
+            "the builder ran out of memory (limit 3G) and was killed (exit status 1)",
+        ),
+        (-15, {}, "repo2docker was killed (signal 15, SIGTERM)"),
+        (143, {}, "repo2docker was killed (signal 15, SIGTERM)"),
+        (130, {}, "repo2docker was killed (signal 2, SIGINT)"),
+        (128 + 40, {}, "repo2docker was killed (signal 40)"),
+    ],
+)
+def test_exit_cause(returncode, kw, cause):
+    assert exit_cause(returncode, **kw) == cause
 
 
 async def test_missing_command(tmp_path):

@@ -21,7 +21,7 @@ from aiodocker.exceptions import DockerError
 from traitlets import Bool, Dict, Float, List, TraitError, Unicode, default, validate
 
 from ...sizes import SizeError, normalize_memory, parse_memory
-from ..model import Build
+from ..model import Build, EventType
 from .base import AdoptedBuild, BuildFailed, Executor, LostBuild
 from .builder import (
     BUILDER_CONFIG_PATH,
@@ -32,6 +32,7 @@ from .builder import (
     secrets_payload,
     tar_one,
 )
+from .exits import exit_cause
 from .output import LineCallback, OutputParser
 
 if TYPE_CHECKING:
@@ -79,7 +80,10 @@ class DockerExecutor(Executor):
 
     The limits apply to the builder container (repo2docker, git, the docker client). The
     image build itself runs in the engine's BuildKit and is limited there (or with
-    ``--build-memory-limit`` / a buildx builder of its own).
+    ``--build-memory-limit`` / a buildx builder of its own). A builder the kernel kills
+    for memory says nothing itself: the engine's ``State.OOMKilled`` and the exit status
+    (137) do, and the build fails with "ran out of memory (limit 64M)" in its state and
+    log (:func:`.exits.exit_cause`).
 
     Raises:
         ValueError: (when created) an empty ``builder_image``, an engine that is neither
@@ -372,16 +376,56 @@ class DockerExecutor(Executor):
                 parser.feed_text(chunk)
             parser.close()
             result = await container.wait()
-        except DockerError as e:
-            raise BuildFailed(f"lost the builder container: {e.message}") from None
-        except _CONNECTION_ERRORS as e:
-            raise BuildFailed(
-                f"lost the connection to the Docker engine at {self.docker_host}: {e}"
-            ) from None
+        except (DockerError, *_CONNECTION_ERRORS) as e:
+            lost = (
+                f"lost the builder container: {e.message}"
+                if isinstance(e, DockerError)
+                else f"lost the connection to the Docker engine at {self.docker_host}: {e}"
+            )
+            # the engine may still say why (a container killed for memory stops talking)
+            cause = await self._exit_cause(container, None)
+            if cause:
+                self._report(build, on_line, cause)
+                raise BuildFailed(f"{cause} ({lost})") from None
+            raise BuildFailed(lost) from None
         returncode = int(result.get("StatusCode", -1))
         self._log(build, logging.INFO, "builder container exited with status %d", returncode)
+        cause = await self._exit_cause(container, returncode)
+        if cause:
+            self._report(build, on_line, cause)
         if returncode != 0:
-            raise BuildFailed(parser.reason(returncode))
+            raise BuildFailed(parser.reason(returncode, cause=cause))
+
+    async def _exit_cause(self, container: DockerContainer, returncode: int | None) -> str | None:
+        """What the engine says about the builder's end: out of memory (``State.OOMKilled``),
+        a signal (exit status 128 + N); None for an ordinary exit or when it cannot tell.
+
+        Args:
+            returncode: the exit status ``wait`` gave; None to take the engine's (only once
+                the container has exited).
+        """
+        try:
+            state = (await container.show()).get("State") or {}
+        except (DockerError, *_CONNECTION_ERRORS):
+            state = {}
+        if returncode is None:
+            if state.get("Running", True):
+                return None
+            returncode = int(state.get("ExitCode", 0))
+        return exit_cause(
+            returncode,
+            who="repo2docker in the builder container",
+            oom_killed=bool(state.get("OOMKilled")),
+            memory_limit=self.spec.memory_limit,
+        )
+
+    def _report(self, build: Build, on_line: LineCallback, cause: str) -> None:
+        """Say ``cause`` in the service's log and in the build's, with what to change."""
+        self._log(build, logging.WARNING, "%s", cause)
+        hint = ""
+        if "memory" in cause and self.spec.memory_limit:
+            hint = " (an administrator can raise DockerExecutor.builder_memory_limit)"
+        on_line(EventType.LOG.value, {"message": cause + hint})
 
     async def _abandon(self, build: Build, container: DockerContainer) -> None:
         """Cancelled or failed while following: stop and remove the container, unless the

@@ -25,8 +25,9 @@ from traitlets import Dict, List, Unicode, default
 
 from ...images.dockerconfig import write_docker_config
 from ...images.labels import LABEL_BUILD_ID
-from ..model import Build
+from ..model import Build, EventType
 from .base import BuildFailed, Executor, LostBuild
+from .exits import exit_cause
 from .output import LineCallback, OutputParser
 
 if TYPE_CHECKING:
@@ -207,7 +208,11 @@ class LocalExecutor(Executor):
             await _remove_tree(workdir)
         self._log(build, logging.INFO, "repo2docker exited with status %d", returncode)
         if returncode != 0:
-            raise BuildFailed(parser.reason(returncode))
+            cause = exit_cause(returncode)
+            if cause:  # e.g. the kernel's OOM killer: repo2docker itself says nothing
+                self._log(build, logging.WARNING, "%s", cause)
+                on_line(EventType.LOG.value, {"message": cause})
+            raise BuildFailed(parser.reason(returncode, cause=cause))
 
     async def _push_login(self, workdir: str) -> str:
         """A docker config directory with the registry login, inside ``workdir``."""

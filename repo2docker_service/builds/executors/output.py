@@ -220,12 +220,17 @@ class OutputParser:
             self.last_error = line
         self.on_line(EventType.LOG.value, {"message": line})
 
-    def reason(self, returncode: int) -> str:
+    def reason(self, returncode: int, *, cause: str | None = None) -> str:
         """One line saying why the build failed (at most :data:`MAX_REASON` characters).
 
         Args:
             returncode: repo2docker's exit status.
+            cause: what the exit itself says (:func:`.exits.exit_cause`: out of memory,
+                a signal); it comes first, the last output line after it.
         """
         detail = self.last_error or self.last_line or "no output"
-        reason = f"repo2docker exited with status {returncode}: {detail}"
+        if cause:
+            reason = f"{cause}; last output: {detail}"
+        else:
+            reason = f"repo2docker exited with status {returncode}: {detail}"
         return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
