@@ -16,12 +16,14 @@ unknown scope name fails at import time, not at request time.
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.client import responses
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthenticated, UserNotAllowed
 from tornado import web
@@ -168,6 +170,19 @@ class Caller:
         """
         return everything or image.shared or image.owner == username
 
+    def may_launch_without_click(self, source: Navigation, *, already_theirs: bool) -> bool:
+        """Whether a launch (build and/or start) may go ahead without a click on our page.
+
+        Drive-by launches: a link on another site must never build or start anything in the
+        caller's name by itself. A navigation from our own pages goes straight through; one
+        from another site never does; one of unknown source (typed, bookmarked, a token
+        client) only when the image already is the caller's (their own or a shared one,
+        ``already_theirs``). Otherwise the caller confirms on our page (a POST with XSRF).
+        """
+        if source is Navigation.OURS:
+            return True
+        return source is Navigation.UNKNOWN and already_theirs
+
     def startable_for(self, username: str, *, asks_all: bool) -> bool:
         """May the caller ask which images ``username`` may start; and are they all?
 
@@ -192,6 +207,67 @@ class Caller:
             f"Only {username!r} themself, or a client with {self.prefix + SPAWN_SCOPE!r} or "
             f"{self.prefix + 'admin'!r}, may list the images {username!r} may start"
         )
+
+
+class Navigation(enum.Enum):
+    """Where a browser request comes from (see :func:`navigation_source`)."""
+
+    #: a page of this service (same origin, ``Referer`` under the service's URL)
+    OURS = "ours"
+    #: another site, or another origin of this site (a user server on a subdomain)
+    CROSS_SITE = "cross-site"
+    #: typed, bookmarked, or sent without any signal (no ``Sec-Fetch-Site``, no ``Referer``),
+    #: or a same-origin page that is not the service's (a user server under ``/user/``)
+    UNKNOWN = "unknown"
+
+
+def _origin_of(url: str) -> str | None:
+    """``host[:port]`` of a URL (lowercase), or None when it has none (``null`` too)."""
+    try:
+        netloc = urlsplit(url.strip()).netloc
+    except ValueError:
+        return None
+    return netloc.rpartition("@")[2].lower() or None
+
+
+def navigation_source(headers: Mapping[str, str], *, host: str, base_url: str) -> Navigation:
+    """Where a request comes from, by the headers browsers set and pages cannot forge.
+
+    The rule (one place; used by launch links and anything else that would build or start
+    on a GET):
+
+    - ``Sec-Fetch-Site: cross-site`` or ``same-site`` (another origin of the site: a user
+      server on a subdomain), an ``Origin`` of another host (``null`` included), or a
+      ``Referer`` of another host: :attr:`Navigation.CROSS_SITE`. ``Sec-Fetch-Site: none``
+      (typed or bookmarked) with a foreign ``Referer`` is cross-site too.
+    - ``Referer`` of this host under ``base_url`` (our pages send it: ``Referrer-Policy:
+      same-origin``), and ``Sec-Fetch-Site`` absent or ``same-origin``: :attr:`Navigation.OURS`.
+    - anything else: :attr:`Navigation.UNKNOWN`.
+
+    Args:
+        headers: the request headers (case-insensitive mapping).
+        host: the ``Host`` the request was sent to (the proxy keeps it).
+        base_url: the service's URL path prefix, e.g. ``/services/repo2docker/``.
+    """
+    site = headers.get("Sec-Fetch-Site", "").strip().lower()
+    if site in ("cross-site", "same-site"):
+        return Navigation.CROSS_SITE
+    ours = host.strip().lower()
+    origin = headers.get("Origin")
+    if origin is not None and _origin_of(origin) != ours:
+        return Navigation.CROSS_SITE
+    referer = headers.get("Referer")
+    if referer is None:
+        return Navigation.UNKNOWN
+    if _origin_of(referer) != ours:
+        return Navigation.CROSS_SITE
+    try:
+        path = urlsplit(referer.strip()).path
+    except ValueError:
+        return Navigation.UNKNOWN
+    if site in ("", "same-origin") and (path + "/").startswith(base_url):
+        return Navigation.OURS
+    return Navigation.UNKNOWN
 
 
 def needs_scope(scope: str | None) -> Callable[[F], F]:
@@ -293,6 +369,16 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             )
             self._caller = cached
         return cached
+
+    def navigation(self) -> Navigation:
+        """Where this request comes from (:func:`navigation_source` on its headers)."""
+        return navigation_source(
+            self.request.headers, host=self.request.host, base_url=self.conf.base_url
+        )
+
+    def is_cross_site(self) -> bool:
+        """Whether this request comes from another site (see :func:`navigation_source`)."""
+        return self.navigation() is Navigation.CROSS_SITE
 
     @property
     def me(self) -> Caller:

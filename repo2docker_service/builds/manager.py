@@ -32,10 +32,10 @@ from ..repoid import RepoIdentity
 from ..sources import resolve_ref
 from .executors import AdoptedBuild, Executor
 from .model import ACTIVE_STATES, Build, BuildState, EventType
-from .observer import BuildObserver
+from .observer import BuildObserver, Observers
 from .queue import BuildQueue
 from .recovery import lost_record
-from .request import BuildRequest, Resolver, SubmitResult, check_request
+from .request import BuildRequest, Preview, Resolver, SubmitResult, check_request
 from .run import BuildRunner, RunningBuild
 from .store import BuildStore
 
@@ -123,7 +123,7 @@ class BuildManager:
             build_idle_timeout=build_idle_timeout,
             log=self.log,
         )
-        self._observers: list[BuildObserver] = list(observers)
+        self._observers = Observers(observers, self.log)
         self._queue = BuildQueue(concurrency=concurrency, max_queue=max_queue, log=self.log)
         self._runs: dict[str, RunningBuild] = {}
         self._workers: list[asyncio.Task[None]] = []
@@ -147,21 +147,7 @@ class BuildManager:
 
     def add_observer(self, observer: BuildObserver) -> None:
         """Tell ``observer`` about every answered request and ended build from now on."""
-        self._observers.append(observer)
-
-    def _tell_answered(self, result: SubmitResult | None, error: Exception | None) -> None:
-        for observer in self._observers:
-            try:
-                observer.request_answered(result, error)
-            except Exception:  # an observer must never break a request
-                self.log.exception("build observer %r failed", observer)
-
-    def _tell_ended(self, build: Build) -> None:
-        for observer in self._observers:
-            try:
-                observer.build_ended(build)
-            except Exception:  # an observer must never break a build
-                self.log.exception("build observer %r failed", observer)
+        self._observers.add(observer)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -230,7 +216,7 @@ class BuildManager:
             record = lost_record(lost, self.namer)
             if record is not None and self.store.get(record.id) is None:
                 self.store.add(record)
-                self._tell_ended(record)
+                self._observers.ended(record)
                 self._log(record, logging.WARNING, "reported as lost: %s", record.image)
         images = await self.catalog.list_images()
         owners = {(i.shared, i.owner) for i in images}
@@ -304,15 +290,18 @@ class BuildManager:
         try:
             result = await self._submit(req)
         except Exception as e:
-            self._tell_answered(None, e)
+            self._observers.answered(None, e)
             raise
         finally:
             # the build (if any) holds them now; the request must not keep a copy
             req.credentials = None
-        self._tell_answered(result, None)
+        self._observers.answered(result, None)
         return result
 
-    async def _submit(self, req: BuildRequest) -> SubmitResult:
+    async def preview(self, req: BuildRequest) -> Preview:
+        """What :meth:`submit` would build, without queueing anything (nor clearing
+        ``req.credentials``): the checked request, the resolved commit, the image reference
+        and the existing image (None for ``force`` requests). Raises as :meth:`submit`."""
         self._check_running()
         checked = check_request(
             req,
@@ -326,10 +315,14 @@ class BuildManager:
         image = self.namer.reference(
             owner_slug=checked.owner_slug, name=checked.name, tag=commit_tag(commit)
         )
-        if not req.force:
-            info = await self._existing_image(req.owner, image)
-            if info is not None:
-                return SubmitResult(build=None, image=info, cached=True)
+        existing = None if req.force else await self._existing_image(req.owner, image)
+        return Preview(checked=checked, commit=commit, image=image, existing=existing)
+
+    async def _submit(self, req: BuildRequest) -> SubmitResult:
+        plan = await self.preview(req)
+        if plan.existing is not None:
+            return SubmitResult(build=None, image=plan.existing, cached=True)
+        checked, commit, image = plan.checked, plan.commit, plan.image
 
         # no await from here on: the join check and enqueueing are atomic
         existing = self._active_build(image)
@@ -487,7 +480,7 @@ class BuildManager:
     ) -> None:
         """Move ``build`` to the terminal ``state`` and tell the observers."""
         build.set_state(state, message=message, error=error)
-        self._tell_ended(build)
+        self._observers.ended(build)
 
     def _log(self, build: Build, level: int, msg: str, *args: Any) -> None:
         self.log.log(level, "build %s (owner %s): " + msg, build.id, build.owner, *args)

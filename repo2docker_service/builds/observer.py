@@ -7,12 +7,14 @@ in an observer is logged and never reaches the build or the caller.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Protocol
 
 from .model import Build
 from .request import SubmitResult
 
-__all__ = ["BuildObserver"]
+__all__ = ["BuildObserver", "Observers"]
 
 
 class BuildObserver(Protocol):
@@ -25,3 +27,31 @@ class BuildObserver(Protocol):
     def build_ended(self, build: Build) -> None:
         """``build`` reached a terminal state (its ``done`` event was added); called once
         per build, also for builds recorded as ``lost`` at start-up."""
+
+
+class Observers:
+    """The manager's observers; telling them never raises (a failing one is logged)."""
+
+    def __init__(self, observers: Iterable[BuildObserver], log: logging.Logger) -> None:
+        self._observers = list(observers)
+        self._log = log
+
+    def add(self, observer: BuildObserver) -> None:
+        """Tell ``observer`` too from now on."""
+        self._observers.append(observer)
+
+    def answered(self, result: SubmitResult | None, error: Exception | None) -> None:
+        """Tell every observer that a request was answered (see ``request_answered``)."""
+        for observer in self._observers:
+            try:
+                observer.request_answered(result, error)
+            except Exception:  # an observer must never break a request
+                self._log.exception("build observer %r failed", observer)
+
+    def ended(self, build: Build) -> None:
+        """Tell every observer that ``build`` ended (see ``build_ended``)."""
+        for observer in self._observers:
+            try:
+                observer.build_ended(build)
+            except Exception:  # an observer must never break a build
+                self._log.exception("build observer %r failed", observer)

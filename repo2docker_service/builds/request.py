@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildRequest",
     "CheckedRequest",
+    "Preview",
     "Resolver",
     "SubmitResult",
     "check_request",
@@ -299,3 +300,20 @@ class SubmitResult:
             "build": self.build.to_dict() if self.build else None,
             "image": self.image.to_dict() if self.image else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a request would build (``BuildManager.preview``); nothing is queued.
+
+    Attributes:
+        checked: the validated request (name, owner part, ``latest`` reference).
+        commit: the full commit the ref resolves to now.
+        image: the commit-tagged reference the build would make.
+        existing: that image when it already exists (a submit would be a cache hit).
+    """
+
+    checked: CheckedRequest
+    commit: str
+    image: str
+    existing: ImageInfo | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 import urllib.error
 import urllib.parse
@@ -9,11 +10,11 @@ import urllib.request
 
 import pytest
 
-from tests.rig.api import build
-from tests.rig.browser import login
+from tests.rig.api import build, request
+from tests.rig.browser import foreign_site, login
 from tests.rig.git import files_from_dir
 from tests.rig.parts import EXAMPLES_DIR
-from tests.rig.spawn import RUN, stop_server
+from tests.rig.spawn import RUN, stop_server, wait_ready
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
@@ -50,10 +51,18 @@ def test_launch_link_goes_from_nothing_to_a_running_server(e2e_hub, e2e_git, pag
         + "launch?"
         + urllib.parse.urlencode({"repo": url, "ref": "main", "name": server})
     )
+    alice = e2e_hub.token_for("alice")
     login(page, e2e_hub, "alice")
     start = time.monotonic()
     try:
         page.goto(link)
+        # a typed link to a repository nothing was built from: the confirm page shows what
+        # would run, and nothing is built before the click
+        page.locator("#launch-confirm").wait_for()
+        assert page.locator("#confirm-commit").inner_text() == git.head(f"e2e-{RUN}/launchme")
+        status, builds = request("GET", e2e_hub.service_url + "api/builds", token=alice)
+        assert status == 200 and [b for b in builds["builds"] if b["repo"] == url] == []
+        page.click("#launch-confirm")
         # nothing was built from this repository: the launch page follows the build; only
         # its event stream's `done` event sends the browser on to the hub's spawn URL
         assert "/services/repo2docker/launch" in page.url, page.url
@@ -65,6 +74,33 @@ def test_launch_link_goes_from_nothing_to_a_running_server(e2e_hub, e2e_git, pag
         assert response.status == 200
     finally:
         stop_server(e2e_hub, "alice", server)
+
+
+@pytest.mark.browser
+def test_a_short_link_on_another_site_starts_nothing_until_the_click(e2e_hub, hello_image, page):
+    # alice's own image, linked from another site (localhost; the hub is at 127.0.0.1), in
+    # the form people paste: a trailing slash
+    link = e2e_hub.service_url + f"v2/gh/e2e-{RUN}/hello/main/"
+    alice = e2e_hub.token_for("alice")
+    login(page, e2e_hub, "alice")
+    try:
+        with foreign_site(f'<a id="go" href="{html.escape(link)}">Open in the hub</a>') as site:
+            page.goto(site)
+            page.click("#go")
+            page.locator("#launch-confirm").wait_for()
+        assert page.url == link
+        assert page.locator("#confirm-cross-site").is_visible()
+        assert page.locator("#confirm-commit").inner_text() == hello_image["commit"]
+        assert page.locator("#confirm-built-by").inner_text().startswith("Built by you")
+        status, model = request("GET", f"{e2e_hub.url}/hub/api/users/alice", token=alice)
+        assert status == 200 and "hello" not in model.get("servers", {}), model
+        # the click starts the server from alice's image
+        page.click("#launch-confirm")
+        page.wait_for_url("**/user/alice/hello/**", timeout=300_000)
+        server = wait_ready(e2e_hub, "alice", "hello")
+        assert server["ready"], server
+    finally:
+        stop_server(e2e_hub, "alice", "hello")
 
 
 def test_short_link_of_a_built_image_redirects_to_the_spawn_url(e2e_hub, hello_image):

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.rig.api import build
+from tests.rig.api import build, call, sse_events
 from tests.rig.hub import DOCKERFILE, HUB_WEBHOOK_SECRET
 from tests.rig.net import no_proxy_opener
 
@@ -110,3 +110,126 @@ def test_case_counts_on_hosts_not_listed(hub, shared_case_image):
     other = shared_case_image["repo"].replace("localhost", "127.0.0.1").lower()
     status, _, body = get(hub, "launch?" + urllib.parse.urlencode({"repo": other}), "bob")
     assert status == 403 and "No environment built from" in body
+
+
+# ------------------------------------------------------------------ 12: drive-by launches
+def post(hub, path, user, fields):
+    """(status, Location, body) of a form POST as ``user`` (token: no XSRF needed)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    req = urllib.request.Request(
+        hub.service_url + path,
+        data=urllib.parse.urlencode(fields).encode(),
+        method="POST",
+        headers={
+            "Authorization": f"token {hub.token_for(user)}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    try:
+        with opener.open(req, timeout=120) as resp:
+            return resp.status, resp.headers.get("Location"), resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Location"), e.read().decode(errors="replace")
+
+
+def builds_of(hub, user, repo):
+    status, answer = call(hub, "GET", "api/builds", user)
+    assert status == 200, answer
+    return [b for b in answer["builds"] if b["repo"] == repo]
+
+
+FOREIGN = "http://localhost:9/page.html"
+CROSS_SITE_HEADERS = [
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Sec-Fetch-Site": "none", "Referer": FOREIGN},
+    {"Referer": FOREIGN},
+    {"Origin": "http://localhost:9"},
+    {"Sec-Fetch-Site": "cross-site", "Referer": "{ours}"},
+]
+
+
+def headers_for(hub, headers):
+    return {k: v.replace("{ours}", hub.service_url) for k, v in headers.items()}
+
+
+@pytest.fixture(scope="module")
+def alice_launch_image(hub, git_http, base_image):
+    url = git_http.create_repo("wildb/launch-own", {"Dockerfile": DOCKERFILE.format(tag="own")})
+    return build(hub, "alice", repo=url, name="launch-own")
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE_HEADERS)
+def test_a_cross_site_launch_of_an_own_image_asks_first(hub, alice_launch_image, headers):
+    query = urllib.parse.urlencode({"repo": alice_launch_image["repo"], "ref": "main"})
+    status, location, body = get(hub, "launch?" + query, "alice", headers_for(hub, headers))
+    assert status == 200 and location is None, body[-1500:]
+    assert 'id="launch-confirm"' in body and 'name="_xsrf"' in body
+    assert alice_launch_image["commit"] in body and "Built by you" in body
+    assert 'id="confirm-cross-site"' in body
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Sec-Fetch-Site": "none"}, {"Sec-Fetch-Site": "same-origin", "Referer": "{ours}"}],
+)
+def test_an_own_image_launches_at_once_from_our_pages_or_a_bookmark(
+    hub, alice_launch_image, headers
+):
+    query = urllib.parse.urlencode({"repo": alice_launch_image["repo"], "ref": "main"})
+    status, location, body = get(hub, "launch?" + query, "alice", headers_for(hub, headers))
+    assert status == 302, body[-1500:]
+    assert urllib.parse.quote(alice_launch_image["image"], safe="") in location
+
+
+def test_a_new_repository_is_built_only_after_the_click(hub, git_http, base_image):
+    url = git_http.create_repo("wildb/launch-new", {"Dockerfile": DOCKERFILE.format(tag="new")})
+    query = urllib.parse.urlencode({"repo": url, "ref": "main"})
+    commit = git_http.head("wildb/launch-new")
+    for headers in [{}, {"Sec-Fetch-Site": "none"}, *CROSS_SITE_HEADERS]:
+        status, _, body = get(hub, "launch?" + query, "alice", headers_for(hub, headers))
+        assert status == 200 and 'id="launch-confirm"' in body, (headers, body[-1500:])
+        assert commit in body and "Not built yet" in body
+    assert builds_of(hub, "alice", url) == []  # nothing built, nothing queued
+    # the confirm page's button: POST launch with what the page showed
+    fields = {"repo": url, "ref": "main", "commit": commit}
+    status, _, body = post(hub, "launch", "alice", fields)
+    assert status == 200 and 'id="launch-status"' in body, body[-1500:]
+    (started,) = builds_of(hub, "alice", url)
+    assert started["commit"] == commit
+    assert sse_events(hub, started["id"], "alice")[-1]["data"]["state"] == "built"
+    # the same button again: the image exists now, straight to the hub's spawn page
+    status, location, _ = post(hub, "launch", "alice", fields)
+    assert status == 303 and "/hub/spawn/alice/launch-new?image=" in location
+
+
+def test_a_new_repository_from_our_own_pages_builds_at_once(hub, git_http, base_image):
+    url = git_http.create_repo("wildb/launch-ours", {"Dockerfile": DOCKERFILE.format(tag="ours")})
+    query = urllib.parse.urlencode({"repo": url, "ref": "main"})
+    ours = {"Sec-Fetch-Site": "same-origin", "Referer": hub.service_url}
+    status, _, body = get(hub, "launch?" + query, "alice", ours)
+    assert status == 200 and 'id="launch-status"' in body, body[-1500:]
+    (started,) = builds_of(hub, "alice", url)
+    assert sse_events(hub, started["id"], "alice")[-1]["data"]["state"] == "built"
+
+
+def test_a_moved_ref_is_shown_again_before_it_runs(hub, git_http, base_image):
+    url = git_http.create_repo("wildb/launch-moved", {"Dockerfile": DOCKERFILE.format(tag="m1")})
+    old = git_http.head("wildb/launch-moved")
+    new = git_http.commit("wildb/launch-moved", {"Dockerfile": DOCKERFILE.format(tag="m2")})
+    status, _, body = post(hub, "launch", "alice", {"repo": url, "ref": "main", "commit": old})
+    assert status == 200 and 'id="confirm-moved"' in body and new in body, body[-1500:]
+    assert builds_of(hub, "alice", url) == []
+
+
+def test_a_viewer_confirms_a_shared_image_from_another_site(hub, shared_case_image):
+    query = urllib.parse.urlencode({"repo": shared_case_image["repo"], "ref": "main"})
+    status, _, body = get(hub, "launch?" + query, "bob", {"Sec-Fetch-Site": "cross-site"})
+    assert status == 200 and 'id="launch-confirm"' in body, body[-1500:]
+    assert "an admin (a shared environment)" in body
+    status, location, body = get(hub, "launch?" + query, "bob")  # shared: already bob's
+    assert status == 302, body[-1500:]
+    fields = {"repo": shared_case_image["repo"], "ref": "main"}
+    status, location, body = post(hub, "launch", "bob", fields)
+    assert status == 303, body[-1500:]
+    assert urllib.parse.quote(shared_case_image["image"], safe="") in location

@@ -6,7 +6,11 @@ main thread while a browser is open, which would break asyncio tests after it.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import shutil
+import threading
+from collections.abc import Iterator
 
 from playwright.sync_api import Browser, Page, Playwright
 
@@ -50,3 +54,35 @@ def login(page: Page, hub: Hub, username: str) -> None:
     page.fill("#password_input", PASSWORD)
     page.click("#login_submit")
     page.wait_for_url("**/hub/**")
+
+
+@contextlib.contextmanager
+def foreign_site(html: str) -> Iterator[str]:
+    """Serve ``html`` as the page of ANOTHER SITE than the hub; yield its URL.
+
+    The hub listens on 127.0.0.1; this page is served on 127.0.0.1 too but named
+    ``localhost``, a different site for the browser (ports alone do not make a request
+    cross-site), so links on it navigate cross-site (``Sec-Fetch-Site: cross-site``).
+    """
+    body = html.encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -1,8 +1,9 @@
 """The Caller: every access rule, as a table (the hub tests check the same through HTTP)."""
 
 import pytest
+from tornado.httputil import HTTPHeaders
 
-from repo2docker_service.auth import Caller
+from repo2docker_service.auth import Caller, Navigation, navigation_source
 from repo2docker_service.builds.model import Build
 from repo2docker_service.errors import Forbidden
 from repo2docker_service.images.catalog import ImageInfo
@@ -161,3 +162,61 @@ def test_missing_says_what_to_ask_for(access_help, expected):
     me = Caller.from_hub_model(model, P, access_help=access_help)
     message = me.missing("view").message
     assert message == f"Missing permission '{P}view': {expected}"
+
+
+# drive-by launches: where a request comes from, and when a launch needs a click
+HOST = "hub.example.org"
+BASE = "/services/repo2docker/"
+OUR_PAGE = f"https://{HOST}{BASE}"
+NAVIGATIONS = [
+    # (headers, source)
+    ({}, Navigation.UNKNOWN),  # a token client, an old browser
+    ({"Sec-Fetch-Site": "none"}, Navigation.UNKNOWN),  # typed or bookmarked
+    ({"Sec-Fetch-Site": "cross-site"}, Navigation.CROSS_SITE),
+    ({"Sec-Fetch-Site": "Cross-Site"}, Navigation.CROSS_SITE),
+    ({"Sec-Fetch-Site": "cross-site", "Referer": OUR_PAGE}, Navigation.CROSS_SITE),
+    # another origin of the same site: a user server on a subdomain
+    ({"Sec-Fetch-Site": "same-site"}, Navigation.CROSS_SITE),
+    ({"Sec-Fetch-Site": "none", "Referer": "https://evil.example/x"}, Navigation.CROSS_SITE),
+    ({"Referer": "https://evil.example/x"}, Navigation.CROSS_SITE),
+    ({"Referer": f"https://{HOST}.evil.example{BASE}"}, Navigation.CROSS_SITE),
+    ({"Referer": f"https://{HOST}:8443{BASE}"}, Navigation.CROSS_SITE),  # another port
+    ({"Origin": "https://evil.example"}, Navigation.CROSS_SITE),
+    ({"Origin": "null"}, Navigation.CROSS_SITE),  # sandboxed frames, data: pages
+    ({"Origin": "https://evil.example", "Referer": OUR_PAGE}, Navigation.CROSS_SITE),
+    # our own pages
+    ({"Sec-Fetch-Site": "same-origin", "Referer": OUR_PAGE}, Navigation.OURS),
+    ({"Referer": OUR_PAGE + "?x=1"}, Navigation.OURS),
+    ({"Referer": f"https://{HOST.upper()}{BASE}launch?repo=x"}, Navigation.OURS),
+    ({"Origin": f"https://{HOST}", "Referer": OUR_PAGE}, Navigation.OURS),
+    ({"Referer": f"https://{HOST}/services/repo2docker"}, Navigation.OURS),
+    # same origin, but not our pages: a user server, the hub, another service
+    (
+        {"Sec-Fetch-Site": "same-origin", "Referer": f"https://{HOST}/user/bob/tree"},
+        Navigation.UNKNOWN,
+    ),
+    ({"Referer": f"https://{HOST}/services/repo2docker-evil/"}, Navigation.UNKNOWN),
+    ({"Sec-Fetch-Site": "same-origin"}, Navigation.UNKNOWN),
+    ({"Sec-Fetch-Site": "none", "Referer": OUR_PAGE}, Navigation.UNKNOWN),
+]
+
+
+@pytest.mark.parametrize(("headers", "source"), NAVIGATIONS)
+def test_navigation_source(headers, source):
+    assert navigation_source(HTTPHeaders(headers), host=HOST, base_url=BASE) is source
+
+
+@pytest.mark.parametrize(
+    ("source", "already_theirs", "at_once"),
+    [
+        (Navigation.OURS, False, True),
+        (Navigation.OURS, True, True),
+        (Navigation.UNKNOWN, True, True),
+        (Navigation.UNKNOWN, False, False),
+        (Navigation.CROSS_SITE, True, False),
+        (Navigation.CROSS_SITE, False, False),
+    ],
+)
+def test_launch_without_click(source, already_theirs, at_once):
+    for me in (caller("alice", "view"), caller("alice", "build"), caller("alice", "admin")):
+        assert me.may_launch_without_click(source, already_theirs=already_theirs) is at_once

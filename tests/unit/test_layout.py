@@ -41,6 +41,7 @@ RANK = {
     "builds": 3,
     "metrics": 4,
     "webhooks": 4,
+    "launches": 4,
     "context": 5,
     "auth": 6,
     "handlers": 7,
