@@ -28,6 +28,7 @@ from traitlets import Bool, TraitError, Unicode, default
 from traitlets.config import Application, catch_config_error
 
 from ._version import __version__
+from .bodylimit import MAX_DRAIN_BYTES, BodyLimit
 from .builds.executors import DockerExecutor, Executor, LocalExecutor
 from .builds.manager import BuildManager
 from .builds.store import BuildStore
@@ -51,6 +52,7 @@ from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
 from .redact import install_log_redaction
 from .repoid import RepoIdentity
+from .webhooks import MAX_BODY_BYTES
 
 HERE = Path(__file__).parent
 DEFAULT_CONFIG_FILE = "repo2docker_service_config.py"
@@ -237,6 +239,15 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         }
         return web.Application(routes, **settings)
 
+    def make_body_limit(self, web_app: web.Application) -> BodyLimit:
+        """``web_app`` behind the body limit: `max_body_bytes`, webhooks MAX_BODY_BYTES."""
+        hooks = url_path_join(self.base_url, "api/webhooks/")
+
+        def limit_for(path: str) -> int:
+            return MAX_BODY_BYTES if path.startswith(hooks) else self.max_body_bytes
+
+        return BodyLimit(web_app, limit_for=limit_for, log=self.log)
+
     def _log_request(self, handler: web.RequestHandler) -> None:
         status = handler.get_status()
         level = logging.INFO if status < 400 else logging.WARNING
@@ -275,6 +286,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             log_limit_bytes=self.log_limit_bytes,
             push=bool(self.registry_url),
             repo_identity=RepoIdentity.from_hosts(self.case_insensitive_repo_hosts),
+            machine_profiles=[p["slug"] for p in self.profiles],
             log=self.log,
         )
         self.metrics.observe(self.manager)
@@ -408,9 +420,9 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             # keep serving: the page and API say what is wrong until the engine is back
             self.log.error("Could not read images (%s catalog): %s", self.catalog.name, e)
         self.web_app = self.make_web_app()
-        # tornado refuses far larger bodies outright; handlers answer 413 past max_body_bytes
+        # bodies over the limit are answered 413 by BodyLimit, the largest ones at once
         self.http_server = HTTPServer(
-            self.web_app, xheaders=True, max_body_size=max(self.max_body_bytes * 4, 8 << 20)
+            self.make_body_limit(self.web_app), xheaders=True, max_body_size=MAX_DRAIN_BYTES
         )
         self.http_server.listen(self.port, self.ip)
         self.log.info(

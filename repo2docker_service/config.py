@@ -124,9 +124,12 @@ class ServerConfig(HasTraits):
 
     max_body_bytes = Integer(
         64 * 1024,
-        help="""Largest request body the API accepts, in bytes.
+        help="""Largest request body the service accepts, in bytes (webhooks: 2 MiB).
 
-        Larger bodies get 413 with a message. Build requests are small JSON objects.
+        Larger bodies get a 413 JSON answer and never reach a handler: refused by their
+        Content-Length before they are read (or, without one, as soon as they pass it),
+        read to their end and dropped up to 16 MiB (so clients and the hub's proxy get
+        the answer), answered at once beyond. Build requests are small JSON objects.
         """,
     ).tag(config=True)
 

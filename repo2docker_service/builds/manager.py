@@ -68,6 +68,7 @@ class BuildManager:
         observers: told about answered requests and ended builds (see
             :meth:`add_observer`).
         repo_identity: which repository URLs name the same repository.
+        machine_profiles: slugs of the machine profiles a ``profile`` hint may name.
         log: the logger to use.
 
     Raises:
@@ -94,6 +95,7 @@ class BuildManager:
         cancel_wait: float = 30,
         observers: Iterable[BuildObserver] = (),
         repo_identity: RepoIdentity | None = None,
+        machine_profiles: Iterable[str] = (),
         log: logging.Logger | None = None,
     ) -> None:
         if concurrency < 1:
@@ -113,6 +115,7 @@ class BuildManager:
         self.resolve_timeout = resolve_timeout
         self.cancel_wait = cancel_wait
         self.repo_identity = repo_identity or RepoIdentity()
+        self.machine_profiles = tuple(machine_profiles)
         self.log = log or logging.getLogger("repo2docker_service.builds")
         self.runner = BuildRunner(
             executor=executor,
@@ -308,6 +311,7 @@ class BuildManager:
             namer=self.namer,
             allowed_schemes=self.allowed_repo_schemes,
             allowed_hosts=self.allowed_repo_hosts,
+            machine_profiles=self.machine_profiles,
         )
         commit = await self.resolver(
             checked.repo, checked.ref, credentials=req.credentials, timeout=self.resolve_timeout

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,6 +17,7 @@ from ..errors import InvalidInput
 from ..images.labels import HINT_KEYS
 from ..images.naming import SHARED_OWNER, ImageNamer, derive_name, escape_owner
 from ..images.naming import validate_name as validate_image_name
+from ..limits import profile_slug
 from ..sizes import SizeError, normalize_memory
 from ..sources import validate_ref, validate_repo_url
 from .model import Build
@@ -31,6 +32,7 @@ __all__ = [
     "Preview",
     "Resolver",
     "SubmitResult",
+    "check_profile",
     "check_request",
     "validate_display_name",
     "validate_hints",
@@ -90,6 +92,29 @@ def validate_hints(hints: Mapping[str, Any] | None) -> dict[str, str]:
             )
         out[key] = value
     return out
+
+
+def check_profile(profile: str | None, machine_profiles: Sequence[str]) -> None:
+    """Refuse a ``profile`` hint that names none of the configured machine profiles.
+
+    Args:
+        profile: the hint (already checked by :func:`validate_hints`), or None.
+        machine_profiles: the slugs of ``machine_profiles`` (empty: none configured).
+
+    Raises:
+        InvalidInput: (400) the message lists the valid profiles, or says there are none.
+    """
+    if profile is None or profile_slug(profile) in machine_profiles:
+        return
+    shown = profile[:63]
+    if not machine_profiles:
+        raise InvalidInput(
+            f"profile {shown!r} is not available: no machine profiles are configured here;"
+            " leave profile out (cpu and memory set the limits)"
+        )
+    raise InvalidInput(
+        f"profile {shown!r} is not one of the machine profiles: {', '.join(machine_profiles)}"
+    )
 
 
 def _number_to_str(value: float) -> str:
@@ -229,6 +254,7 @@ def check_request(
     namer: ImageNamer,
     allowed_schemes: Iterable[str],
     allowed_hosts: Iterable[str],
+    machine_profiles: Sequence[str] = (),
 ) -> CheckedRequest:
     """Validate every field of ``req`` (no I/O: the ref is resolved later).
 
@@ -237,19 +263,23 @@ def check_request(
         namer: makes the ``latest`` reference.
         allowed_schemes: URL schemes accepted for repositories.
         allowed_hosts: host names accepted for repositories (empty: any host).
+        machine_profiles: slugs of the configured machine profiles; a ``profile`` hint
+            must name one of them (see :func:`check_profile`).
 
     Returns:
         The checked request.
 
     Raises:
-        InvalidInput: malformed repo, ref, name, display name or hints, an owner that
-            cannot be part of an image name, or a name the naming template cannot make.
+        InvalidInput: malformed repo, ref, name, display name or hints, an unknown
+            profile, an owner that cannot be part of an image name, or a name the naming
+            template cannot make.
     """
     repo = validate_repo_url(req.repo, allowed_schemes=allowed_schemes, allowed_hosts=allowed_hosts)
     ref = validate_ref(req.ref or "HEAD")
     name = validate_image_name(req.name) if req.name else derive_name(repo)
     display_name = validate_display_name(req.display_name, default=name)
     hints = validate_hints(req.hints)
+    check_profile(hints.get("profile"), machine_profiles)
     if req.shared:
         owner_slug = SHARED_OWNER
     else:

@@ -45,6 +45,7 @@ RANK = {
     "context": 5,
     "auth": 6,
     "handlers": 7,
+    "bodylimit": 7,
     "app": 8,
     "__main__": 9,
     "__init__": 9,
