@@ -52,6 +52,7 @@ from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
 from .redact import install_log_redaction
 from .repoid import RepoIdentity
+from .sources.commits import check_commit
 from .webhooks import MAX_BODY_BYTES
 
 HERE = Path(__file__).parent
@@ -287,6 +288,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             push=bool(self.registry_url),
             repo_identity=RepoIdentity.from_hosts(self.case_insensitive_repo_hosts),
             machine_profiles=[p["slug"] for p in self.profiles],
+            commit_checker=check_commit,
             log=self.log,
         )
         self.metrics.observe(self.manager)

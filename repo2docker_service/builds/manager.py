@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound, Unavailable, UpstreamError
@@ -69,6 +69,8 @@ class BuildManager:
             :meth:`add_observer`).
         repo_identity: which repository URLs name the same repository.
         machine_profiles: slugs of the machine profiles a ``profile`` hint may name.
+        commit_checker: ``check_commit(repo, sha, *, credentials, timeout)``, asked before a
+            full SHA (taken as it is) is built; None: not asked (the build finds out).
         log: the logger to use.
 
     Raises:
@@ -96,6 +98,7 @@ class BuildManager:
         observers: Iterable[BuildObserver] = (),
         repo_identity: RepoIdentity | None = None,
         machine_profiles: Iterable[str] = (),
+        commit_checker: Callable[..., Awaitable[bool]] | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         if concurrency < 1:
@@ -116,6 +119,7 @@ class BuildManager:
         self.cancel_wait = cancel_wait
         self.repo_identity = repo_identity or RepoIdentity()
         self.machine_profiles = tuple(machine_profiles)
+        self.commit_checker = commit_checker
         self.log = log or logging.getLogger("repo2docker_service.builds")
         self.runner = BuildRunner(
             executor=executor,
@@ -320,6 +324,10 @@ class BuildManager:
             owner_slug=checked.owner_slug, name=checked.name, tag=commit_tag(commit)
         )
         existing = None if req.force else await self._existing_image(req.owner, image)
+        if existing is None and self.commit_checker and checked.ref.lower() == commit:
+            # a full SHA, taken as it is: does the remote have it? (never for cache hits)
+            creds, timeout = req.credentials, self.resolve_timeout
+            await self.commit_checker(checked.repo, commit, credentials=creds, timeout=timeout)
         return Preview(checked=checked, commit=commit, image=image, existing=existing)
 
     async def _submit(self, req: BuildRequest) -> SubmitResult:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ServiceError, Unavailable
 from ..images.catalog import Catalog
+from ..sources.commits import commit_not_found
 from .executors import AdoptedBuild, BuildFailed, Executor
 from .executors.output import LineCallback
 from .model import Build, BuildState, EventType
@@ -214,6 +215,9 @@ class BuildRunner:
                 credentials=build.credentials,
             )
         except BuildFailed as e:
+            if build.commit in e.reason and ("reset" in e.reason or "check out" in e.reason):
+                # repo2docker could not check the commit out: the clone does not have it
+                raise BuildFailed(commit_not_found(build.repo, build.commit).message) from None
             if self.push and self.registry and self.registry in e.reason:
                 raise BuildFailed(
                     f"pushing to the registry {self.registry} failed (is it running, and does "

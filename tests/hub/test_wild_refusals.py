@@ -191,3 +191,13 @@ def test_an_unknown_profile_is_refused_naming_the_profiles(hub, some_repo):
         status, text = call(hub, "POST", "api/builds", "alice", body)
         assert status == 400, text
         assert f"profile '{profile}'" in text and "no machine profiles are configured" in text
+
+
+# ------------------------------------------------------------------ 9: a commit that does not exist
+@pytest.mark.parametrize("typed", ["0123456789abcdef" * 2 + "01234567", "F" * 40])
+def test_a_commit_that_does_not_exist_is_a_422_before_queueing(hub, some_repo, typed):
+    before = call(hub, "GET", "api/builds", "alice")[1]
+    status, text = call(hub, "POST", "api/builds", "alice", {"repo": some_repo, "ref": typed})
+    assert status == 422, text
+    assert json.loads(text)["message"] == f"commit {typed.lower()} not found in {some_repo}"
+    assert call(hub, "GET", "api/builds", "alice")[1] == before

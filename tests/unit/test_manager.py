@@ -26,6 +26,7 @@ from repo2docker_service.images.catalog import Catalog, ImageInfo
 from repo2docker_service.images.labels import LABEL_OWNER, LABEL_SHARED, ImageLabels
 from repo2docker_service.images.naming import ImageNamer, escape_owner
 from repo2docker_service.sources import GitCredentials
+from repo2docker_service.sources.commits import commit_not_found
 
 SECRET = "tok-3f9a8b7c6d5e4f"
 
@@ -737,3 +738,50 @@ async def test_lost_builds_are_recorded_and_reported(make_manager, executor, nam
     assert build.latest_image == namer.reference(owner_slug="alice", name="env", tag="latest")
     assert "stopped while this build was running" in build.error
     assert recorder.ended == [("b1", BuildState.LOST)]
+
+
+# ----------------------------------------------------------------------------- missing commits
+
+
+class FakeCommitChecker:
+    """``check_commit`` for a remote that has ``known`` commits (the real one is tested in
+    tests/integration/test_builds.py against the git server)."""
+
+    def __init__(self, known=()):
+        self.known = set(known)
+        self.calls = []
+
+    async def __call__(self, repo, sha, *, credentials=None, timeout=30):
+        self.calls.append((repo, sha))
+        if sha not in self.known:
+            raise commit_not_found(repo, sha)
+        return True
+
+
+@pytest.mark.parametrize("typed", ["a" * 40, "A" * 40, "0123456789abcdef0123456789ABCDEF01234567"])
+async def test_a_missing_full_sha_is_a_422_before_queueing(make_manager, resolver, typed):
+    checker = FakeCommitChecker()
+    manager = await make_manager(commit_checker=checker)
+    url = "https://git.example.org/alice/env"
+    resolver.overrides[(url, typed)] = typed.lower()
+    with pytest.raises(SourceError) as e:
+        await manager.submit(req(url, ref=typed))
+    assert e.value.status_code == 422
+    assert e.value.message == f"commit {typed.lower()} not found in {url}"
+    assert checker.calls == [(url, typed.lower())] and manager.list() == []
+
+
+async def test_the_commit_is_asked_only_for_full_shas_without_an_image(make_manager, resolver):
+    url = "https://git.example.org/alice/env"
+    sha = "b" * 40
+    resolver.overrides[(url, sha)] = sha
+    checker = FakeCommitChecker(known={sha})
+    manager = await make_manager(commit_checker=checker)
+    built = await done((await manager.submit(req(url, ref=sha))).build)
+    assert built.state is BuildState.BUILT and checker.calls == [(url, sha)]
+    # the cache hit is answered without asking the remote again
+    again = await manager.submit(req(url, ref=sha))
+    assert again.cached and checker.calls == [(url, sha)]
+    # a branch was resolved by the remote already: nothing more to ask
+    await done((await manager.submit(req(url, ref="main"))).build)
+    assert checker.calls == [(url, sha)]

@@ -1,4 +1,4 @@
-// Client-side checks that mirror the server's (repo2docker_service/sources.py,
+// Client-side checks that mirror the server's (repo2docker_service/sources/,
 // images/naming.py, builds/model.py). They only save a round trip: the server checks
 // again and its message is shown when it refuses.
 // Each check returns null when the value is fine, else a sentence saying what is wrong.

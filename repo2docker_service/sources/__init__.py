@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
-from .errors import InvalidInput, ServiceError, SourceError
-from .redact import percent_decoded
+from ..errors import InvalidInput, ServiceError, SourceError
+from ..redact import percent_decoded
 
 #: Schemes :func:`validate_repo_url` can be told to allow.
 SUPPORTED_SCHEMES = frozenset({"https", "http", "git", "ssh", "git+ssh", "ssh+git", "file"})

@@ -1,0 +1,124 @@
+"""Does a commit exist in a remote repository? A shallow fetch of that one commit tells.
+
+A build request may name a commit by its full SHA, which :func:`~.resolve_ref` takes as it is
+(no network). Before such a build is queued (and only when no image exists for it, so cache
+hits stay free), :func:`check_commit` fetches that one commit into a throw-away bare
+repository: ``git fetch --depth=1 --filter=tree:0 -- <repo> <sha>``. Where the server
+supports filters (GitHub, GitLab, Gitea, ``git http-backend`` with ``uploadpack.allowFilter``)
+that is the commit object alone; elsewhere its tree comes too, no more than the build's own
+clone.
+
+Git's protocol v2 (the default since git 2.26) serves any commit reachable from a branch or
+tag, and says ``not our ref`` for one the repository does not have: that is "not found".
+A server that only speaks protocol v0 without ``uploadpack.allowReachableSHA1InWant`` (or
+``allowAnySHA1InWant``) refuses every commit that is not a branch or tag tip ("does not
+allow request for unadvertised object"): then nobody can tell, the build is queued, and if
+the commit is missing the build fails with the same sentence (``BuildRunner``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Mapping
+
+from ..errors import ServiceError, SourceError
+from . import GitCredentials, _git_env, _kill_group, _stderr_reason
+
+__all__ = ["check_commit", "commit_not_found"]
+
+#: What git says when the remote does not have the commit.
+NOT_FOUND = ("not our ref", "couldn't find remote ref", "no such remote ref")
+#: What git says when the remote will not tell (a v0 server without fetch-by-commit).
+CANNOT_TELL = ("unadvertised object", "not allow request for")
+
+
+def commit_not_found(repo: str, sha: str) -> SourceError:
+    """The one sentence for a missing commit: ``commit <sha> not found in <repo>`` (422)."""
+    return SourceError(f"commit {sha} not found in {repo}")
+
+
+async def _git(
+    argv: list[str],
+    *,
+    env: Mapping[str, str],
+    timeout: float,  # noqa: ASYNC109 - expiry must kill git and become a SourceError
+    repo: str,
+) -> tuple[int, bytes]:
+    """Run git (own process group, killed on timeout); ``(exit status, stderr)``."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env),
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise ServiceError(f"git executable {argv[0]!r} not found: install git") from None
+    try:
+        async with asyncio.timeout(timeout):
+            _, stderr = await proc.communicate()
+    except TimeoutError:
+        raise SourceError(f"timed out after {timeout:g} s contacting {repo}") from None
+    finally:
+        _kill_group(proc)
+        if proc.returncode is None:
+            await proc.wait()
+    return proc.returncode or 0, stderr
+
+
+async def check_commit(
+    repo: str,
+    sha: str,
+    *,
+    credentials: GitCredentials | None = None,
+    timeout: float = 30,  # noqa: ASYNC109 - expiry must kill git and become a SourceError
+    git: str = "git",
+    env: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether ``repo`` has commit ``sha``, asked with a shallow fetch of that commit.
+
+    Args:
+        repo: repository URL, already checked by ``validate_repo_url``.
+        sha: a full 40-character commit SHA.
+        credentials: for a private repository (handed over in the environment only).
+        timeout: seconds for the fetch before git is killed.
+        git: the git executable.
+        env: base environment for git, as for ``resolve_ref``.
+
+    Returns:
+        True: the commit exists. False: the remote cannot tell (it refuses to serve
+        commits that are not branch or tag tips); the build will find out.
+
+    Raises:
+        SourceError: (422) ``commit <sha> not found in <repo>``; the repository cannot be
+            read (the message ends with git's reason, the password scrubbed); a timeout.
+        ServiceError: the git executable is missing.
+    """
+    git_env = _git_env(base=env, credentials=credentials, repo=repo)
+    scratch = tempfile.mkdtemp(prefix="r2ds-commit-")
+    try:
+        await _git(
+            [git, "init", "--quiet", "--bare", scratch], env=git_env, timeout=timeout, repo=repo
+        )
+        fetch = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth=1"]
+        status, stderr = await _git(
+            [git, "-C", scratch, *fetch, "--filter=tree:0", "--", repo, sha],
+            env=git_env,
+            timeout=timeout,
+            repo=repo,
+        )
+    finally:
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
+    if status == 0:
+        return True
+    secrets = [credentials.password] if credentials is not None else []
+    reason = _stderr_reason(stderr, secrets=secrets) or f"git exited with {status}"
+    if any(marker in reason.lower() for marker in NOT_FOUND):
+        raise commit_not_found(repo, sha)
+    if any(marker in reason.lower() for marker in CANNOT_TELL):
+        return False
+    raise SourceError(f"could not read {repo}: {reason}")
