@@ -1,7 +1,9 @@
 """Config loading: traits, env defaults, config file, CLI aliases, --help-all."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from traitlets import TraitError
@@ -151,3 +153,27 @@ def test_port_out_of_range_is_refused():
         with pytest.raises(TraitError, match="1 to 65535"):
             Repo2DockerService(port=bad)
     assert Repo2DockerService(port=8586).port == 8586
+
+
+def json_logging_config() -> str:
+    """The python block of docs/troubleshooting.md's "JSON logs" section."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md").read_text()
+    section = doc[doc.index("## JSON logs") :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_json_logs_through_logging_config(make_app, tmp_path, capfd):
+    """docs/troubleshooting.md's JSON logging config: each line is one JSON object, and
+    credentials are still redacted."""
+    config = tmp_path / "json_logging.py"
+    config.write_text(json_logging_config())
+    app = make_app(["--config", str(config)])
+    capfd.readouterr()
+    app.log.warning("cannot clone %s", "https://user:s3cret@git.example.org/r.git")
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert record["levelname"] == "WARNING"
+    assert record["name"] == "Repo2DockerService"
+    assert record["message"].startswith("cannot clone https://")
+    assert "s3cret" not in lines[0]
