@@ -18,6 +18,7 @@ is never used (and never ``"*"``). One line of config::
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import socket
@@ -38,9 +39,11 @@ from .client import (
     default_service_url,
     user_holds_scope,
 )
+from .dockernames import owned_by, owner_labels, safe_name_template
 from .forms import find_image, first_value, options_from_form, render_options_form
 
 try:
+    from docker.errors import APIError, NotFound
     from dockerspawner import DockerSpawner
 except ImportError as e:  # pragma: no cover - only in a hub without dockerspawner
     raise ImportError(
@@ -235,7 +238,121 @@ class Repo2DockerMixin(Configurable):
 
 # dockerspawner ships no type information: DockerSpawner is Any to mypy
 class Repo2DockerSpawner(Repo2DockerMixin, DockerSpawner):  # type: ignore[misc]
-    """DockerSpawner that starts the images repo2docker-service lists for the user."""
+    """DockerSpawner that starts the images repo2docker-service lists for the user.
+
+    One container per server, and never another's (:mod:`.dockernames`): a
+    ``name_template`` that cannot tell two servers apart (no ``{servername}`` while named
+    servers are allowed, no ``{username}``, an ambiguous separator) is completed with the
+    missing part (``--{servername}``, ``-{username}``) for the servers it would mix up,
+    with a warning in the hub's log; the default server keeps its configured name. The
+    containers it creates carry :data:`~.dockernames.LABEL_USER` and
+    :data:`~.dockernames.LABEL_SERVER`, and a container that is not this server's (by those
+    labels, else by its ``JUPYTERHUB_USER`` / ``JUPYTERHUB_SERVER_NAME``) is never adopted,
+    stopped or removed: a start that finds one under its name fails with a 409 naming it.
+    """
+
+    if TYPE_CHECKING:  # DockerSpawner's, which is Any to mypy
+        extra_create_kwargs: Any
+
+    # ------------------------------------------------------------ whose container
+    def _object_name_default(self) -> str:
+        """The container's name, from a template that tells this server from the others
+        (DockerSpawner calls this for the default and when the image changes)."""
+        template, problems = safe_name_template(self.name_template, named=bool(self.name))
+        for problem in problems:
+            self.log.warning(
+                "%s; %s's server %r is named with %r instead",
+                problem,
+                self.user.name,
+                self.name,
+                template,
+            )
+        name: str = self._render_templates(template)
+        return name
+
+    @default("object_name")
+    def _default_safe_object_name(self) -> str:
+        return self._object_name_default()
+
+    def _is_mine(self, obj: dict[str, Any]) -> bool:
+        """``obj`` (``docker inspect``) is this server's container (always, for services)."""
+        return self.object_type != "container" or owned_by(obj, self.user.name, self.name)
+
+    async def get_object(self) -> dict[str, Any] | None:
+        """DockerSpawner's lookup by name, refusing a container that is not this server's.
+
+        Returns:
+            The container, or None when there is none or it belongs to someone else (then
+            ``object_id`` is cleared, so nothing of this server acts on it).
+        """
+        obj: dict[str, Any] | None = await super().get_object()
+        if obj is not None and not self._is_mine(obj):
+            self.log.warning(
+                "Container %s (id %s) is not %s's server %r: leaving it alone",
+                self.object_name,
+                str(obj.get("Id", ""))[:12],
+                self.user.name,
+                self.name,
+            )
+            self.object_id = ""
+            return None
+        return obj
+
+    async def _mine_by_id(self, action: str) -> bool:
+        """Whether ``object_id`` names this server's container (checked before ``action``)."""
+        if self.object_type != "container":
+            return True
+        if not self.object_id:
+            return False
+        try:
+            obj = await self.docker("inspect_container", self.object_id)
+        except NotFound:
+            return False  # gone already
+        if self._is_mine(obj):
+            return True
+        self.log.warning(
+            "Not going to %s container %s: it is not %s's server %r",
+            action,
+            self.object_id[:12],
+            self.user.name,
+            self.name,
+        )
+        return False
+
+    async def stop_object(self) -> None:
+        """Stop the container, only if it is this server's."""
+        if await self._mine_by_id("stop"):
+            await super().stop_object()
+
+    async def remove_object(self) -> None:
+        """Remove the container, only if it is this server's."""
+        if await self._mine_by_id("remove"):
+            await super().remove_object()
+
+    async def create_object(self) -> dict[str, Any]:
+        """DockerSpawner's create, with :func:`~.dockernames.owner_labels` added to the
+        configured ``extra_create_kwargs`` (which stay as they are)."""
+        configured: Any = self.extra_create_kwargs
+        # DockerSpawner formats these strings with its template namespace: keep braces
+        labels = {
+            k: v.replace("{", "{{").replace("}", "}}")
+            for k, v in owner_labels(self.user.name, self.name).items()
+        }
+
+        async def with_labels(spawner: Any) -> dict[str, Any]:
+            extra = self._eval_if_callable(configured)
+            if inspect.isawaitable(extra):
+                extra = await extra
+            merged = dict(extra or {})
+            merged["labels"] = {**(merged.get("labels") or {}), **labels}
+            return merged
+
+        self.extra_create_kwargs = with_labels
+        try:
+            created: dict[str, Any] = await super().create_object()
+        finally:
+            self.extra_create_kwargs = configured
+        return created
 
     async def check_allowed(self, image: str) -> str:
         """DockerSpawner's check, asynchronous and against the service (not allowed_images)."""
@@ -259,7 +376,19 @@ class Repo2DockerSpawner(Repo2DockerMixin, DockerSpawner):  # type: ignore[misc]
             raise web.HTTPError(
                 500, "DockerSpawner.allowed_images = '*' is refused by Repo2DockerSpawner"
             )
-        started: tuple[str, int] = await super().start()
+        try:
+            started: tuple[str, int] = await super().start()
+        except APIError as e:
+            if e.status_code != 409:
+                raise
+            # the name is taken by a container get_object() refused: not this server's
+            raise web.HTTPError(
+                409,
+                f"Cannot start {self.user.name}'s server {self.name!r}: the container name "
+                f"{self.object_name} is taken by a container that is not this server's "
+                "(left alone). An administrator can remove it, or set "
+                "DockerSpawner.name_template so that each server gets its own name.",
+            ) from None
         return started
 
 

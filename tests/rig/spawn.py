@@ -33,6 +33,9 @@ configure_jupyterhub(
     spawner_class="repo2docker_service.hub.dockerspawner.Repo2DockerHostSpawner",
 )
 c.DockerSpawner.prefix = {CONTAINER_PREFIX!r}
+# as many admins' configs have it (older DockerSpawner docs): no {{servername}}. The helper
+# names named servers "{{prefix}}-{{username}}--{{servername}}" anyway (container_of)
+c.DockerSpawner.name_template = "{{prefix}}-{{username}}"
 c.DockerSpawner.pull_policy = "never"
 c.DockerSpawner.remove = True
 c.Spawner.start_timeout = 180
@@ -93,7 +96,9 @@ def stop_all_servers(hub: Hub, users: tuple[str, ...] = ("alice", "bob", "admin1
 
 
 def container_of(user: str, server: str) -> str:
-    """The container DockerSpawner runs for a named server (its default name template)."""
+    """The container a named server runs in: DockerSpawner's default template, which the
+    helper uses for named servers when the configured one (:data:`SPAWNER_CONFIG`) lacks
+    ``{servername}``."""
     return f"{CONTAINER_PREFIX}-{user}--{server}"
 
 
