@@ -15,7 +15,8 @@ Events (each with an id that is strictly increasing per build, starting at 1):
 
 - ``phase``: a state change or a new queue position,
   ``{"phase": state, "message": str, "position": int | None}``
-- ``log``: one line of build output, ``{"message": str}``
+- ``log``: one line of build output, ``{"message": str}``, plus ``"stage"`` (``fetching``,
+  ``building`` or ``pushing``) when repo2docker named the step the line belongs to
 - ``done``: the final record, ``Build.to_dict()``; always the last event of a build.
 """
 

@@ -16,7 +16,7 @@ from ..errors import ServiceError, Unavailable
 from ..images.catalog import Catalog
 from ..sources.commits import commit_not_found
 from .executors import AdoptedBuild, BuildFailed, Executor
-from .executors.output import LineCallback
+from .executors.output import STAGES, LineCallback
 from .model import Build, BuildState, EventType
 
 __all__ = ["BuildRunner", "RunningBuild"]
@@ -159,7 +159,10 @@ class BuildRunner:
             # a progress report ("progress": frames collapsed, no new line) is output too
             run.last_output = loop.time()
             if kind == EventType.LOG.value and not build.terminal:
-                build.add_event(EventType.LOG, {"message": str(data.get("message", ""))})
+                line: dict[str, Any] = {"message": str(data.get("message", ""))}
+                if data.get("stage") in STAGES:
+                    line["stage"] = data["stage"]
+                build.add_event(EventType.LOG, line)
 
         replaced: str | None = None
         if adopted is not None:

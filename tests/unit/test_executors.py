@@ -371,3 +371,27 @@ def test_output_parser_joins_chunks_and_cuts_long_lines():
     parser.close()
     assert got[5:] == ["cccccd"]
     assert parser.reason(1) == "repo2docker exited with status 1: json line"
+
+
+@pytest.mark.parametrize(
+    ("record", "stage"),
+    [
+        ({"message": "Picked Git content provider.", "phase": "fetching"}, "fetching"),
+        ({"message": "Step 1/2 : FROM x", "phase": "building"}, "building"),
+        ({"message": "Successfully pushed x", "phase": "pushing"}, "pushing"),
+        # repo2docker's failure and run records name no step of the build
+        ({"message": "Error during build", "phase": "failed"}, None),
+        ({"message": "Container started", "phase": "running"}, None),
+        ({"message": "no phase at all"}, None),
+        ({"message": "an unknown phase", "phase": "launching"}, None),
+    ],
+)
+def test_output_parser_keeps_repo2docker_stage(record, stage):
+    """A --json-logs record's phase becomes the line's stage when it is a step of a build
+    (BinderHub's protocol shows fetching/building/pushing from it)."""
+    got: list[dict] = []
+    parser = OutputParser(lambda kind, data: got.append(data))
+    parser.feed(json.dumps(record))
+    parser.feed("plain text line")
+    expected = {"message": record["message"]} | ({"stage": stage} if stage else {})
+    assert got == [expected, {"message": "plain text line"}]

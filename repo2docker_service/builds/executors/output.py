@@ -19,6 +19,7 @@ from ..model import EventType
 __all__ = [
     "MAX_REASON",
     "PROGRESS",
+    "STAGES",
     "LineCallback",
     "OutputParser",
     "TerminalLines",
@@ -27,13 +28,18 @@ __all__ = [
 ]
 
 #: ``on_line(type, data)``: an executor reports one output line as
-#: ``on_line("log", {"message": str})``, and that output goes on without a new line (progress
+#: ``on_line("log", {"message": str})`` (with ``"stage"``, one of :data:`STAGES`, when
+#: repo2docker named the step the line belongs to), and that output goes on without a new line (progress
 #: frames were collapsed) as ``on_line("progress", {"message": current frame})``, at most
 #: once per chunk read. It must not block and never raises.
 LineCallback = Callable[[str, dict[str, Any]], None]
 
 #: The ``on_line`` type saying "still printing, no new line": no event, but not idle.
 PROGRESS = "progress"
+
+#: The steps repo2docker's ``--json-logs`` records name in their ``phase`` field that a log
+#: line keeps as its ``stage`` (its "failed" and "running" records are no step of a build).
+STAGES = ("fetching", "building", "pushing")
 
 #: Longest failure reason, in characters (longer ones are cut and end in ``...``).
 MAX_REASON = 500
@@ -141,7 +147,8 @@ class OutputParser:
     Args:
         on_line: called with ``("log", {"message": line})`` for each line with visible
             text, and with ``("progress", {"message": frame})`` once per chunk in which
-            frames were collapsed (the build is not idle).
+            frames were collapsed (the build is not idle). A line completed by a JSON record
+            naming a step (:data:`STAGES`) carries it as ``"stage"``.
         max_line_length: longest line passed on, in characters.
     """
 
@@ -199,18 +206,20 @@ class OutputParser:
         if not isinstance(record, dict) or "message" not in record:
             self._write(raw + "\n", failed=False)
             return
-        failed = str(record.get("phase", "")) == "failed"
+        phase = str(record.get("phase", ""))
+        failed, stage = phase == "failed", phase if phase in STAGES else None
         message = str(record.get("message", ""))
         # a record is a line unless it is a progress frame (ends in a lone \r)
-        self._write(message if message.endswith(("\n", "\r")) else message + "\n", failed=failed)
+        text = message if message.endswith(("\n", "\r")) else message + "\n"
+        self._write(text, failed=failed, stage=stage)
         if record.get("exc_info"):
-            self._write(str(record["exc_info"]) + "\n", failed=failed)
+            self._write(str(record["exc_info"]) + "\n", failed=failed, stage=stage)
 
-    def _write(self, text: str, *, failed: bool) -> None:
+    def _write(self, text: str, *, failed: bool, stage: str | None = None) -> None:
         for line in self._terminal.feed(text):
-            self._emit(line.rstrip(), failed=failed)
+            self._emit(line.rstrip(), failed=failed, stage=stage)
 
-    def _emit(self, line: str, *, failed: bool) -> None:
+    def _emit(self, line: str, *, failed: bool, stage: str | None = None) -> None:
         self.lines += 1
         self.last_line = line
         # buildx reports the cause as "ERROR: ..." (or "#N ERROR: ..."); repo2docker's
@@ -218,7 +227,10 @@ class OutputParser:
         # status 1") comes after it and says less, so it only fills an empty slot.
         if "ERROR:" in line or (failed and not self.last_error):
             self.last_error = line
-        self.on_line(EventType.LOG.value, {"message": line})
+        data: dict[str, Any] = {"message": line}
+        if stage is not None:
+            data["stage"] = stage
+        self.on_line(EventType.LOG.value, data)
 
     def reason(self, returncode: int, *, cause: str | None = None) -> str:
         """One line saying why the build failed (at most :data:`MAX_REASON` characters).
