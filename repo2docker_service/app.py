@@ -32,10 +32,17 @@ from .bodylimit import MAX_DRAIN_BYTES, BodyLimit
 from .builds.executors import DockerExecutor, Executor, LocalExecutor
 from .builds.manager import BuildManager
 from .builds.store import BuildStore
-from .config import DEFAULT_ACCESS_HELP, BuildsConfig, ImagesConfig, ServerConfig, SpawnConfig
+from .config import (
+    DEFAULT_ACCESS_HELP,
+    BinderConfig,
+    BuildsConfig,
+    ImagesConfig,
+    ServerConfig,
+    SpawnConfig,
+)
 from .context import HandlerSettings, Services
 from .errors import UpstreamError
-from .handlers import default_handlers
+from .handlers import binder_handlers, default_handlers
 from .images.catalog import Catalog
 from .images.docker import DockerCatalog
 from .images.dockerconfig import (
@@ -84,7 +91,9 @@ flags = {
 }
 
 
-class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, Application):
+class Repo2DockerService(
+    ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, BinderConfig, Application
+):
     """Build JupyterHub user environments from git repositories with repo2docker."""
 
     name = "repo2docker-service"
@@ -191,6 +200,8 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             metrics_require_auth=self.metrics_require_auth,
             webhook_secret=self.webhook_secret,
             launch_git_host=self.launch_git_host,
+            binder_prefix=self.binder_prefix,
+            binder_gitlab_host=self.binder_gitlab_host,
             allowed_repo_schemes=tuple(self.allowed_repo_schemes),
             hub_admins_are_admins=self.hub_admins_are_admins,
             access_help={**DEFAULT_ACCESS_HELP, **self.access_help},
@@ -231,6 +242,9 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         routes = []
         for path, handler_cls in default_handlers:
             routes.append((url_path_join(self.base_url, path), handler_cls, context))
+        if self.binder_prefix and self.binder_prefix != self.base_url:
+            for path, handler_cls in binder_handlers:
+                routes.append((url_path_join(self.binder_prefix, path), handler_cls, context))
         settings = {
             "cookie_secret": self.cookie_secret(),
             "xsrf_cookies": True,
@@ -250,7 +264,8 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         return BodyLimit(web_app, limit_for=limit_for, log=self.log)
 
     def _log_request(self, handler: web.RequestHandler) -> None:
-        status = handler.get_status()
+        # an event stream sends a refusal as an event on a 200: log the refusal's status
+        status = getattr(handler, "refused_status", None) or handler.get_status()
         level = logging.INFO if status < 400 else logging.WARNING
         if handler.request.path.endswith("/health") and status < 400:
             level = logging.DEBUG

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -157,6 +158,16 @@ class Caller:
         if self.may_admin():
             return True
         return self.may_build() and not shared and owner == self.name
+
+    def may_build_by_get(self, *, deliberate: bool) -> bool:
+        """Whether a GET (BinderHub's ``build/`` API) may start a build for the caller.
+
+        Only for themself, with ``build``, and only when the request is ``deliberate``: sent
+        with an API token, or by a script of the hub's pages carrying the session's XSRF
+        token (:meth:`BaseHandler.carries_intent`). A top-level navigation from another site
+        carries neither, so a link never builds in the visitor's name (the drive-by rule).
+        """
+        return deliberate and self.may_build_for(self.name)
 
     def builds_owner_filter(self) -> str | None:
         """The owner whose builds a listing shows: None (everyone's) for admins."""
@@ -337,6 +348,23 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             return
         self.hub_auth.check_xsrf_cookie(self)
 
+    def carries_intent(self) -> bool:
+        """Whether the request was sent on purpose by the caller's own client.
+
+        True when it is authenticated by an API token, or carries the XSRF token of the
+        caller's hub session in ``X-Xsrftoken`` (``X-Csrftoken``) that scripts of the
+        hub's pages read from the ``_xsrf`` cookie and another site cannot. A plain
+        navigation (a link, a redirect) carries neither. Unlike JupyterHub's own check,
+        which lets cookie GETs through without the token, this asks for it on GETs too.
+        """
+        if getattr(self, "_token_authenticated", False):
+            return True
+        sent = self.request.headers.get("X-Xsrftoken") or self.request.headers.get("X-Csrftoken")
+        if not sent:
+            return False
+        expected = self.xsrf_token
+        return hmac.compare_digest(sent.encode("utf-8", "replace"), expected)
+
     async def prepare(self) -> None:
         """Resolve the user without blocking the event loop (tornado calls this first)."""
         self._resolving_user = True
@@ -432,13 +460,20 @@ class APIHandler(BaseHandler):
         return body
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc_info = kwargs.get("exc_info")
+        message = self.error_message(status_code, kwargs.get("exc_info"))
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def error_message(self, status_code: int, exc_info: Any) -> str:
+        """The message a person reads for an error (never a 5xx's internals).
+
+        Also sets the error's own headers (e.g. Retry-After), which ``send_error`` cleared.
+        """
         message = ""
         if exc_info:
             exc = exc_info[1]
             if isinstance(exc, ServiceError):
                 message = exc.message
-                # send_error() cleared the headers: set the error's own (e.g. Retry-After)
                 for key, value in exc.headers.items():
                     self.set_header(key, value)
             elif isinstance(exc, web.HTTPError):
@@ -454,8 +489,7 @@ class APIHandler(BaseHandler):
             message = responses.get(status_code, "Unknown HTTP error")
         if status_code >= 500 and not (exc_info and isinstance(exc_info[1], ServiceError)):
             message = "Internal server error: see the service's log"
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps({"status": status_code, "message": message}))
+        return message
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, ServiceError):

@@ -36,7 +36,10 @@ class HandlerSettings:
         default_memory_limit: memory limit for images without a hint (``"2G"``); "" none.
         metrics_require_auth: whether ``GET metrics`` needs the admin scope.
         webhook_secret: the push-webhook secret; "" means webhooks are off.
-        launch_git_host: host URL of ``v2/gh/<org>/<repo>`` launch links.
+        launch_git_host: host URL of ``v2/gh/<org>/<repo>`` launch links and of BinderHub's
+            ``gh`` provider.
+        binder_prefix: the second prefix serving ``build/...`` (``/services/binder/``), or "".
+        binder_gitlab_host: host URL of BinderHub's ``gl`` provider.
         allowed_repo_schemes: URL schemes a repository URL may use.
         hub_admins_are_admins: hub admins hold every service scope.
         access_help: per short scope, what a user lacking it is told to ask for.
@@ -53,6 +56,8 @@ class HandlerSettings:
     metrics_require_auth: bool = True
     webhook_secret: str = field(default="", repr=False)
     launch_git_host: str = "https://github.com"
+    binder_prefix: str = ""
+    binder_gitlab_host: str = "https://gitlab.com"
     allowed_repo_schemes: tuple[str, ...] = ("https",)
     hub_admins_are_admins: bool = True
     access_help: Mapping[str, str] = field(default_factory=dict)

@@ -6,8 +6,9 @@
 #   bash scripts/setup.sh
 #
 # Steps: apt packages; docker buildx + compose plugins (Debian trixie .debs); configurable-http-
-# proxy (npm); the Python venv at $REPO/.venv; dockerd; a registry on 127.0.0.1:5000; the local
-# base image local/debian:bookworm (debootstrap, cached as a tarball).
+# proxy (npm); the npm clients the tests drive (.cache/npm-clients); the Python venv at
+# $REPO/.venv; dockerd; a registry on 127.0.0.1:5000; the local base image local/debian:bookworm
+# (debootstrap, cached as a tarball).
 #
 # Environment:
 #   R2DS_STATE_DIR      daemon logs, registry config and storage (default
@@ -38,6 +39,7 @@ HOST_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
 REGISTRY_ADDR="127.0.0.1:5000"
 REGISTRY_URL="http://$REGISTRY_ADDR"
 VENV="$REPO/.venv"
+NPM_CLIENTS="$REPO/.cache/npm-clients"
 PYTHON="${PYTHON:-python3}"
 DEBIAN_KEYRING="/usr/share/keyrings/debian-archive-keyring.gpg"
 APT_PACKAGES=(docker.io docker-registry debootstrap git chromium apache2-utils curl
@@ -224,6 +226,25 @@ step_chp() {
   did "npm installed configurable-http-proxy $(configurable-http-proxy --version 2>/dev/null)"
 }
 
+# The npm clients the tests drive (e.g. @jupyterhub/binderhub-client), pinned by the committed
+# tests/rig/npm-clients/package-lock.json, installed with `npm ci` into .cache/npm-clients/.
+step_npm_clients() {
+  local src="$REPO/tests/rig/npm-clients" dest="$NPM_CLIENTS" hash stamp
+  hash="$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -d' ' -f1)"
+  stamp="$dest/.setup-stamp-$hash"
+  if [[ -f $stamp && -d $dest/node_modules ]]; then
+    skipped "$dest (lock unchanged)"
+    return
+  fi
+  mkdir -p "$dest"
+  rm -f "$dest"/.setup-stamp-*
+  cp "$src/package.json" "$src/package-lock.json" "$dest/"
+  (cd "$dest" && npm ci --no-fund --no-audit --loglevel=error) ||
+    die "npm ci in $dest failed (is the npm registry reachable?)"
+  touch "$stamp"
+  did "npm ci into $dest"
+}
+
 step_venv() {
   local hash stamp created=""
   hash="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)"
@@ -339,6 +360,7 @@ step_base_image() {
 run_step "apt packages" step_apt_packages
 run_step "docker buildx + compose plugins" step_docker_plugins
 run_step "configurable-http-proxy" step_chp
+run_step "npm test clients" step_npm_clients
 run_step "python venv" step_venv
 run_step "docker engine" step_dockerd
 run_step "registry" step_registry

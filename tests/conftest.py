@@ -16,7 +16,14 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.rig.browser import ARTIFACTS, launch_chromium
 from tests.rig.engine import DockerEngine, check_base_image, check_docker
 from tests.rig.git import GitHTTPServer, start_git_http
-from tests.rig.hub import HUB_RATE_LIMIT, HUB_WEBHOOK_SECRET, Hub, start_hub
+from tests.rig.hub import (
+    BINDER_ALIAS_CONFIG,
+    BINDER_ALIAS_ENV,
+    HUB_RATE_LIMIT,
+    HUB_WEBHOOK_SECRET,
+    Hub,
+    start_hub,
+)
 from tests.rig.parts import OFFLINE_CONFIG, check_offline_config, require
 from tests.rig.registry import check_registry
 
@@ -67,11 +74,14 @@ def repo2docker_config() -> Path:
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+def hub(tmp_path_factory: pytest.TempPathFactory, git_http: GitHTTPServer) -> Iterator[Hub]:
     """A real JupyterHub + proxy managing repo2docker-service (fails, never skips).
 
     Build rate limit :data:`~tests.rig.hub.HUB_RATE_LIMIT`, webhook secret
     :data:`~tests.rig.hub.HUB_WEBHOOK_SECRET`; ``localhost`` is a case-insensitive host.
+    The session's git server is the GitHub of launch links and BinderHub's ``gh`` provider;
+    the service is also reachable as ``/services/binder/`` (BinderHub's build API,
+    ``add_binder_alias``).
     """
     try:
         h = start_hub(
@@ -85,7 +95,11 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
                 # the git server answers as localhost too: treat it as a case-insensitive
                 # forge there (tests/hub/test_wild_inputs.py), 127.0.0.1 stays case-sensitive
                 'c.Repo2DockerService.case_insensitive_repo_hosts = ["github.com", "localhost"]\n'
+                f"c.Repo2DockerService.launch_git_host = {git_http.base_url!r}\n"
+                f"c.Repo2DockerService.binder_gitlab_host = {git_http.base_url!r}\n"
             ),
+            extra_config=BINDER_ALIAS_CONFIG,
+            env=BINDER_ALIAS_ENV,
         )
     except RuntimeError as e:
         pytest.fail(f"Could not start JupyterHub: {e}")

@@ -10,7 +10,9 @@ plugin):
 - :func:`configure_jupyterhub` adds what the spawner helpers need: the ``spawn`` scope, a
   token-holding client with a role, the spawner settings, server token scopes for
   JupyterLab extensions, named servers for launch links;
-- :func:`persistent_token` keeps a token across hub restarts.
+- :func:`persistent_token` keeps a token across hub restarts;
+- :func:`add_binder_alias` also exposes the service's BinderHub build API at
+  ``/services/binder/`` (jupyterhub-fancy-profiles' "Build image" calls that path).
 
 The scopes and roles are defined once, by :func:`service_scopes`, :func:`service_roles`,
 :func:`spawn_scope` and :func:`spawner_role`. ``deploy/jupyterhub_config.py`` (the README's
@@ -38,9 +40,11 @@ from typing import Any
 from .client import TOKEN_ENV, URL_ENV
 
 __all__ = [
+    "BINDER_PREFIX_ENV",
     "GROUPS",
     "ROLES",
     "access_help",
+    "add_binder_alias",
     "add_spawner_client",
     "authenticator_manages",
     "configure_jupyterhub",
@@ -56,6 +60,8 @@ __all__ = [
 
 #: groups the roles are granted to (members are managed in the hub's admin page)
 GROUPS = ("repo2docker-viewers", "repo2docker-builders", "repo2docker-admins")
+#: the service's environment variable naming its second prefix (``binder_prefix``)
+BINDER_PREFIX_ENV = "REPO2DOCKER_SERVICE_BINDER_PREFIX"
 
 
 # ------------------------------------------------------------------ scopes and roles
@@ -196,6 +202,7 @@ def register_service(
     groups: tuple[str, str, str] = GROUPS,
     manage_roles: bool | None = None,
     hub_admins: bool = True,
+    binder_alias: bool = False,
 ) -> None:
     """Scopes, roles and the service entry.
 
@@ -214,6 +221,10 @@ def register_service(
             members here); None asks :func:`authenticator_manages`.
         hub_admins: hub admins administer environments (the service's
             ``hub_admins_are_admins`` and the spawner's); False: only the roles count.
+        binder_alias: also serve BinderHub's build API at ``/services/binder/``
+            (:func:`add_binder_alias`); a managed service is told so through
+            ``$REPO2DOCKER_SERVICE_BINDER_PREFIX``, an external one needs
+            ``c.Repo2DockerService.binder_prefix = "/services/binder/"`` in its own config.
     """
     if manage_roles is None:
         manage_roles = authenticator_manages(c, "roles")
@@ -243,7 +254,35 @@ def register_service(
         service["url"] = f"http://127.0.0.1:{port}"
         service["command"] = [sys.executable, "-m", "repo2docker_service", "--port", str(port)]
         service["environment"] = environment
+        if binder_alias:
+            environment[BINDER_PREFIX_ENV] = "/services/binder/"
     c.JupyterHub.services.append(service)
+    if binder_alias:
+        add_binder_alias(c, url=service["url"])
+
+
+def add_binder_alias(c: Any, *, url: str, name: str = "binder") -> str:
+    """Route ``/services/<name>/`` to the service too, for BinderHub's build API clients.
+
+    jupyterhub-fancy-profiles' "Build image" calls ``/services/binder/build/gh/...`` (a
+    fixed path, where 2i2c's binderhub-service lives). This adds a second service entry
+    with the service's URL and nothing else (no process, no token, no OAuth): the proxy
+    routes the path to the service, which serves ``build/...`` there when its
+    ``binder_prefix`` is ``/services/<name>/``. Tokens are checked by the service as
+    everywhere (the caller needs ``access:services!service=<service>`` and the service's
+    scopes); browser sessions work under the service's own prefix only. A hub that runs a
+    real BinderHub under that name cannot have both.
+
+    Args:
+        c: the hub's config.
+        url: the service's URL as the proxy reaches it (the service entry's ``url``).
+        name: the alias (fancy-profiles needs ``binder``).
+
+    Returns:
+        The prefix to set as the service's ``binder_prefix``: ``/services/<name>/``.
+    """
+    c.JupyterHub.services.append({"name": name, "url": url})
+    return f"/services/{name}/"
 
 
 def persistent_token(path: str | os.PathLike[str]) -> str:

@@ -16,6 +16,8 @@ One module per part; the fixtures in the ``conftest.py`` files wrap them:
   ``scripts/git_http.py``, shared with the demo, which imports nothing from ``tests/``).
 - :mod:`tests.rig.hub`: a real JupyterHub + proxy managing the service.
 - :mod:`tests.rig.api`: HTTP and SSE clients of the service and the hub.
+- :mod:`tests.rig.binder`: the real ``@jupyterhub/binderhub-client`` (npm, installed by
+  setup.sh into ``.cache/npm-clients/``) run in Node by ``binder_client.mjs``.
 - :mod:`tests.rig.spawn`: the end-to-end hub whose spawner starts the service's images.
 - :mod:`tests.rig.browser`: Chromium through Playwright, logging in at the hub.
 - :mod:`tests.rig.fake_service`: the fake images endpoint and kube config of the spawner

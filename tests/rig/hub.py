@@ -31,6 +31,16 @@ SETUP_HINT = "run `bash scripts/test.sh` (or `bash scripts/setup.sh`) first"
 PASSWORD = "test-password-" + "r2d"
 HUB_RATE_LIMIT = 150  # build requests per user per minute in the session's test hub
 HUB_WEBHOOK_SECRET = "hub-webhook-" + secrets.token_hex(8)  # the session hub's webhook secret
+# hub config (extra_config) exposing the service as /services/binder/ too, the way
+# register_service(binder_alias=True) does: a second service entry with the service's URL.
+# The service learns its second prefix from BINDER_ALIAS_ENV in the hub's environment (the
+# deploy config passes REPO2DOCKER_SERVICE_* variables on to the service).
+BINDER_ALIAS_CONFIG = """
+import os
+from repo2docker_service.hub.config import add_binder_alias
+add_binder_alias(c, url="http://127.0.0.1:" + os.environ["REPO2DOCKER_SERVICE_PORT"])
+"""
+BINDER_ALIAS_ENV = {"REPO2DOCKER_SERVICE_BINDER_PREFIX": "/services/binder/"}
 # a small image build; format with tag=... to make each build differ
 DOCKERFILE = "FROM local/debian:bookworm\nRUN echo building {tag}\n"
 

@@ -98,6 +98,23 @@ def test_may_build_for(who, owner, shared, allowed):
     assert who.may_build_for(owner, shared=shared) is allowed
 
 
+@pytest.mark.parametrize(
+    ("who", "deliberate", "allowed"),
+    [
+        (ALICE_BUILD, True, True),
+        # a bare navigation (no token, no XSRF token) never builds, whoever follows it
+        (ALICE_BUILD, False, False),
+        (ADMIN, False, False),
+        (ALICE_VIEW, True, False),
+        (NOBODY, True, False),
+        (ADMIN, True, True),
+    ],
+)
+def test_may_build_by_get(who, deliberate, allowed):
+    """BinderHub's build API is a GET: it builds only when the request was sent on purpose."""
+    assert who.may_build_by_get(deliberate=deliberate) is allowed
+
+
 def test_startable_for():
     assert ALICE_VIEW.startable_for("alice", asks_all=True) is False  # cannot widen itself
     assert caller("root", "view", "admin").startable_for("root", asks_all=False) is True

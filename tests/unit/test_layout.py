@@ -42,6 +42,7 @@ RANK = {
     "metrics": 4,
     "webhooks": 4,
     "launches": 4,
+    "binder": 4,
     "context": 5,
     "auth": 6,
     "handlers": 7,
