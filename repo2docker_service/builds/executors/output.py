@@ -29,9 +29,9 @@ __all__ = [
 
 #: ``on_line(type, data)``: an executor reports one output line as
 #: ``on_line("log", {"message": str})`` (with ``"stage"``, one of :data:`STAGES`, when
-#: repo2docker named the step the line belongs to), and that output goes on without a new line (progress
-#: frames were collapsed) as ``on_line("progress", {"message": current frame})``, at most
-#: once per chunk read. It must not block and never raises.
+#: repo2docker named the step the line belongs to), and that output goes on without a new
+#: line (progress frames were collapsed) as ``on_line("progress", {"message": current
+#: frame})``, at most once per chunk read. It must not block and never raises.
 LineCallback = Callable[[str, dict[str, Any]], None]
 
 #: The ``on_line`` type saying "still printing, no new line": no event, but not idle.
