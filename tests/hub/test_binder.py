@@ -189,8 +189,7 @@ def test_token_header_and_own_prefix_work_too(hub, first_build, repos):
 
 def test_rate_limit_is_a_failed_event_not_a_retry_loop(hub, client, alias, repos):
     """binderhub-client retries a 429 forever; the service answers it as a failed event."""
-    token = hub.token_for("flooder")
-    # flooder is used up by the rate-limit test of test_hardening; use it up here too
+    token = hub.token_for("flooder2")  # a user of its own: the limit is per user
     for _ in range(200):
         status, _ = request("POST", hub.service_url + "api/builds", token=token, body={"repo": "x"})
         if status == 429:

@@ -56,6 +56,7 @@ USERS: dict[str, str | None] = {
     "a-b": "repo2docker-builders",
     "josé": "repo2docker-builders",
     "flooder": "repo2docker-builders",  # used up by the rate-limit test
+    "flooder2": "repo2docker-builders",  # used up by the BinderHub API's rate-limit test
 }
 
 
