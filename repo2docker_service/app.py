@@ -34,7 +34,6 @@ from .builds.manager import BuildManager
 from .builds.store import BuildStore
 from .config import (
     DEFAULT_ACCESS_HELP,
-    BinderConfig,
     BuildsConfig,
     ImagesConfig,
     ServerConfig,
@@ -91,9 +90,7 @@ flags = {
 }
 
 
-class Repo2DockerService(
-    ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, BinderConfig, Application
-):
+class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, Application):
     """Build JupyterHub user environments from git repositories with repo2docker."""
 
     name = "repo2docker-service"

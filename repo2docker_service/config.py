@@ -30,7 +30,7 @@ from traitlets import (
 from .repoid import DEFAULT_CASE_INSENSITIVE_HOSTS
 from .sizes import SizeError, normalize_memory
 
-__all__ = ["BinderConfig", "BuildsConfig", "ImagesConfig", "ServerConfig", "SpawnConfig"]
+__all__ = ["BuildsConfig", "ImagesConfig", "ServerConfig", "SpawnConfig"]
 
 
 class ServerConfig(HasTraits):
@@ -414,7 +414,7 @@ class BuildsConfig(HasTraits):
 
 
 class SpawnConfig(HasTraits):
-    """What spawners are told (machine profiles, default limits) and launch links."""
+    """What spawners are told (machine profiles, default limits), launch links, BinderHub's API."""
 
     machine_profiles = List(
         Dict(),
@@ -462,56 +462,40 @@ class SpawnConfig(HasTraits):
         """,
     ).tag(config=True)
 
-    @validate("launch_git_host")
-    def _validate_launch_git_host(self, proposal: dict[str, Any]) -> str:
-        value = str(proposal["value"]).rstrip("/")
+    binder_gitlab_host = Unicode(
+        "https://gitlab.com",
+        help="""GitLab host of BinderHub's `gl` provider (`GET build/gl/<project>/<ref>`).
+
+        It builds `<binder_gitlab_host>/<project>.git` (the project path URL-quoted,
+        subgroups included); the `gh` provider uses `launch_git_host`. The scheme must be in
+        `allowed_repo_schemes`.
+        """,
+    ).tag(config=True)
+
+    @validate("launch_git_host", "binder_gitlab_host")
+    def _validate_git_host(self, proposal: dict[str, Any]) -> str:
+        value, name = str(proposal["value"]).rstrip("/"), proposal["trait"].name
         if not urlparse(value).scheme or not urlparse(value).netloc:
-            raise ValueError(f"launch_git_host must be a URL like https://github.com: {value!r}")
+            raise ValueError(f"{name} must be a URL like https://github.com: {value!r}")
         return value
 
-
-class BinderConfig(HasTraits):
-    """BinderHub's build API (`GET build/<provider>/<spec>`): where it is also served, hosts."""
-
     binder_prefix = Unicode(
-        help="""A second URL prefix, besides `base_url`, that serves `build/<provider>/<spec>`.
+        help="""A second URL prefix, besides `base_url`, serving `build/<provider>/<spec>`.
 
         e.g. /services/binder/ when the hub registers a service named `binder` with this
-        service's URL (jupyterhub-fancy-profiles calls /services/binder/build/...; see
-        `repo2docker_service.hub.config.register_service(binder_alias=True)`). Only the
-        build API is served there; token clients work there, browser sessions (cookies)
-        only under `base_url`. Empty: not served elsewhere. Default:
-        $REPO2DOCKER_SERVICE_BINDER_PREFIX, else empty.
+        service's URL (fancy-profiles calls /services/binder/build/...; see
+        `register_service(binder_alias=True)` in repo2docker_service.hub.config). Only the
+        build API is served there, for token clients (cookies stay under `base_url`).
+        Empty: nowhere else. Default: $REPO2DOCKER_SERVICE_BINDER_PREFIX, else empty.
         """,
     ).tag(config=True)
 
     @default("binder_prefix")
     def _default_binder_prefix(self) -> str:
-        return _url_prefix(os.environ.get("REPO2DOCKER_SERVICE_BINDER_PREFIX", ""))
+        value = os.environ.get("REPO2DOCKER_SERVICE_BINDER_PREFIX", "").strip().strip("/")
+        return f"/{value}/" if value else ""
 
     @validate("binder_prefix")
     def _validate_binder_prefix(self, proposal: dict[str, Any]) -> str:
-        return _url_prefix(str(proposal["value"]))
-
-    binder_gitlab_host = Unicode(
-        "https://gitlab.com",
-        help="""GitLab host of BinderHub's `gl` provider.
-
-        `build/gl/<project>/<ref>` builds `<binder_gitlab_host>/<project>.git` (the
-        project path URL-quoted, subgroups included). The `gh` provider uses
-        `launch_git_host`. The scheme must be in `allowed_repo_schemes`.
-        """,
-    ).tag(config=True)
-
-    @validate("binder_gitlab_host")
-    def _validate_binder_gitlab_host(self, proposal: dict[str, Any]) -> str:
-        value = str(proposal["value"]).rstrip("/")
-        if not urlparse(value).scheme or not urlparse(value).netloc:
-            raise ValueError(f"binder_gitlab_host must be a URL like https://gitlab.com: {value!r}")
-        return value
-
-
-def _url_prefix(value: str) -> str:
-    """``/<value>/`` with single slashes at both ends, or "" for an empty value."""
-    value = value.strip().strip("/")
-    return f"/{value}/" if value else ""
+        value = str(proposal["value"]).strip().strip("/")
+        return f"/{value}/" if value else ""

@@ -221,10 +221,8 @@ def register_service(
             members here); None asks :func:`authenticator_manages`.
         hub_admins: hub admins administer environments (the service's
             ``hub_admins_are_admins`` and the spawner's); False: only the roles count.
-        binder_alias: also serve BinderHub's build API at ``/services/binder/``
-            (:func:`add_binder_alias`); a managed service is told so through
-            ``$REPO2DOCKER_SERVICE_BINDER_PREFIX``, an external one needs
-            ``c.Repo2DockerService.binder_prefix = "/services/binder/"`` in its own config.
+        binder_alias: BinderHub's build API at ``/services/binder/`` too
+            (:func:`add_binder_alias`; an external service sets its own ``binder_prefix``).
     """
     if manage_roles is None:
         manage_roles = authenticator_manages(c, "roles")
@@ -243,22 +241,33 @@ def register_service(
         service["url"] = url or f"http://127.0.0.1:{port}"
         service["api_token"] = api_token
     else:
-        environment = {
-            "REPO2DOCKER_SERVICE_PORT": str(port),
-            "REPO2DOCKER_SERVICE_ACCESS_HELP": json.dumps(access_help(role_groups)),
-        }
-        if not hub_admins:
-            environment["REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS"] = "0"
-        if config_file is not None and Path(config_file).exists():
-            environment["REPO2DOCKER_SERVICE_CONFIG"] = str(config_file)
+        environment = _managed_environment(port, role_groups, hub_admins, config_file)
+        if binder_alias:
+            environment[BINDER_PREFIX_ENV] = "/services/binder/"
         service["url"] = f"http://127.0.0.1:{port}"
         service["command"] = [sys.executable, "-m", "repo2docker_service", "--port", str(port)]
         service["environment"] = environment
-        if binder_alias:
-            environment[BINDER_PREFIX_ENV] = "/services/binder/"
     c.JupyterHub.services.append(service)
     if binder_alias:
         add_binder_alias(c, url=service["url"])
+
+
+def _managed_environment(
+    port: int,
+    role_groups: tuple[str, str, str] | None,
+    hub_admins: bool,
+    config_file: Path | None,
+) -> dict[str, str]:
+    """The environment of a hub-managed service (see :func:`register_service`)."""
+    environment = {
+        "REPO2DOCKER_SERVICE_PORT": str(port),
+        "REPO2DOCKER_SERVICE_ACCESS_HELP": json.dumps(access_help(role_groups)),
+    }
+    if not hub_admins:
+        environment["REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS"] = "0"
+    if config_file is not None and Path(config_file).exists():
+        environment["REPO2DOCKER_SERVICE_CONFIG"] = str(config_file)
+    return environment
 
 
 def add_binder_alias(c: Any, *, url: str, name: str = "binder") -> str:
