@@ -160,12 +160,10 @@ class Caller:
         return self.may_build() and not shared and owner == self.name
 
     def may_build_by_get(self, *, deliberate: bool) -> bool:
-        """Whether a GET (BinderHub's ``build/`` API) may start a build for the caller.
+        """Whether a GET (BinderHub's ``build/`` API) may build for the caller themself.
 
-        Only for themself, with ``build``, and only when the request is ``deliberate``: sent
-        with an API token, or by a script of the hub's pages carrying the session's XSRF
-        token (:meth:`BaseHandler.carries_intent`). A top-level navigation from another site
-        carries neither, so a link never builds in the visitor's name (the drive-by rule).
+        With ``build``, and only when ``deliberate`` (:meth:`BaseHandler.carries_intent`: an
+        API token, or the session's XSRF token): a link never builds in the visitor's name.
         """
         return deliberate and self.may_build_for(self.name)
 
@@ -351,19 +349,14 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def carries_intent(self) -> bool:
         """Whether the request was sent on purpose by the caller's own client.
 
-        True when it is authenticated by an API token, or carries the XSRF token of the
-        caller's hub session in ``X-Xsrftoken`` (``X-Csrftoken``) that scripts of the
-        hub's pages read from the ``_xsrf`` cookie and another site cannot. A plain
-        navigation (a link, a redirect) carries neither. Unlike JupyterHub's own check,
-        which lets cookie GETs through without the token, this asks for it on GETs too.
+        True with an API token, or with the session's XSRF token in ``X-Xsrftoken`` (scripts
+        of the hub's pages read it from the ``_xsrf`` cookie; other sites cannot). A link or
+        redirect carries neither. JupyterHub lets cookie GETs through without it; not this.
         """
         if getattr(self, "_token_authenticated", False):
             return True
         sent = self.request.headers.get("X-Xsrftoken") or self.request.headers.get("X-Csrftoken")
-        if not sent:
-            return False
-        expected = self.xsrf_token
-        return hmac.compare_digest(sent.encode("utf-8", "replace"), expected)
+        return hmac.compare_digest((sent or "").encode("utf-8", "replace"), self.xsrf_token)
 
     async def prepare(self) -> None:
         """Resolve the user without blocking the event loop (tornado calls this first)."""

@@ -467,8 +467,7 @@ class SpawnConfig(HasTraits):
         help="""GitLab host of BinderHub's `gl` provider (`GET build/gl/<project>/<ref>`).
 
         It builds `<binder_gitlab_host>/<project>.git` (the project path URL-quoted,
-        subgroups included); the `gh` provider uses `launch_git_host`. The scheme must be in
-        `allowed_repo_schemes`.
+        subgroups included); `gh` uses `launch_git_host`. Scheme: see `allowed_repo_schemes`.
         """,
     ).tag(config=True)
 
