@@ -21,7 +21,10 @@ EXTRAS_OF_MODULE = {
     "hub/dockerspawner.py": "dockerspawner",
     "hub/kubespawner.py": "kubespawner",
 }
-EXTRAS = {"dockerspawner": {"dockerspawner"}, "kubespawner": {"jupyterhub-kubespawner"}}
+EXTRAS = {
+    "dockerspawner": {"dockerspawner", "docker"},
+    "kubespawner": {"jupyterhub-kubespawner"},
+}
 
 
 def norm(name: str) -> str:
