@@ -7,6 +7,7 @@ local/debian:bookworm; Docker's build cache makes later runs take seconds instea
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import time
@@ -79,6 +80,7 @@ def compose(docker_engine, base_image):
         "R2D_REGISTRY_IMAGE": f"repo2docker-service-registry:{project}",
         "BASE_IMAGE": base_image,
         "DOCKER_SOCKET": docker_socket(docker_engine.host),
+        "DOCKER_GID": str(os.stat(docker_socket(docker_engine.host)).st_gid),
         "REPO2DOCKER_SERVICE_TOKEN": secrets.token_hex(32),
         "REPO2DOCKER_SPAWNER_TOKEN": secrets.token_hex(32),
         "DEMO_PASSWORD": secrets.token_urlsafe(12),
@@ -201,6 +203,25 @@ def test_compose_deployment_builds_and_spawns(compose, git_http):
         assert f"{c.env['CONTAINER_PREFIX']}-user-alice" in mounts
     finally:
         request("DELETE", hub_api + "/servers/demo", token=token, body={"remove": True})
+
+
+def test_hub_and_service_run_as_non_root_without_compilers(compose):
+    """The service's image (the repository's Dockerfile): uid 10001, the socket's group, no
+    compiler, repo2docker at the pinned version."""
+    for service in ("hub", "repo2docker"):
+        ids = compose("exec", "-T", service, "id", "-u").stdout.strip()
+        assert ids == "10001", service
+        groups = compose("exec", "-T", service, "id", "-G").stdout.split()
+        assert compose.env["DOCKER_GID"] in groups, service
+    probe = compose("exec", "-T", "repo2docker", "sh", "-c", "command -v gcc cc", check=False)
+    assert probe.returncode != 0 and not probe.stdout.strip()
+    pinned = next(
+        line.split("=", 1)[1]
+        for line in (DEPLOY.parents[1] / "Dockerfile").read_text().splitlines()
+        if line.startswith("ARG REPO2DOCKER_VERSION=")
+    )
+    version = compose("exec", "-T", "repo2docker", "repo2docker", "--version").stdout.strip()
+    assert version == pinned
 
 
 class _HubView:
