@@ -6,8 +6,7 @@ into traitlets config and then ``exec``s each ``hub.extraConfig`` entry with its
 loads the result into a real JupyterHub app and a real KubeSpawner, and asks the profile_list
 callable for a user against the fake service of tests/rig/fake_service.py.
 
-(During development the merged values were also validated against the chart's
-values.schema.yaml; the chart is not vendored here.)
+tests/unit/test_z2jh_values.py validates the values against the chart's values.schema.yaml.
 """
 
 from __future__ import annotations
@@ -79,7 +78,7 @@ def test_values_give_a_valid_hub_config():
     values, c = load()
     app = JupyterHub(config=c)
     services = {s["name"]: s for s in app.services}
-    assert services["repo2docker"]["url"] == "http://hub:8585"
+    assert services["repo2docker"]["url"] == "http://repo2docker-service:8585"
     assert services["repo2docker-spawner"]["api_token"] == TOKEN
     assert "custom:repo2docker:spawn" in app.custom_scopes
     assert {"custom:repo2docker:view", "custom:repo2docker:admin"} <= set(app.custom_scopes)
@@ -88,26 +87,20 @@ def test_values_give_a_valid_hub_config():
         "access:services!service=repo2docker",
         "custom:repo2docker:spawn",
     ]
+    assert app.load_groups == {}  # JupyterHub refuses it under manage_groups (SSO hubs)
+    assert roles["repo2docker-builder"]["groups"] == ["repo2docker-builders"]
     assert app.allow_named_servers is True
     assert app.spawner_class is KubeSpawner  # extraConfig kept KubeSpawner
-    # the sidecar and the hub Service port agree with the service URL
-    sidecar = next(
-        x for x in values["hub"]["extraContainers"] if x["name"] == "repo2docker-service"
-    )
-    assert "--port=8585" in sidecar["command"]
-    assert values["hub"]["service"]["extraPorts"][0]["port"] == 8585
-    env = {e["name"]: e for e in sidecar["env"]}
-    assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {
-        "name": "hub",
-        "key": "hub.services.repo2docker.apiToken",
-    }
-    assert env["JUPYTERHUB_SERVICE_PREFIX"]["value"] == "/services/repo2docker/"
+    # nothing of the service runs in the hub pod any more (repo2docker-service.yaml)
+    assert "extraContainers" not in values["hub"]
 
 
 async def test_profile_list_from_the_values_works_with_kubespawner(service, monkeypatch):
     values, c = load()
     # hub.extraEnv sets where the spawner reaches the service; here: the fake service
-    assert values["hub"]["extraEnv"]["REPO2DOCKER_SERVICE_URL"].startswith("http://127.0.0.1:")
+    assert values["hub"]["extraEnv"]["REPO2DOCKER_SERVICE_URL"] == (
+        "http://repo2docker-service:8585/services/repo2docker/"
+    )
     monkeypatch.setenv("REPO2DOCKER_SERVICE_URL", service["url"])
     spawner = KubeSpawner(_mock=True, config=c, user=User("alice"))
     assert callable(spawner.profile_list)
