@@ -1,7 +1,8 @@
 """The Littlest JupyterHub (TLJH) plugin: repo2docker-service plus a Docker spawner.
 
-Install with TLJH's installer (``--plugin repo2docker-service``, with Docker installed on the
-machine); TLJH finds this module through the ``tljh`` entry point in pyproject.toml and calls:
+Install with TLJH's installer (``--plugin "repo2docker-service[dockerspawner]"``, with Docker
+and its buildx plugin installed on the machine; docs/tljh.md gives the whole install); TLJH
+finds this module through the ``tljh`` entry point in pyproject.toml and calls:
 
 - :func:`tljh_extra_hub_pip_packages`: DockerSpawner, installed into the hub's environment;
 - :func:`tljh_custom_jupyterhub_config`: registers the service as a hub-managed service
@@ -15,6 +16,11 @@ Settings on a TLJH machine (``$TLJH_INSTALL_PREFIX``, default /opt/tljh):
 - ``config/repo2docker_service_config.py``: the service's own config, if present;
 - ``state/repo2docker-spawner-token``: the spawner client's token, created on first use
   (readable by root only) so hub restarts keep one token.
+
+Each user's files live in a Docker volume, ``repo2docker-user-{username}``, mounted at
+``/home/jovyan/work`` (repo2docker's home directory is ``/home/jovyan``), so they survive the
+server's container; set ``c.DockerSpawner.volumes`` in ``config/jupyterhub_config.d/`` for
+another layout.
 
 Containers use the host's network and listen on 127.0.0.1 on free ports, where TLJH's hub
 (127.0.0.1:15001) and proxy are, so nothing has to listen on a public address. TLJH's own
@@ -39,6 +45,8 @@ hookimpl = pluggy.HookimplMarker("tljh")
 SERVICE = "repo2docker"
 PREFIX = "custom:repo2docker:"
 SERVICE_PORT = 8585
+#: each user's volume (DockerSpawner expands {username}) and where servers see it
+USER_VOLUME = {"repo2docker-user-{username}": "/home/jovyan/work"}
 
 
 def install_prefix() -> Path:
@@ -76,3 +84,6 @@ def tljh_custom_jupyterhub_config(c: Any) -> None:
     c.DockerSpawner.remove = True
     # TLJH keeps servers running across hub restarts; so do the containers
     c.JupyterHub.cleanup_servers = False
+    # users' files outlive their containers (unless the admin chose volumes already)
+    if "volumes" not in c.DockerSpawner:
+        c.DockerSpawner.volumes = dict(USER_VOLUME)

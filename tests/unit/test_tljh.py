@@ -166,6 +166,17 @@ def test_custom_config_adds_service_spawner_and_roles(pm, tljh_config, tmp_path)
     assert spawner.pull_policy == "never"
     assert (spawner.network_name, spawner.ip) == ("host", "127.0.0.1")
     assert spawner.mem_limit == 2 * 1024**3 and spawner.cpu_limit == 1.0
+    # each user's files in their own volume, outliving the container
+    assert spawner.volumes == {"repo2docker-user-{username}": "/home/jovyan/work"}
+    assert spawner.volume_binds == {
+        "repo2docker-user-alice": {"bind": "/home/jovyan/work", "mode": "rw"}
+    }
+
+
+def test_admins_volumes_are_kept(pm, tljh_config):
+    tljh_config.DockerSpawner.volumes = {"/srv/data": "/home/jovyan/data"}
+    pm.hook.tljh_custom_jupyterhub_config(c=tljh_config)
+    assert tljh_config.DockerSpawner.volumes == {"/srv/data": "/home/jovyan/data"}
 
 
 def test_token_survives_a_hub_restart(pm, tljh_config):
