@@ -167,6 +167,10 @@ class Caller:
         """
         return deliberate and self.may_build_for(self.name)
 
+    def may_manage_build(self, build: Build) -> bool:
+        """May cancel or dismiss ``build``: the rule of :meth:`may_build_for` for its owner."""
+        return self.may_build_for(build.owner, shared=build.shared)
+
     def builds_owner_filter(self) -> str | None:
         """The owner whose builds a listing shows: None (everyone's) for admins."""
         return None if self.may_admin() else self.name

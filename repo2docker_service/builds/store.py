@@ -6,6 +6,7 @@ recent history for listing and log viewing. A restart starts with an empty store
 
 from __future__ import annotations
 
+from ..errors import Conflict, NotFound
 from .model import Build
 
 __all__ = ["BuildStore"]
@@ -52,6 +53,29 @@ class BuildStore:
             raise ValueError(f"build {build.id} is already stored")
         self._builds[build.id] = build
         self.prune()
+
+    def dismiss(self, build_id: str) -> Build:
+        """Forget an ended build: its record and its log leave the history.
+
+        Images are never touched (``DELETE api/images/...`` removes those); this is how a
+        failed or cancelled first build, which produced no image, leaves the list.
+
+        Returns:
+            The removed build.
+
+        Raises:
+            NotFound: no such build.
+            Conflict: the build is still queued or running (cancel it first).
+        """
+        build = self._builds.get(build_id)
+        if build is None:
+            raise NotFound(f"no build {build_id}")
+        if not build.terminal:
+            raise Conflict(
+                f"build {build_id} is still {build.state.value}: cancel it first, then dismiss it"
+            )
+        del self._builds[build_id]
+        return build
 
     def get(self, build_id: str) -> Build | None:
         """The build with that id, or None."""

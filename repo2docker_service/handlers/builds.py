@@ -86,6 +86,13 @@ class BuildsMixin(APIHandler):
             raise NotFound(f"No build {build_id!r} that you can see")
         return build
 
+    def managed_build(self, build_id: str) -> Build:
+        """A build the caller may see and change (cancel, dismiss); 404 or 403 otherwise."""
+        build = self.visible_build(build_id)
+        if not self.me.may_manage_build(build):
+            raise Forbidden("Only its owner or an admin may change this build")
+        return build
+
 
 class BuildsHandler(BuildsMixin):
     @needs_scope("view")
@@ -124,9 +131,24 @@ class BuildHandler(BuildsMixin):
 
     @needs_scope("build")
     async def delete(self, build_id: str) -> None:
-        build = self.visible_build(build_id)
+        """Cancel a queued or running build (the record stays: see BuildDismissHandler)."""
+        build = self.managed_build(build_id)
         build = await self.services.manager.cancel(build.id)
         self.write_json(build.to_dict())
+
+
+class BuildDismissHandler(BuildsMixin):
+    @needs_scope("build")
+    async def post(self, build_id: str) -> None:
+        """Forget an ended build's record and log (never an image)."""
+        build = self.managed_build(build_id)
+        # the manager's history (BuildStore.dismiss: ended builds only, never an image)
+        self.services.manager.store.dismiss(build.id)
+        self.services.log.info(
+            "build %s (owner %s): dismissed by %s", build.id, build.owner, self.me.name
+        )
+        self.set_status(204)
+        self.finish()
 
 
 class BuildLogsHandler(BuildsMixin):
@@ -217,6 +239,7 @@ default_handlers = [
     (r"api/builds", BuildsHandler),
     (rf"api/builds/{_ID}", BuildHandler),
     (rf"api/builds/{_ID}/logs", BuildLogsHandler),
+    (rf"api/builds/{_ID}/dismiss", BuildDismissHandler),
     (rf"api/builds/{_ID}/events", BuildEventsHandler),
     (r"api/images", ImagesHandler),
     (rf"api/images/{_IMG}", ImageHandler),

@@ -3,7 +3,7 @@
 Actors: none (dave: may reach the service, holds no scope; carol: may not reach it),
 view (bob), build (alice), admin (admin1).
 Targets: the actor's own environment, another user's private one, a shared one.
-Actions: list, detail, logs, events, build into, cancel, delete. Every cell is asserted.
+Actions: list, detail, logs, events, build into, cancel, dismiss, delete. Every cell is asserted.
 """
 
 import json
@@ -214,3 +214,52 @@ def test_path_tricks_do_not_reach_other_images(hub, world):
         status, _ = call(hub, "DELETE", path, "bob")
         assert status in (403, 404)
     assert call(hub, "GET", f"api/images/{alice['slug']}/{alice['name']}", "alice")[0] == 200
+
+
+@pytest.mark.parametrize("actor, target", [c for c in CELLS if EXPECT[c][3] != ALLOW])
+def test_matrix_dismiss_refused(hub, world, actor, target):
+    """Dismissing a build record follows the cancel column: owner (with build) or admin."""
+    env = world["envs"][TARGET_OF[actor][target]]
+    status, raw = call(hub, "POST", f"api/builds/{env['id']}/dismiss", actor)
+    assert status == status_for(EXPECT[actor, target][3], 204), raw
+    assert call(hub, "GET", f"api/builds/{env['id']}", "admin1")[0] == 200
+
+
+def failed_build(hub, git_http, user, name):
+    """A build of ``user`` that fails at once (no image); its final record."""
+    url = git_http.create_repo(
+        f"perm/{name}", {"Dockerfile": "FROM local/debian:bookworm\nRUN exit 3\n"}
+    )
+    status, raw = call(hub, "POST", "api/builds", user, {"repo": url, "name": name})
+    assert status == 202, raw
+    build = json.loads(raw)["build"]
+    status, raw = call(hub, "GET", f"api/builds/{build['id']}/events", user)
+    done = json.loads([x for x in raw.decode().splitlines() if x.startswith("data: ")][-1][6:])
+    assert done["state"] == "failed", done
+    return done
+
+
+@pytest.mark.parametrize(
+    "owner, others, dismisser",
+    [
+        # bob (view only) and another builder cannot; the owner can
+        ("alice", ["bob", "a.b", "dave"], "alice"),
+        # an admin can dismiss anyone's
+        ("a-b", ["alice", "bob"], "admin1"),
+    ],
+)
+def test_dismiss_a_failed_build(hub, world, git_http, owner, others, dismisser):
+    build = failed_build(hub, git_http, owner, f"perm-failed-{owner.replace('.', '')}")
+    path = f"api/builds/{build['id']}"
+    for other in others:
+        status, raw = call(hub, "POST", f"{path}/dismiss", other)
+        assert status in (403, 404), (other, status, raw)
+        assert call(hub, "GET", path, owner)[0] == 200
+    status, raw = call(hub, "POST", f"{path}/dismiss", dismisser)
+    assert status == 204, raw
+    for reader in (owner, "admin1"):
+        assert call(hub, "GET", path, reader)[0] == 404
+    ids = {b["id"] for b in json.loads(call(hub, "GET", "api/builds", owner)[1])["builds"]}
+    assert build["id"] not in ids
+    # once gone, a second dismiss is a 404
+    assert call(hub, "POST", f"{path}/dismiss", dismisser)[0] == 404

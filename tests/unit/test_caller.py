@@ -115,6 +115,22 @@ def test_may_build_by_get(who, deliberate, allowed):
     assert who.may_build_by_get(deliberate=deliberate) is allowed
 
 
+@pytest.mark.parametrize(
+    ("who", "item", "allowed"),
+    [
+        (ALICE_BUILD, build("alice"), True),
+        (ALICE_BUILD, build("bob"), False),
+        (ALICE_BUILD, build("alice", shared=True), False),  # shared builds: admins only
+        (ALICE_VIEW, build("alice"), False),
+        (ADMIN, build("bob"), True),
+        (ADMIN, build("bob", shared=True), True),
+    ],
+)
+def test_may_manage_build(who, item, allowed):
+    """Cancel and dismiss: the owner with build, or an admin."""
+    assert who.may_manage_build(item) is allowed
+
+
 def test_startable_for():
     assert ALICE_VIEW.startable_for("alice", asks_all=True) is False  # cannot widen itself
     assert caller("root", "view", "admin").startable_for("root", asks_all=False) is True

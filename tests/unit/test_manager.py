@@ -528,6 +528,24 @@ async def test_cancel_running(make_manager, catalog, executor):
     assert (await done((await manager.submit(req())).build)).state is BuildState.BUILT
 
 
+async def test_dismiss_forgets_ended_builds_only(make_manager, catalog, executor):
+    repo = "https://git.example.org/alice/slow2"
+    executor.scripts[repo] = Script(hang=True)
+    manager = await make_manager()
+    build = (await manager.submit(req(repo))).build
+    await asyncio.wait_for(executor.started_event(repo).wait(), 2)
+    with pytest.raises(Conflict, match="cancel it first"):
+        manager.store.dismiss(build.id)
+    assert manager.get(build.id) is build
+    await asyncio.wait_for(manager.cancel(build.id), 5)
+    images = dict(catalog.images)
+    assert manager.store.dismiss(build.id) is build
+    assert manager.get(build.id) is None and build not in manager.list()
+    assert catalog.images == images  # a record goes, never an image
+    with pytest.raises(NotFound):
+        manager.store.dismiss(build.id)
+
+
 async def test_total_timeout(make_manager, executor):
     repo = "https://git.example.org/alice/forever"
     executor.scripts[repo] = Script(lines=[f"tick {n}" for n in range(1000)], interval=0.02)

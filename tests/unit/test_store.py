@@ -6,6 +6,7 @@ import pytest
 
 from repo2docker_service.builds.model import Build, BuildState
 from repo2docker_service.builds.store import BuildStore
+from repo2docker_service.errors import Conflict, NotFound
 
 
 def make(owner="alice", shared=False, state=None) -> Build:
@@ -44,6 +45,19 @@ def test_add_get_list_in_insertion_order():
     assert store.list(owner="carol") == []
     with pytest.raises(ValueError):
         store.add(builds[0])
+
+
+def test_dismiss_forgets_one_ended_build():
+    store = BuildStore(history_limit=10)
+    kept, gone, active = make(state=BuildState.FAILED), make(state=BuildState.CANCELLED), make()
+    for b in (kept, gone, active):
+        store.add(b)
+    assert store.dismiss(gone.id) is gone
+    with pytest.raises(NotFound):
+        store.dismiss(gone.id)
+    with pytest.raises(Conflict, match="cancel it first"):
+        store.dismiss(active.id)
+    assert store.list() == [kept, active] and gone.id not in store
 
 
 def test_evicts_oldest_finished_never_active():
