@@ -98,7 +98,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory, git_http: GitHTTPServer) -> It
                 f"c.Repo2DockerService.launch_git_host = {git_http.base_url!r}\n"
                 f"c.Repo2DockerService.binder_gitlab_host = {git_http.base_url!r}\n"
             ),
-            extra_config=BINDER_ALIAS_CONFIG,
+            # plus the documented opt-in: an "Environments" link in the hub's navbar and pages
+            extra_config=BINDER_ALIAS_CONFIG
+            + "from repo2docker_service.hub.config import add_navbar_link\nadd_navbar_link(c)\n",
             env=BINDER_ALIAS_ENV,
         )
     except RuntimeError as e:

@@ -10,6 +10,8 @@ plugin):
 - :func:`configure_jupyterhub` adds what the spawner helpers need: the ``spawn`` scope, a
   token-holding client with a role, the spawner settings, server token scopes for
   JupyterLab extensions, named servers for launch links;
+- :func:`add_navbar_link` puts an "Environments" link in the hub's navbar and a pointer on
+  its home and spawn pages (templates that extend the hub's own, never replace them);
 - :func:`persistent_token` keeps a token across hub restarts;
 - :func:`add_binder_alias` also exposes the service's BinderHub build API at
   ``/services/binder/`` (jupyterhub-fancy-profiles' "Build image" calls that path).
@@ -43,8 +45,10 @@ __all__ = [
     "BINDER_PREFIX_ENV",
     "GROUPS",
     "ROLES",
+    "TEMPLATES",
     "access_help",
     "add_binder_alias",
+    "add_navbar_link",
     "add_spawner_client",
     "authenticator_manages",
     "configure_jupyterhub",
@@ -57,6 +61,9 @@ __all__ = [
     "spawn_scope",
     "spawner_role",
 ]
+
+#: the hub templates that link the environments page (page.html, home.html, spawn.html)
+TEMPLATES = Path(__file__).parent / "templates"
 
 #: groups the roles are granted to (members are managed in the hub's admin page)
 GROUPS = ("repo2docker-viewers", "repo2docker-builders", "repo2docker-admins")
@@ -326,31 +333,29 @@ def configure_jupyterhub(
     server_token_scopes: bool = True,
     named_servers: bool = True,
     register_client: bool = True,
+    navbar_link: bool = True,
 ) -> str:
     """Add what the spawner helpers need to a hub config (``jupyterhub_config.py``).
 
     Adds the spawn scope, the token-only service ``client_name`` and its role
     (:func:`add_spawner_client`), points the spawner at the service
-    (``c.Repo2DockerMixin.service_url/service_token``) and sets ``c.JupyterHub.spawner_class``
-    (unless ``spawner_class`` is None). With ``server_token_scopes``, servers'
-    ``$JUPYTERHUB_API_TOKEN`` also carries :func:`server_scopes`; with ``named_servers``,
-    ``allow_named_servers`` (launch links start named servers).
+    (``c.Repo2DockerMixin.service_url/service_token``), sets the spawner class, and does
+    what the flags below say.
 
     Args:
         c: the config object of ``jupyterhub_config.py``.
-        service_name: the service's name in ``c.JupyterHub.services``.
+        service_name, scope_prefix: the service's name (``c.JupyterHub.services``), scopes.
         service_url: the service as the hub process reaches it, with its prefix (default
-            $REPO2DOCKER_SERVICE_URL, else ``http://127.0.0.1:8585/services/<service_name>/``).
-        scope_prefix: the service's scope prefix.
+            $REPO2DOCKER_SERVICE_URL, else ``http://127.0.0.1:8585/services/<name>/``).
         token: the client's API token. Default: $REPO2DOCKER_SPAWNER_TOKEN, else a random
-            token for this hub process (fine for demos; each restart then leaves an unused
-            token in the hub database, so set the variable in production).
+            one per hub process (demos; set the variable in production).
         client_name: the token-only service the token belongs to.
-        spawner_class: the spawner class to set, or None to leave it alone (KubeSpawner).
-        server_token_scopes: give servers' tokens the service's view scope.
-        named_servers: enable named servers.
-        register_client: add the token-only service to ``c.JupyterHub.services``; False
-            when it is declared elsewhere (z2jh's ``hub.services``, which also keeps its token).
+        spawner_class: the spawner class, or None to leave it alone (KubeSpawner).
+        server_token_scopes: servers' tokens carry :func:`server_scopes` (view).
+        named_servers: ``allow_named_servers`` (launch links start named servers).
+        register_client: add the token-only service to ``c.JupyterHub.services`` (False:
+            it is declared elsewhere, e.g. z2jh's ``hub.services``, which keeps its token).
+        navbar_link: link the service from the hub's pages (:func:`add_navbar_link`).
 
     Returns:
         The token (so other config, e.g. KubeSpawner's ``make_profile_list``, can use it).
@@ -373,7 +378,48 @@ def configure_jupyterhub(
         c.Spawner.server_token_scopes = server_scopes(service_name, scope_prefix)
     if named_servers:
         c.JupyterHub.allow_named_servers = True
+    if navbar_link:
+        add_navbar_link(c, service_name=service_name)
     return token
+
+
+def add_navbar_link(
+    c: Any,
+    *,
+    service_name: str = "repo2docker",
+    label: str = "Environments",
+    hint: str = "Build a ready-to-start environment from a git repository, or launch one:",
+) -> None:
+    """Link the environments page from the hub's navbar and its home and spawn pages.
+
+    Puts :data:`TEMPLATES` first in ``c.JupyterHub.template_paths``. Its ``page.html``
+    ``{% extends "templates/page.html" %}`` (the hub's own) and adds one item to the
+    ``nav_bar_left_items`` block; ``home.html`` and ``spawn.html`` extend the hub's and add a
+    line above its ``main`` block. Nothing of the hub's templates is replaced, so the hub's
+    later changes and other templates in ``template_paths`` that extend ``templates/...``
+    keep working (a second ``page.html`` earlier in the list wins over this one). The link
+    shows only to users who may reach the service (the hub lists only those in ``services``).
+
+    Args:
+        c: the config object of ``jupyterhub_config.py``.
+        service_name: the service's name in ``c.JupyterHub.services``.
+        label: the link's text.
+        hint: the sentence before the link on the home and spawn pages.
+    """
+    ours, current = str(TEMPLATES), c.JupyterHub.template_paths
+    if isinstance(current, list):
+        if ours not in current:
+            c.JupyterHub.template_paths = [ours, *current]
+    elif ours not in current.to_dict().get("prepend", []):
+        # not set yet (a lazy value): the hub appends its own templates' path by itself
+        current.prepend([ours])
+    c.JupyterHub.template_vars.update(
+        {
+            "repo2docker_service_name": service_name,
+            "repo2docker_link_label": label,
+            "repo2docker_hint": hint,
+        }
+    )
 
 
 def add_spawner_client(
