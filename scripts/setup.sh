@@ -6,8 +6,8 @@
 #   bash scripts/setup.sh
 #
 # Steps: apt packages; docker buildx + compose plugins (Debian trixie .debs); configurable-http-
-# proxy (npm); the npm clients the tests drive (.cache/npm-clients); the Python venv at
-# $REPO/.venv; dockerd; a registry on 127.0.0.1:5000; the local base image local/debian:bookworm
+# proxy (npm); the npm clients and axe-core the tests drive (.cache/npm-clients); the Python
+# venv at $REPO/.venv; dockerd; a registry on 127.0.0.1:5000; the local base image local/debian:bookworm
 # (debootstrap, cached as a tarball).
 #
 # Environment:

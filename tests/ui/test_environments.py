@@ -8,132 +8,38 @@ README shows them).
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-import shutil
-import urllib.parse
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from repo2docker_service.builds.request import validate_display_name, validate_hints
 from repo2docker_service.errors import InvalidInput
 from repo2docker_service.images.naming import derive_name, validate_name
 from repo2docker_service.sources import validate_ref, validate_repo_url
-from tests.rig.browser import login
+from tests.rig.envpage import (
+    BUILD_TIMEOUT,
+    UID,
+    action,
+    add_environment,
+    api,
+    count_lines,
+    dockerfile,
+    fill_add_dialog,
+    open_page,
+    row,
+    save_screenshot,
+    spawn_href,
+    submit_add_dialog,
+    uname,
+    wait_state,
+)
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 JS_DIR = REPO_ROOT / "repo2docker_service" / "static" / "js"
-BUILD_TIMEOUT = 120_000  # ms, for one small build
-UID = secrets.token_hex(3)
-
-
-def uname(label: str) -> str:
-    """A unique environment (and repository) name for this run."""
-    return f"ui{UID}-{label}"
-
-
-def dockerfile(name: str, *run: str) -> dict[str, str]:
-    """A Dockerfile FROM the local base; the name in the first RUN defeats the build cache."""
-    lines = ["FROM local/debian:bookworm", f"RUN echo building {name}", *(f"RUN {r}" for r in run)]
-    return {"Dockerfile": "\n".join(lines) + "\n"}
-
-
-# --------------------------------------------------------------------------------- helpers
-def open_page(page: Page, hub, user: str) -> Page:
-    login(page, hub, user)
-    page.goto(hub.service_url)
-    page.wait_for_url(hub.service_url + "*")
-    expect(page.locator("#environments")).to_have_attribute("data-loaded", "true")
-    return page
-
-
-def row(page: Page, name: str, *, owner: str | None = None):
-    selector = f'#environments-body tr[data-name="{name}"]'
-    if owner is not None:
-        selector += f'[data-owner="{owner}"]'
-    return page.locator(selector)
-
-
-def action(page: Page, name: str, verb: str, **kw):
-    return row(page, name, **kw).locator(f'[data-action="{verb}"]')
-
-
-def api(page: Page, method: str, path: str, body: dict | None = None):
-    """Call the service API from the page the way the page does (cookie + XSRF header)."""
-    return page.evaluate(
-        """async ([method, path, body]) => {
-            const root = document.getElementById("environments");
-            const init = {method, headers: {"X-XSRFToken": root.dataset.xsrf}};
-            if (body !== null) {
-                init.headers["Content-Type"] = "application/json";
-                init.body = JSON.stringify(body);
-            }
-            const r = await fetch(root.dataset.baseUrl + path, init);
-            const text = await r.text();
-            return [r.status, text ? JSON.parse(text) : null];
-        }""",
-        [method, path, body],
-    )
-
-
-def fill_add_dialog(page: Page, *, repo: str, ref: str = "", name: str = "", display: str = ""):
-    page.click("#add-environment")
-    dialog = page.locator("#add-dialog")
-    expect(dialog).to_be_visible()
-    # focus moves into the dialog, onto its first field
-    expect(page.locator("#add-repo")).to_be_focused()
-    page.fill("#add-repo", repo)
-    if ref:
-        page.fill("#add-ref", ref)
-    if name:
-        page.fill("#add-name", name)
-    if display:
-        page.fill("#add-display-name", display)
-    return dialog
-
-
-def submit_add_dialog(page: Page, expect_status=(200, 202)):
-    with page.expect_response(
-        lambda r: r.url.endswith("/api/builds") and r.request.method == "POST"
-    ) as info:
-        page.click("#add-submit")
-    response = info.value
-    assert response.status in expect_status, response.text()
-    return response
-
-
-def add_environment(page: Page, **kwargs) -> dict:
-    """Fill and submit the add dialog; returns the API's answer (the dialog closes)."""
-    dialog = fill_add_dialog(page, **kwargs)
-    response = submit_add_dialog(page)
-    expect(dialog).to_be_hidden()
-    return response.json()
-
-
-def wait_state(page: Page, name: str, state: str, timeout: float = BUILD_TIMEOUT, **kw):
-    expect(row(page, name, **kw)).to_have_attribute("data-state", state, timeout=timeout)
-
-
-def save_screenshot(page: Page, artifacts: Path, filename: str, *, full_page=False) -> None:
-    path = artifacts / filename
-    page.screenshot(path=str(path), full_page=full_page)
-    if os.environ.get("R2DS_UPDATE_SCREENSHOTS") == "1":  # refresh the README's pictures
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, SCREENSHOTS / filename)
-
-
-def count_lines(text: str, prefix: str, n: int) -> dict[int, int]:
-    return {i: len(re.findall(rf"\b{prefix}-{i}$", text, re.M)) for i in range(1, n + 1)}
-
-
-def spawn_href(hub_user: str, name: str, image: str) -> str:
-    return f"/hub/spawn/{hub_user}/{name}?image={urllib.parse.quote(image, safe='')}"
 
 
 # --------------------------------------------------------------------------------- tests
@@ -202,7 +108,11 @@ def test_alice_adds_follows_rebuilds_and_deletes(page, hub, git_http, base_image
     build = response.json()["build"]
     assert build["hints"] == {"cpu": "1", "memory": "1G"}
     expect(page.locator("#add-dialog")).to_be_hidden()
-    expect(page.locator("#notices")).to_contain_text("Building “Hello, repo2docker”")
+    # the notice follows this build: building (with its log one click away), then built
+    notice = page.locator(f'#notices [data-build="{build["id"]}"]')
+    expect(notice).to_contain_text(
+        re.compile("Building “Hello, repo2docker”|“Hello, repo2docker” is built")
+    )
 
     # the log dialog follows the build live to the end
     action(page, name, "logs").click()
@@ -238,6 +148,11 @@ def test_alice_adds_follows_rebuilds_and_deletes(page, hub, git_http, base_image
     expect(action(page, name, "launch")).to_have_attribute(
         "href", spawn_href("alice", name, image["image"])
     )
+    # the notice now says it is built and offers Launch right there
+    expect(notice).to_have_attribute("data-state", "built")
+    expect(notice.locator('[data-action="launch"]')).to_have_attribute(
+        "href", spawn_href("alice", name, image["image"])
+    )
     # alice sees shared environments but cannot change them
     shared = row(page, uname("shared"), owner="")
     if shared.count():
@@ -256,7 +171,9 @@ def test_alice_adds_follows_rebuilds_and_deletes(page, hub, git_http, base_image
     assert (sent["cpu"], sent["memory"]) == ("1", "1G")
     rebuild_id = info.value.json()["build"]["id"]
     assert rebuild_id != build["id"]
-    expect(page.locator("#notices")).to_contain_text("Rebuilding “Hello, repo2docker”")
+    expect(page.locator(f'#notices [data-build="{rebuild_id}"]')).to_contain_text(
+        re.compile("Rebuilding “Hello, repo2docker”|“Hello, repo2docker” is built")
+    )
     expect(row(page, name)).to_have_attribute("data-build", rebuild_id)
     wait_state(page, name, "built")
     status, rebuilt = api(page, "GET", f"api/builds/{rebuild_id}")
@@ -535,7 +452,7 @@ def test_cancel_a_slow_build(page, hub, git_http, base_image, artifacts):
     # no rebuild, delete or launch while building; cancel instead
     expect(action(page, name, "rebuild")).to_have_count(0)
     expect(action(page, name, "launch")).to_have_count(0)
-    save_screenshot(page, artifacts, "environments-list.png", full_page=True)
+    page.screenshot(path=str(artifacts / "environments-building.png"), full_page=True)
 
     action(page, name, "cancel").click()
     expect(page.locator("#confirm-message")).to_contain_text("Slow build")

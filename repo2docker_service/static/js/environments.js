@@ -24,12 +24,13 @@ export function mergeEnvironments(images, builds) {
   const rows = new Map();
   for (const image of images) {
     const key = repositoryOf(image.latest || image.image);
-    rows.set(key, { key, image, build: null });
+    rows.set(key, { key, image, build: null, ended: [] });
   }
   for (const build of builds) {
     const key = repositoryOf(build.latest_image || build.image);
-    const row = rows.get(key) ?? { key, image: null, build: null };
+    const row = rows.get(key) ?? { key, image: null, build: null, ended: [] };
     row.build = build;
+    if (!ACTIVE_STATES.has(build.state)) row.ended.push(build.id);
     rows.set(key, row);
   }
   const out = [];
@@ -45,7 +46,7 @@ export function mergeEnvironments(images, builds) {
   );
 }
 
-function describe({ key, image, build }) {
+function describe({ key, image, build, ended }) {
   const active = Boolean(build && ACTIVE_STATES.has(build.state));
   const src = active || !image ? build : image;
   let state = "built";
@@ -67,6 +68,8 @@ function describe({ key, image, build }) {
     note = `last rebuild ${build.state}`;
     error = build.error || null;
   }
+  // "cancelled" once, not as the state and again as its reason
+  if (error && error.trim().toLowerCase() === (build?.state || "")) error = null;
   return {
     key,
     name: src.name,
@@ -88,8 +91,13 @@ function describe({ key, image, build }) {
     active,
     // logs only of builds the service still keeps and lets this user see
     buildId: build ? build.id : null,
+    // the records a Dismiss removes: every ended build of an environment without an image
+    dismissable: image || active ? [] : ended,
   };
 }
+
+// errors longer than this fold behind their first words (the whole text one click away)
+const ERROR_FOLD = 160;
 
 /** A dash for an empty cell, with words for screen readers. */
 function none(words) {
@@ -161,7 +169,7 @@ export class EnvironmentTable {
     const text = this.ctx.scopes.has("build")
       ? "No environments yet. Use “Add environment” to build one from a git repository."
       : "No environments yet. Ask someone with build permission to add one.";
-    return el("tr", { class: "r2d-placeholder" }, el("td", { colspan: 8 }, text));
+    return el("tr", { class: "r2d-placeholder", role: "row" }, el("td", { colspan: 8, role: "cell" }, text));
   }
 
   /** Update the "built … ago" texts (called every minute). */
@@ -181,101 +189,113 @@ export class EnvironmentTable {
         build: vm.buildId || "",
       },
       class: "r2d-env",
+      role: "row",
     });
-    // name
+    // (one wrapper per cell: on narrow screens the cell is a flex row "label | content")
+    const cell = (label, attrs, ...content) =>
+      el("td", { role: "cell", dataset: { label }, ...attrs }, el("div", { class: "r2d-cell" }, ...content));
+    // name; the technical name only when it differs from the display name
     tr.append(
       el(
         "th",
-        { scope: "row", class: "fw-normal" },
+        { scope: "row", role: "rowheader", class: "fw-normal r2d-name" },
         el("div", { class: "fw-semibold r2d-display-name" }, vm.displayName),
-        el("div", { class: "small text-body-secondary font-monospace" }, vm.name),
+        vm.displayName !== vm.name
+          ? el("div", { class: "small text-body-secondary font-monospace r2d-tech-name" }, vm.name)
+          : null,
       ),
     );
-    // owner
     tr.append(
-      el(
-        "td",
+      cell(
+        "Owner",
         { class: "r2d-owner" },
-        vm.shared
-          ? el("span", { class: "badge rounded-pill text-bg-light border" }, "shared")
-          : vm.owner,
+        vm.shared ? el("span", { class: "badge rounded-pill r2d-shared border" }, "shared") : vm.owner,
       ),
     );
-    // repository @ ref: "org/repo @ ref" over a muted host line; the full URL in the title
-    const href = safeHttpUrl(vm.repo);
-    const { host, path } = repoParts(vm.repo);
-    const repo = href
-      ? el(
-          "a",
-          {
-            href,
-            title: vm.repo,
-            rel: "noopener noreferrer",
-            target: "_blank",
-            class: "link-offset-1 link-underline-opacity-25",
-          },
-          path,
-        )
-      : el("span", { title: vm.repo }, path);
+    tr.append(cell("Repository", { class: "r2d-repo" }, this.repoCell(vm)));
     tr.append(
-      el(
-        "td",
-        { class: "r2d-repo" },
-        el(
-          "div",
-          {},
-          repo,
-          vm.ref ? el("span", { class: "text-nowrap" }, " @ ", el("code", { class: "r2d-ref" }, vm.ref)) : null,
-        ),
-        host ? el("div", { class: "small text-body-secondary" }, host) : null,
-      ),
-    );
-    // commit
-    tr.append(
-      el(
-        "td",
-        {},
+      cell(
+        "Commit",
+        { class: vm.commit ? "" : "r2d-empty" },
         vm.commit ? el("code", { title: vm.commit, class: "r2d-commit" }, shortCommit(vm.commit)) : "",
       ),
     );
-    // status
-    const status = el("td", { class: "r2d-state" }, statusBadge(vm));
-    if (vm.note) status.append(" ", el("span", { class: "badge text-bg-light border" }, vm.note));
-    if (vm.error) {
-      status.append(
-        el("div", { class: "small text-body-secondary r2d-error", title: vm.error }, vm.error),
-      );
-    }
-    tr.append(status);
-    // built
+    tr.append(cell("Status", { class: "r2d-state" }, this.statusCell(vm)));
     tr.append(
-      el(
-        "td",
-        { class: "text-nowrap" },
+      cell(
+        "Built",
+        { class: vm.builtAt ? "text-nowrap" : "text-nowrap r2d-empty" },
         vm.builtAt
           ? el("time", { datetime: vm.builtAt, title: localTime(vm.builtAt) }, relativeTime(vm.builtAt))
           : none("not built yet"),
       ),
     );
-    // size
-    tr.append(el("td", { class: "text-nowrap text-end" }, formatBytes(vm.size) || none("unknown")));
-    // actions
-    tr.append(el("td", { class: "text-end" }, this.actions(vm)));
+    const size = formatBytes(vm.size);
+    tr.append(cell("Size", { class: size ? "text-nowrap text-xl-end" : "text-nowrap text-xl-end r2d-empty" }, size || none("unknown")));
+    tr.append(cell("Actions", { class: "r2d-actions" }, this.actions(vm)));
     return tr;
   }
 
+  /** "org/repo @ ref" over a muted host line; the full URL in the title. */
+  repoCell(vm) {
+    const href = safeHttpUrl(vm.repo);
+    const { host, path } = repoParts(vm.repo);
+    const attrs = { title: vm.repo, class: "link-offset-1 link-underline-opacity-25" };
+    const repo = href
+      ? el("a", { ...attrs, href, rel: "noopener noreferrer", target: "_blank" }, path)
+      : el("span", { title: vm.repo }, path);
+    return [
+      el(
+        "div",
+        {},
+        repo,
+        vm.ref ? el("span", { class: "text-nowrap" }, " @ ", el("code", { class: "r2d-ref" }, vm.ref)) : null,
+      ),
+      host ? el("div", { class: "small text-body-secondary" }, host) : null,
+    ];
+  }
+
+  /** The state badge, a note, and the reason of a failure: wrapped, long ones folded. */
+  statusCell(vm) {
+    const parts = [statusBadge(vm)];
+    if (vm.note) parts.push(" ", el("span", { class: "badge r2d-note border" }, vm.note));
+    if (vm.error) {
+      const text = vm.error;
+      if (text.length <= ERROR_FOLD) {
+        parts.push(el("div", { class: "small text-body-secondary r2d-error" }, text));
+      } else {
+        parts.push(
+          el(
+            "details",
+            { class: "small text-body-secondary r2d-error" },
+            el(
+              "summary",
+              {},
+              el("span", { class: "r2d-preview" }, `${text.slice(0, ERROR_FOLD - 40).trimEnd()}…`),
+              el("span", { class: "r2d-less" }, "less"),
+            ),
+            el("div", { class: "r2d-full" }, text),
+          ),
+        );
+      }
+    }
+    return parts;
+  }
+
   actions(vm) {
-    const box = el("div", {
-      class: "d-inline-flex flex-nowrap justify-content-end gap-1",
-      role: "group",
-      "aria-label": `Actions for ${vm.displayName}`,
-    });
     const name = vm.displayName;
-    const button = (action, text, style, label) =>
+    const box = el("div", {
+      class: "r2d-action-group",
+      role: "group",
+      "aria-label": `Actions for ${name}`,
+    });
+    // each accessible name starts with the visible label (voice control: "click Logs")
+    const named = (text, rest) => [text, el("span", { class: "visually-hidden" }, ` ${rest}`)];
+    const button = (action, text, style, rest) =>
       el(
         "button",
-        { type: "button", class: `btn btn-sm ${style}`, dataset: { action }, "aria-label": label },
-        text,
+        { type: "button", class: `btn btn-sm ${style}`, dataset: { action } },
+        ...named(text, rest),
       );
     if (vm.image) {
       box.append(
@@ -285,19 +305,21 @@ export class EnvironmentTable {
             class: "btn btn-sm btn-jupyter",
             href: spawnUrl(this.ctx.hubPrefix, this.ctx.me, vm.name, vm.image),
             dataset: { action: "launch" },
-            "aria-label": `Launch ${name}`,
           },
-          "Launch",
+          ...named("Launch", name),
         ),
       );
     }
-    if (vm.buildId) box.append(button("logs", "Logs", "btn-outline-secondary", `Build log of ${name}`));
+    if (vm.buildId) box.append(button("logs", "Logs", "btn-outline-secondary", `of ${name}`));
     if (this.canManage(vm)) {
       if (vm.active) {
-        box.append(button("cancel", "Cancel", "btn-outline-warning", `Cancel the build of ${name}`));
+        box.append(button("cancel", "Cancel", "btn-outline-danger", `the build of ${name}`));
       } else {
-        if (vm.repo) box.append(button("rebuild", "Rebuild", "btn-outline-primary", `Rebuild ${name}`));
-        if (vm.image) box.append(button("delete", "Delete", "btn-outline-danger", `Delete ${name}`));
+        if (vm.repo) box.append(button("rebuild", "Rebuild", "btn-outline-primary", name));
+        if (vm.image) box.append(button("delete", "Delete", "btn-outline-danger", name));
+        if (vm.dismissable.length) {
+          box.append(button("dismiss", "Dismiss", "btn-outline-secondary", `the ${vm.state} build of ${name}`));
+        }
       }
     }
     return box;

@@ -9,6 +9,7 @@
 import { ApiError } from "./api.js";
 import { appendAnsi, initialState } from "./ansi.js";
 import { openDialog, setupDialog } from "./dialogs.js";
+import { summarizeFailure } from "./failure.js";
 import { formatDuration } from "./util.js";
 import { statusBadge } from "./status.js";
 
@@ -156,6 +157,8 @@ export class LogDialog {
     this.connection = dialog.querySelector("#logs-connection");
     this.download = dialog.querySelector("#logs-download");
     this.jump = dialog.querySelector("#logs-jump");
+    this.summary = dialog.querySelector("#logs-summary");
+    this.lines = [];
     this.stream = null;
     this.timer = null;
     this.build = null;
@@ -185,6 +188,8 @@ export class LogDialog {
   open(buildId, displayName) {
     this.stop();
     this.output.replaceChildren();
+    this.lines = [];
+    this.summary.hidden = true;
     this.ansi = initialState();
     this.follow = true;
     this.jump.hidden = true;
@@ -230,12 +235,24 @@ export class LogDialog {
       this.build = data;
       this.setPhase(data);
       this.phaseMessage.textContent = data.error || "";
+      if (data.state === "failed") this.showSummary();
       this.tick();
       if (this.onDone) this.onDone(data);
     }
   }
 
+  /** Above the log: the failing step and its last lines (failure.js), when recognised. */
+  showSummary() {
+    const found = summarizeFailure(this.lines);
+    if (!found) return;
+    this.summary.querySelector("#logs-summary-step").textContent = found.step || "";
+    this.summary.querySelector("#logs-summary-step-line").hidden = !found.step;
+    this.summary.querySelector("#logs-summary-lines").textContent = found.lines.join("\n");
+    this.summary.hidden = false;
+  }
+
   appendLine(text) {
+    this.lines.push(text);
     const follow = this.follow;
     const line = document.createElement("span");
     line.className = "r2d-log-line";

@@ -9,12 +9,12 @@ import { createApi } from "./api.js";
 import { confirmAction } from "./dialogs.js";
 import { EnvironmentTable, mergeEnvironments } from "./environments.js";
 import { LogDialog } from "./logs.js";
+import { Notices } from "./notices.js";
 import { ACTIVE_STATES } from "./status.js";
-import { el } from "./util.js";
+import { repositoryOf, spawnUrl } from "./util.js";
 
 const ACTIVE_POLL_MS = 2000;
 const IDLE_POLL_MS = 30000;
-const MAX_NOTICES = 3;
 
 class EnvironmentsPage {
   constructor(root) {
@@ -24,7 +24,6 @@ class EnvironmentsPage {
     this.me = data.user;
     this.hubPrefix = data.hubPrefix;
     this.scopes = new Set((data.scopes || "").split(" ").filter(Boolean));
-    this.notices = document.getElementById("notices");
     this.live = document.getElementById("live-status");
     this.loadError = document.getElementById("load-error");
     this.images = [];
@@ -43,6 +42,10 @@ class EnvironmentsPage {
     this.logs = new LogDialog(this.api, document.getElementById("logs-dialog"), {
       onDone: () => this.refresh(),
     });
+    this.notices = new Notices(document.getElementById("notices"), {
+      openLog: (id, name) => this.logs.open(id, name),
+    });
+    this.list = [];
   }
 
   async start() {
@@ -113,13 +116,22 @@ class EnvironmentsPage {
       if (before.size) {
         for (const b of ended) this.say(`${b.display_name || b.name}: ${b.state}`);
       }
-      this.table.render(mergeEnvironments(this.images, this.builds));
+      this.list = mergeEnvironments(this.images, this.builds);
+      this.table.render(this.list);
+      this.notices.update(this.builds, (b) => this.launchHref(b));
       this.loadError.hidden = true;
       this.root.dataset.loaded = "true";
     } catch (error) {
       this.loadError.textContent = `Could not load the environments: ${error.message}`;
       this.loadError.hidden = false;
     }
+  }
+
+  /** The Launch link of a built build's environment, once the list has its image. */
+  launchHref(build) {
+    const key = repositoryOf(build.latest_image || build.image);
+    const row = this.list.find((r) => r.key === key && r.image);
+    return row ? spawnUrl(this.hubPrefix, this.me, row.name, row.image) : null;
   }
 
   schedule() {
@@ -172,7 +184,18 @@ class EnvironmentsPage {
       if (!ok) return;
       await this.run(button, async () => {
         const { data } = await this.api.del(`api/builds/${encodeURIComponent(row.buildId)}`);
-        this.notice(`Build of “${row.displayName}” ${data?.state || "cancelled"}.`, "secondary");
+        // the notice follows the build (it may take a moment to stop)
+        if (data) this.notices.track(data);
+        await this.refresh();
+      });
+      return;
+    }
+    if (action === "dismiss") {
+      await this.run(button, async () => {
+        for (const id of row.dismissable) {
+          await this.api.post(`api/builds/${encodeURIComponent(id)}/dismiss`);
+        }
+        this.notice(`Dismissed the ${row.state} build of “${row.displayName}”.`, "secondary");
         await this.refresh();
       });
       return;
@@ -220,43 +243,14 @@ class EnvironmentsPage {
     } else if (data.joined) {
       this.notice(`An identical build of “${data.build.display_name}” was already running.`, "info");
     } else if (status === 202) {
-      const build = data.build;
-      const text =
-        build.position > 1
-          ? `Queued “${build.display_name}”: position ${build.position}.`
-          : `${verb} “${build.display_name}”.`;
-      this.notice(text, "success", {
-        label: "Show log",
-        onClick: () => this.logs.open(build.id, build.display_name),
-      });
+      this.notices.track(data.build, verb);
     }
     this.refresh();
   }
 
   // ------------------------------------------------------------------ messages
-  notice(message, kind = "info", action = null) {
-    const close = el("button", { type: "button", class: "btn-close", "aria-label": "Dismiss" });
-    const alert = el(
-      "div",
-      {
-        class: `alert alert-${kind} d-flex align-items-center gap-2 py-2 mb-2`,
-        role: kind === "danger" ? "alert" : null,
-      },
-      el("div", { class: "me-auto" }, message),
-    );
-    if (action) {
-      const button = el("button", { type: "button", class: "btn btn-sm btn-light" }, action.label);
-      button.addEventListener("click", () => {
-        alert.remove();
-        action.onClick();
-      });
-      alert.append(button);
-    }
-    alert.append(close);
-    close.addEventListener("click", () => alert.remove());
-    this.notices.prepend(alert);
-    while (this.notices.children.length > MAX_NOTICES) this.notices.lastElementChild.remove();
-    if (kind === "success" || kind === "secondary") setTimeout(() => alert.remove(), 20000);
+  notice(message, kind = "info") {
+    this.notices.show(message, kind);
   }
 
   /** Announce to screen readers without moving focus. */

@@ -1,0 +1,373 @@
+"""The environments page in daily use (issue 17), in Chromium against the real hub and service.
+
+Every kind of row (failed with a long reason, cancelled, building, built, shared) at 1280, 390
+and 360 px wide: no sideways page scroll and every action button inside the viewport; the
+navbar collapses; failed and cancelled records can be dismissed; notices follow the build;
+the theme follows the hub's; axe-core finds no serious or critical violation on the page and
+its dialogs. Screenshots for the README (R2DS_UPDATE_SCREENSHOTS=1 refreshes docs/screenshots/).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.rig.api import build as api_build
+from tests.rig.api import call, follow_build
+from tests.rig.browser import login
+from tests.rig.envpage import (
+    BUILD_TIMEOUT,
+    action,
+    add_environment,
+    dockerfile,
+    open_page,
+    row,
+    save_screenshot,
+    uname,
+    wait_state,
+)
+from tests.rig.parts import REPO_ROOT
+from tests.rig.wait import wait_until
+
+pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker]
+
+# axe-core, pinned in tests/rig/npm-clients/package-lock.json (npm ci by setup.sh)
+AXE = REPO_ROOT / ".cache" / "npm-clients" / "node_modules" / "axe-core" / "axe.min.js"
+# (width, height): a laptop, a phone, the narrowest phone in use
+VIEWPORTS = [(1280, 900), (390, 844), (360, 740)]
+# an error line long enough to be folded in the row, with no space to break it at
+LONG_ERROR = "E" * 40 + "-no-such-package-" + "x" * 220
+
+
+def fail_build(hub, git_http, user: str, name: str, *lines: str) -> dict:
+    """A build of ``user`` that fails after printing ``lines``; its final record."""
+    prints = " && ".join(f"echo '{line}'" for line in lines) or "true"
+    url = git_http.create_repo(name, dockerfile(name, f"{prints} && exit 3"))
+    status, result = call(hub, "POST", "api/builds", user, {"repo": url, "name": name})
+    assert status == 202, result
+    done = follow_build(hub, result["build"]["id"], user)
+    assert done["state"] == "failed", done
+    return done
+
+
+def start_build(hub, git_http, user: str, name: str, seconds: int = 600) -> dict:
+    url = git_http.create_repo(name, dockerfile(name, f"sleep {seconds}"))
+    status, result = call(hub, "POST", "api/builds", user, {"repo": url, "name": name})
+    assert status == 202, result
+    return result["build"]
+
+
+def state_of(hub, build_id: str, user: str) -> str:
+    return call(hub, "GET", f"api/builds/{build_id}", user)[1]["state"]
+
+
+@pytest.fixture(scope="module")
+def entries(hub, git_http, base_image):
+    """alice's failed (long reason), cancelled and building builds; a shared environment."""
+    failed = fail_build(hub, git_http, "alice", uname("failed"), LONG_ERROR)
+    cancelled = start_build(hub, git_http, "alice", uname("cancelled"))
+    assert call(hub, "DELETE", f"api/builds/{cancelled['id']}", "alice")[0] == 200
+    wait_until(lambda: state_of(hub, cancelled["id"], "alice") == "cancelled", timeout=60)
+    shared_url = git_http.create_repo(uname("team"), dockerfile(uname("team")))
+    shared = api_build(
+        hub, "admin1", repo=shared_url, name=uname("team"), shared=True,
+        display_name="Team environment (shared, with a rather long display name)",
+    )  # fmt: skip
+    building = start_build(hub, git_http, "alice", uname("building"))
+    yield {"failed": failed, "cancelled": cancelled, "building": building, "shared": shared}
+    call(hub, "DELETE", f"api/builds/{building['id']}", "alice")
+
+
+FITS_JS = """() => {
+    const vw = window.innerWidth, vh = window.innerHeight;
+    const out = {scrollWidth: document.scrollingElement.scrollWidth, innerWidth: vw,
+                 outside: [], count: 0};
+    const buttons = document.querySelectorAll(
+        "#environments-body [data-action], #notices [data-action], #add-environment");
+    for (const b of buttons) {
+        b.scrollIntoView({block: "center", inline: "nearest", behavior: "instant"});
+        const r = b.getBoundingClientRect();
+        out.count += 1;
+        if (r.width === 0 || r.left < 0 || r.right > vw || r.top < 0 || r.bottom > vh) {
+            const key = b.closest("tr")?.dataset.name || b.id || "notice";
+            out.outside.push([key, b.dataset.action || b.id, r.left, r.right, r.top, r.bottom]);
+        }
+    }
+    window.scrollTo({top: 0, behavior: "instant"});
+    return out;
+}"""
+
+
+def assert_fits(page: Page, min_buttons: int) -> None:
+    fits = page.evaluate(FITS_JS)
+    assert fits["scrollWidth"] <= fits["innerWidth"], fits
+    assert fits["outside"] == [], fits
+    assert fits["count"] >= min_buttons, fits
+
+
+def expect_buttons(page: Page, name: str, verbs: set[str], **kw) -> None:
+    for verb in ("launch", "logs", "rebuild", "delete", "cancel", "dismiss"):
+        expect(action(page, name, verb, **kw)).to_have_count(1 if verb in verbs else 0)
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+def test_every_row_kind_fits_and_every_action_is_inside_the_viewport(
+    browser, hub, entries, artifacts, width, height
+):
+    kinds = {
+        # name, owner filter -> the buttons alice has
+        (uname("failed"), "alice"): {"logs", "rebuild", "dismiss"},
+        (uname("cancelled"), "alice"): {"logs", "rebuild", "dismiss"},
+        (uname("building"), "alice"): {"logs", "cancel"},
+        (uname("team"), ""): {"launch"},
+    }
+    admin_kinds = {(uname("team"), ""): {"launch", "logs", "rebuild", "delete"}}
+    for user, expected in (("alice", kinds), ("admin1", admin_kinds)):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        try:
+            page = open_page(context.new_page(), hub, user)
+            for (name, owner), verbs in expected.items():
+                expect(row(page, name, owner=owner)).to_have_count(1)
+                expect_buttons(page, name, verbs, owner=owner)
+            wait_state(page, uname("building"), "building", owner="alice")
+            if user == "alice" and width in (1280, 390):
+                label = "wide" if width == 1280 else "narrow"
+                save_screenshot(page, artifacts, f"environments-{label}.png", full_page=True)
+            failed = row(page, uname("failed"), owner="alice")
+            # the reason is not cut: folded behind its first words, the whole text one click away
+            expect(failed.locator(".r2d-error summary")).to_be_visible()
+            failed.locator(".r2d-error summary").click()
+            expect(failed.locator(".r2d-full")).to_contain_text(LONG_ERROR)
+            expect(failed.locator(".r2d-preview")).to_be_hidden()
+            # the name once when the display name is the name; "cancelled" once, not twice
+            expect(failed.locator(".r2d-tech-name")).to_have_count(0)
+            cancelled = row(page, uname("cancelled"), owner="alice")
+            assert cancelled.locator(".r2d-state").inner_text().count("cancelled") == 1
+            assert_fits(page, min_buttons=len(expected))
+            if width < 576:  # the navbar collapses behind its toggler
+                expect(page.locator("#thenavbar")).to_be_hidden()
+                page.click("#navbar-toggle")
+                expect(page.locator("#navbar-toggle")).to_have_attribute("aria-expanded", "true")
+                expect(page.locator("#thenavbar a[aria-current=page]")).to_be_visible()
+                page.click("#navbar-toggle")
+                expect(page.locator("#thenavbar")).to_be_hidden()
+            else:
+                expect(page.locator("#navbar-toggle")).to_be_hidden()
+        finally:
+            context.close()
+
+
+def test_dismiss_removes_a_failed_first_build(page, hub, git_http, base_image):
+    name = uname("dismiss")
+    failed = fail_build(hub, git_http, "alice", name, "boom")
+    open_page(page, hub, "alice")
+    expect_buttons(page, name, {"logs", "rebuild", "dismiss"})
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/api/builds/{failed['id']}/dismiss")
+    ) as info:
+        action(page, name, "dismiss").click()
+    assert info.value.status == 204, info.value.text()
+    expect(row(page, name)).to_have_count(0)
+    expect(page.locator("#notices")).to_contain_text(f"Dismissed the failed build of “{name}”")
+    assert call(hub, "GET", f"api/builds/{failed['id']}", "alice")[0] == 404
+    page.reload()
+    expect(page.locator("#environments")).to_have_attribute("data-loaded", "true")
+    expect(row(page, name)).to_have_count(0)
+
+
+def test_notices_follow_the_build(page, hub, git_http, base_image):
+    """A failed build's notice turns into the failure (no stale "Building X" beside it)."""
+    name = uname("noticefail")
+    url = git_http.create_repo(name, dockerfile(name, "echo 'the-reason' && exit 3"))
+    open_page(page, hub, "alice")
+    answer = add_environment(page, repo=url, ref="main", name=name, display="Doomed")
+    notice = page.locator(f'#notices [data-build="{answer["build"]["id"]}"]')
+    expect(notice).to_have_count(1)
+    # one obvious click opens the log while it builds
+    expect(notice.locator('[data-action="logs"]')).to_have_text("Show log")
+    expect(notice).to_have_attribute("data-state", "failed", timeout=BUILD_TIMEOUT)
+    expect(notice).to_contain_text("The build of “Doomed” failed")
+    expect(page.locator("#notices")).not_to_contain_text("Building “Doomed”")
+    expect(notice).to_have_attribute("role", "alert")
+    notice.locator('[data-action="logs"]').click()
+    expect(page.locator("#logs-dialog")).to_be_visible()
+    expect(page.locator("#logs-output")).to_contain_text("the-reason")
+    # above the full log: the failing step and its last lines
+    expect(page.locator("#logs-summary")).to_be_visible()
+    expect(page.locator("#logs-summary-step")).to_contain_text("RUN echo 'the-reason' && exit 3")
+    expect(page.locator("#logs-summary-lines")).to_have_text("the-reason")
+
+
+BUILDKIT_TAIL = [
+    "#6 [3/3] RUN pip install nosuchpkg",
+    "#6 0.61 Collecting nosuchpkg",
+    "#6 0.62 ERROR: No matching distribution found for nosuchpkg",
+    "#6 ERROR: executor failed running [/bin/sh -c pip install nosuchpkg]: exit code: 1",
+]
+FAILURE_LOGS = [
+    # (log lines, expected step, expected last lines)
+    (
+        [
+            "#5 [2/3] RUN echo one",
+            "#5 0.8 one",
+            "#5 DONE 0.9s",
+            *BUILDKIT_TAIL,
+            "------",
+            " > [3/3] RUN pip install nosuchpkg:",
+            "0.61 Collecting nosuchpkg",
+            "0.62 ERROR: No matching distribution found for nosuchpkg",
+            "------",
+            "ERROR: failed to solve: ...",
+            "Traceback (most recent call last):",
+            "  File x",
+        ],
+        "[3/3] RUN pip install nosuchpkg",
+        ["Collecting nosuchpkg", "ERROR: No matching distribution found for nosuchpkg"],
+    ),
+    (  # no summary block: BuildKit's progress lines of the failed step
+        ["#5 [2/3] RUN echo one", "#5 0.8 one", *BUILDKIT_TAIL, "Traceback ..."],
+        "[3/3] RUN pip install nosuchpkg",
+        [
+            "Collecting nosuchpkg",
+            "ERROR: No matching distribution found for nosuchpkg",
+            "ERROR: executor failed running [/bin/sh -c pip install nosuchpkg]: exit code: 1",
+        ],
+    ),
+    (  # the classic builder
+        [
+            "Step 1/2 : FROM x",
+            " ---> abc",
+            "Step 2/2 : RUN apt-get install nope",
+            " ---> Running in 123",
+            "E: Unable to locate package nope",
+            "The command '/bin/sh -c apt-get install nope' returned a non-zero code: 100",
+        ],
+        "RUN apt-get install nope",
+        [
+            "E: Unable to locate package nope",
+            "The command '/bin/sh -c apt-get install nope' returned a non-zero code: 100",
+        ],
+    ),
+    (  # no build step at all: the last error line and what came before it
+        ["Picked Git content provider.", "\x1b[31merror: pathspec 'x' did not match\x1b[0m"],
+        None,
+        ["Picked Git content provider.", "error: pathspec 'x' did not match"],
+    ),
+    (["all good", "nothing to see"], None, None),
+]
+
+
+def test_failure_summary_of_each_kind_of_log(page, hub):
+    open_page(page, hub, "bob")
+    found = page.evaluate(
+        """async (logs) => {
+            const root = document.getElementById("environments").dataset.baseUrl;
+            const f = await import(root + "static/js/failure.js");
+            return logs.map((lines) => f.summarizeFailure(lines));
+        }""",
+        [lines for lines, _, _ in FAILURE_LOGS],
+    )
+    for (lines, step, last), got in zip(FAILURE_LOGS, found, strict=True):
+        if last is None:
+            assert got is None, (lines, got)
+        else:
+            assert got == {"step": step, "lines": last}, (lines, got)
+
+
+def test_theme_follows_the_hub_and_the_system(browser, hub, entries, artifacts):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    try:
+        page = open_page(context.new_page(), hub, "alice")
+        html = page.locator("html")
+        expect(html).to_have_attribute("data-bs-theme", "dark")
+        wait_state(page, uname("building"), "building", owner="alice")
+        save_screenshot(page, artifacts, "environments-dark.png", full_page=True)
+        # the toggle stores the choice where the hub's darkmode.js keeps it (same origin)
+        page.click("#dark-theme-toggle")
+        expect(html).to_have_attribute("data-bs-theme", "light")
+        assert page.evaluate("localStorage.getItem('jupyterhub-bs-theme')") == "light"
+        page.goto(hub.url + "/hub/home")
+        expect(page.locator("html")).to_have_attribute("data-bs-theme", "light")
+        page.evaluate("localStorage.setItem('jupyterhub-bs-theme', 'dark')")
+        page.goto(hub.service_url)
+        expect(page.locator("html")).to_have_attribute("data-bs-theme", "dark")
+    finally:
+        context.close()
+
+
+def run_axe(page: Page) -> list[tuple[str, str, list[str]]]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+    )
+    return [
+        (v["id"], v["impact"], [n["target"][0] for n in v["nodes"]][:5])
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_violation_on_the_page_and_dialogs(browser, hub, entries, scheme):
+    assert AXE.is_file(), f"{AXE} is missing: run bash scripts/setup.sh"
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    try:
+        page = open_page(context.new_page(), hub, "alice")
+        wait_state(page, uname("building"), "building", owner="alice")
+        found = {"page": run_axe(page)}
+        page.click("#add-environment")
+        page.click(".r2d-credentials summary")
+        found["add dialog"] = run_axe(page)
+        page.keyboard.press("Escape")
+        action(page, uname("failed"), "logs", owner="alice").click()
+        expect(page.locator("#logs-phase")).to_have_text("failed")
+        found["logs dialog"] = run_axe(page)
+        page.keyboard.press("Escape")
+        action(page, uname("building"), "cancel", owner="alice").click()
+        expect(page.locator("#confirm-dialog")).to_be_visible()
+        found["confirm dialog"] = run_axe(page)
+        page.click("#confirm-keep")
+        bad = {k: v for k, v in found.items() if v}
+        assert not bad, f"{scheme}: {bad}"
+    finally:
+        context.close()
+
+
+def test_accessible_names_start_with_the_visible_label(page, hub, entries):
+    open_page(page, hub, "alice")
+    for name, verb, label in [
+        (uname("failed"), "logs", "Logs"),
+        (uname("failed"), "dismiss", "Dismiss"),
+        (uname("building"), "cancel", "Cancel"),
+    ]:
+        button = action(page, name, verb, owner="alice")
+        visible = button.evaluate(
+            "b => [...b.childNodes].filter(n => n.nodeType === 3).map(n => n.data).join('')"
+        )
+        assert visible == label
+        expect(button).to_have_accessible_name(re.compile(f"^{label} "))
+
+
+@pytest.mark.parametrize(("user", "linked"), [("alice", True), ("bob", True), ("carol", False)])
+def test_the_hub_links_the_environments_page(page, hub, user, linked):
+    """add_navbar_link (the session hub's config): the real hub renders the link and the hint
+    on its home page, next to its own navbar items, for users who may reach the service."""
+    login(page, hub, user)
+    page.goto(hub.url + "/hub/home")
+    expect(page.locator("#thenavbar a.nav-link", has_text="Token")).to_be_visible()
+    link = page.locator("#repo2docker-navbar-link")
+    hint = page.locator("#repo2docker-hint a")
+    if not linked:
+        expect(link).to_have_count(0)
+        expect(hint).to_have_count(0)
+        return
+    expect(link).to_have_text("Environments")
+    expect(link).to_have_attribute("href", "/services/repo2docker/")
+    expect(hint).to_have_attribute("href", "/services/repo2docker/")
+    link.click()
+    page.wait_for_url(hub.service_url + "*")
+    expect(page.locator("h1")).to_have_text("Environments")
