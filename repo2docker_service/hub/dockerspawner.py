@@ -40,7 +40,13 @@ from .client import (
     user_holds_scope,
 )
 from .dockernames import owned_by, owner_labels, safe_name_template
-from .forms import find_image, first_value, options_from_form, render_options_form
+from .forms import (
+    find_image,
+    first_value,
+    not_available,
+    options_from_form,
+    render_options_form,
+)
 
 try:
     from docker.errors import APIError, NotFound
@@ -211,11 +217,7 @@ class Repo2DockerMixin(Configurable):
         entry = find_image(answer, requested)
         if entry is None:
             self.log.warning("Refusing image %r for %s: not in the service's list", requested, name)
-            raise web.HTTPError(
-                403,
-                f"The environment {requested!r} is not available to {name}: it is not yours, "
-                "not shared, or no longer exists. Choose one of the environments listed here.",
-            )
+            raise web.HTTPError(403, not_available(requested, name))
         return entry
 
     def set_limits(self, entry: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "find_image",
     "first_value",
     "format_built_at",
+    "not_available",
     "options_from_form",
     "render_options_form",
 ]
@@ -45,6 +46,14 @@ def describe_limits(limits: dict[str, Any] | None) -> str:
     if limits.get("memory"):
         parts.append(f"{limits['memory']} memory")
     return ", ".join(parts) or "no limits"
+
+
+def not_available(requested: str, username: str) -> str:
+    """The refusal both spawner helpers give for an image the service does not list."""
+    return (
+        f"The environment {requested!r} is not available to {username}: it is not yours, "
+        "not shared, or no longer exists. Choose one of the environments listed here."
+    )
 
 
 def find_image(answer: dict[str, Any] | None, requested: str) -> dict[str, Any] | None:
