@@ -474,11 +474,8 @@ class APIHandler(BaseHandler):
                 for key, value in exc.headers.items():
                     self.set_header(key, value)
             elif isinstance(exc, web.HTTPError):
-                message = (
-                    exc.log_message % exc.args
-                    if exc.log_message and exc.args
-                    else (exc.log_message or "")
-                )
+                # (log_message doubles every '%' of a message without args)
+                message = exc.get_message() or ""
                 if exc.reason and not message:
                     message = exc.reason
         message = redact_secrets(message)

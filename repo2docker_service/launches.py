@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from .builds.manager import BuildManager
 from .builds.request import BuildRequest
 from .images.catalog import Catalog, ImageInfo, find_existing
+from .sources import is_abbreviated_commit
 
 __all__ = ["LaunchPlan", "plan_launch"]
 
@@ -83,6 +84,10 @@ async def plan_launch(
         ref: branch, tag, commit or ``HEAD``.
         name: the environment name asked for, or None.
 
+    An abbreviated commit resolves by one rule for builders and viewers
+    (``Previewer.resolve``: the remote's branch and tag tips, and the commits of the
+    environments the visitor may see); none or several matches are a 422 for both.
+
     Returns:
         The plan; for a viewer with nothing to start, ``image`` is None and ``commit`` "".
 
@@ -101,9 +106,7 @@ async def plan_launch(
             image=preview.existing,
         )
     images = [i for i in await catalog.list_images() if startable(i)]
-    image = find_existing(
-        images, repo=repo, ref=ref, name=name, username=username, identity=manager.repo_identity
-    )
+    image = await _startable_image(manager, images, repo=repo, ref=ref, name=name, user=username)
     return LaunchPlan(
         repo=repo,
         ref=ref,
@@ -112,4 +115,26 @@ async def plan_launch(
         env_name=image.name if image is not None else (name or ""),
         commit=image.commit if image is not None else "",
         image=image,
+    )
+
+
+async def _startable_image(
+    manager: BuildManager,
+    images: list[ImageInfo],
+    *,
+    repo: str,
+    ref: str,
+    name: str | None,
+    user: str,
+) -> ImageInfo | None:
+    """The image of ``images`` a viewer's launch of (repo, ref[, name]) starts, or None."""
+
+    async def visible() -> list[ImageInfo]:
+        return images
+
+    if is_abbreviated_commit(ref):
+        # the rule builders get too: a branch or tag tip of the remote, or a built commit
+        ref = await manager.previewer.resolve(repo, ref, images=visible)
+    return find_existing(
+        images, repo=repo, ref=ref, name=name, username=user, identity=manager.repo_identity
     )

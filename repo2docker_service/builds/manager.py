@@ -25,22 +25,24 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Conflict, NotFound, Unavailable, UpstreamError
+from ..errors import Conflict, NotFound, UpstreamError
 from ..images.catalog import Catalog
-from ..images.naming import ImageNamer, commit_tag
+from ..images.naming import ImageNamer
 from ..repoid import RepoIdentity
 from ..sources import resolve_ref
 from .executors import AdoptedBuild, Executor
 from .model import ACTIVE_STATES, Build, BuildState, EventType
+from .names import name_taken
 from .observer import BuildObserver, Observers
+from .preview import Previewer
 from .queue import BuildQueue
 from .recovery import lost_record
-from .request import BuildRequest, Preview, Resolver, SubmitResult, check_request
+from .request import BuildRequest, Preview, Resolver, SubmitResult
 from .run import BuildRunner, RunningBuild
 from .store import BuildStore
 
 if TYPE_CHECKING:
-    from ..images.catalog import ImageInfo
+    pass
 
 __all__ = ["BuildManager"]
 
@@ -130,12 +132,28 @@ class BuildManager:
             build_idle_timeout=build_idle_timeout,
             log=self.log,
         )
+        self.previewer = self._make_previewer()
         self._observers = Observers(observers, self.log)
         self._queue = BuildQueue(concurrency=concurrency, max_queue=max_queue, log=self.log)
         self._runs: dict[str, RunningBuild] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._adopted: set[asyncio.Task[None]] = set()
         self._stopping = False
+
+    def _make_previewer(self) -> Previewer:
+        return Previewer(
+            namer=self.namer,
+            catalog=self.catalog,
+            resolver=self.resolver,
+            identity=self.repo_identity,
+            allowed_schemes=self.allowed_repo_schemes,
+            allowed_hosts=self.allowed_repo_hosts,
+            resolve_timeout=self.resolve_timeout,
+            active_latest=self._active_latest,
+            machine_profiles=self.machine_profiles,
+            commit_checker=self.commit_checker,
+            log=self.log,
+        )
 
     @property
     def push(self) -> bool:
@@ -307,28 +325,9 @@ class BuildManager:
 
     async def preview(self, req: BuildRequest) -> Preview:
         """What :meth:`submit` would build, without queueing anything (nor clearing
-        ``req.credentials``): the checked request, the resolved commit, the image reference
-        and the existing image (None for ``force`` requests). Raises as :meth:`submit`."""
+        ``req.credentials``): see :class:`~.preview.Previewer`. Raises as :meth:`submit`."""
         self._check_running()
-        checked = check_request(
-            req,
-            namer=self.namer,
-            allowed_schemes=self.allowed_repo_schemes,
-            allowed_hosts=self.allowed_repo_hosts,
-            machine_profiles=self.machine_profiles,
-        )
-        commit = await self.resolver(
-            checked.repo, checked.ref, credentials=req.credentials, timeout=self.resolve_timeout
-        )
-        image = self.namer.reference(
-            owner_slug=checked.owner_slug, name=checked.name, tag=commit_tag(commit)
-        )
-        existing = None if req.force else await self._existing_image(req.owner, image)
-        if existing is None and self.commit_checker and checked.ref.lower() == commit:
-            # a full SHA, taken as it is: does the remote have it? (never for cache hits)
-            creds, timeout = req.credentials, self.resolve_timeout
-            await self.commit_checker(checked.repo, commit, credentials=creds, timeout=timeout)
-        return Preview(checked=checked, commit=commit, image=image, existing=existing)
+        return await self.previewer.preview(req)
 
     async def _submit(self, req: BuildRequest) -> SubmitResult:
         plan = await self.preview(req)
@@ -341,6 +340,9 @@ class BuildManager:
         if existing is not None:
             self._log(existing, logging.INFO, "identical request from %s joined", req.owner)
             return SubmitResult(build=existing, image=None, joined=True)
+        rival = self._active_build(checked.latest_image, latest=True)
+        if rival is not None and not self.repo_identity.same(rival.repo, checked.repo):
+            raise name_taken(checked, rival.repo)  # queued meanwhile by another request
         self._check_running()
         self._queue.check_capacity(running=len(self._runs), owner=req.owner)
         build = checked.new_build(
@@ -357,18 +359,6 @@ class BuildManager:
         if self._stopping:
             raise UpstreamError("the build service is shutting down; try again shortly")
 
-    async def _existing_image(self, owner: str, image: str) -> ImageInfo | None:
-        """The image if it already exists (None too when the catalog cannot tell)."""
-        try:
-            info = await self.catalog.image_info(image)
-        except Unavailable as e:
-            # the build checks again when it pushes; it can wait for the registry
-            self.log.warning("owner %s: cache check of %s skipped: %s", owner, image, e)
-            return None
-        if info is not None:
-            self.log.info("owner %s: %s exists, nothing to build", owner, image)
-        return info
-
     def _enqueue(self, build: Build) -> None:
         self.store.add(build)
         build.add_event(
@@ -382,14 +372,18 @@ class BuildManager:
         self._queue.append(build)
         self._log(build, logging.INFO, "queued %s (%s at %s)", build.image, build.repo, build.ref)
 
-    def _active_build(self, image: str) -> Build | None:
-        for queued in self._queue:
-            if queued.image == image:
-                return queued
-        for build_id in self._runs:
-            build = self.store.get(build_id)
-            if build is not None and build.image == image and build.state in ACTIVE_STATES:
-                return build
+    def _active_latest(self, latest_image: str) -> Build | None:
+        return self._active_build(latest_image, latest=True)
+
+    def _active_build(self, image: str, *, latest: bool = False) -> Build | None:
+        """The queued or running build into ``image`` (its ``latest`` reference, with
+        ``latest``), or None."""
+        running = [self.store.get(build_id) for build_id in self._runs]
+        candidates: list[Build | None] = [*self._queue, *running]
+        for build in candidates:
+            if build is not None and build.state in ACTIVE_STATES:
+                if (build.latest_image if latest else build.image) == image:
+                    return build
         return None
 
     # ------------------------------------------------------------------ cancel

@@ -191,6 +191,7 @@ class Resolver(Protocol):
         *,
         credentials: GitCredentials | None = None,
         timeout: float = 30,
+        known_commits: Iterable[str] = (),
     ) -> Awaitable[str]: ...
 
 

@@ -41,7 +41,7 @@ from ..binder import (
 from ..builds.model import Build, EventType
 from ..builds.request import BuildRequest
 from ..errors import Forbidden, InvalidInput
-from ..images.catalog import find_existing
+from ..launches import plan_launch
 from ..sources import validate_repo_url
 
 KEEPALIVE_SECONDS = 15.0
@@ -114,12 +114,18 @@ class BinderBuildHandler(APIHandler):
         me = self.me
         repo = validate_repo_url(wanted.repo, allowed_schemes=self.conf.allowed_repo_schemes)
         everything = me.may_admin()
-        images = [
-            i
-            for i in await self.services.catalog.list_images()
-            if me.may_start(i, me.name, everything=everything)
-        ]
-        image = find_existing(images, repo=repo, ref=wanted.ref, name=None, username=me.name)
+        # the launch links' rule: repository identity, abbreviated commits resolved alike
+        plan = await plan_launch(
+            manager=self.services.manager,
+            catalog=self.services.catalog,
+            username=me.name,
+            builds=False,
+            startable=lambda i: me.may_start(i, me.name, everything=everything),
+            repo=repo,
+            ref=wanted.ref,
+            name=None,
+        )
+        image = plan.image
         if image is not None:
             self._answer_ready(wanted, image.image, image.commit)
             return

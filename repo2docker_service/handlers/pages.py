@@ -43,8 +43,9 @@ class PageHandler(BaseHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         message = ""
         exc_info = kwargs.get("exc_info")
-        if exc_info and isinstance(exc_info[1], web.HTTPError) and exc_info[1].log_message:
-            message = redact_secrets(exc_info[1].log_message)
+        if exc_info and isinstance(exc_info[1], web.HTTPError):
+            # (log_message doubles every '%' of a message without args)
+            message = redact_secrets(exc_info[1].get_message() or "")
         if status_code >= 500:
             message = "Internal server error: see the service's log."
         self.set_header("Content-Type", "text/html; charset=UTF-8")

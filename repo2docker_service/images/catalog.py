@@ -15,6 +15,7 @@ from typing import Any
 
 from ..repoid import RepoIdentity
 from .labels import ImageLabels
+from .reference import split_tag
 
 _DEFAULT_IDENTITY = RepoIdentity()
 
@@ -182,7 +183,8 @@ def find_existing(
     What a launch link starts for a user who may not build. The repository matches by
     identity (``identity.key``: ``.git``, trailing ``/``, scheme and, on case-insensitive
     hosts, case do not count). A ref matches the requested ref as recorded in the image's
-    labels, or a prefix (7+ characters) of its commit. The user's own images come
+    labels, or its full commit (abbreviated commits are resolved first, by the rule of
+    ``sources.resolve_ref``). The user's own images come
     before shared ones, then the newest build.
     """
     key = identity.key(repo)
@@ -190,11 +192,16 @@ def find_existing(
         i
         for i in images
         if identity.key(i.repo) == key
-        and (i.ref == ref or (len(ref) >= 7 and i.commit.startswith(ref.lower())))
+        and (i.ref == ref or i.commit == ref.lower())
         and (name is None or i.name == name)
     ]
     matches.sort(key=lambda i: (i.owner == username and not i.shared, i.built_at or ""))
     return matches[-1] if matches else None
+
+
+def _tag_agrees(tag: str, prefix: str) -> bool:
+    """Whether a commit tag (12 hex characters) may be a commit starting with ``prefix``."""
+    return tag != "latest" and (tag.startswith(prefix) or prefix.startswith(tag))
 
 
 class Catalog:
@@ -266,6 +273,26 @@ class Catalog:
     async def push(self, reference: str) -> None:
         """Push ``reference`` to its registry."""
         raise NotImplementedError
+
+    async def commits_starting_with(self, images: list[ImageInfo], prefix: str) -> set[str]:
+        """The full commits of ``images``' tags that start with ``prefix`` (lowercase hex).
+
+        Each environment names its own commit; an older tag is read (``image_info``) only
+        when its 12-character name agrees with ``prefix``.
+        """
+        prefix = prefix.lower()
+        found: set[str] = set()
+        for info in images:
+            if info.commit.startswith(prefix):
+                found.add(info.commit)
+            repository, _ = split_tag(info.image)
+            for tag in info.tags:
+                if tag == info.commit[:12] or not _tag_agrees(tag, prefix):
+                    continue
+                older = await self.image_info(f"{repository}:{tag}")
+                if older is not None and older.commit.startswith(prefix):
+                    found.add(older.commit)
+        return found
 
     async def image_id(self, reference: str) -> str | None:
         """The image id behind ``reference``, or None (None also when not supported)."""

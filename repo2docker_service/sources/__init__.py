@@ -7,8 +7,9 @@ Guarantees:
   ``-`` or git's ``transport::address`` form (``ext::`` runs commands).
 - :func:`validate_ref` accepts ``HEAD``, hex commit SHAs and names obeying
   ``git check-ref-format`` (one-level names allowed); a ref can never look like an option.
-- Credentials (:class:`GitCredentials`) reach git only through environment variables read
-  by an inline credential helper: never in argv, the URL, or the helper's own text.
+- Credentials (:class:`GitCredentials`, from ``sources.credentials``) reach git only through
+  environment variables read by an inline credential helper: never in argv, the URL, or the
+  helper's own text.
 - :func:`resolve_ref` runs ``git ls-remote`` as an argv list with the positionals after
   ``--``, a per-process environment (``os.environ`` is never modified), no prompts, only the
   plain git transports, and kills its whole process group on timeout or cancellation.
@@ -23,11 +24,11 @@ import re
 import signal
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from ..errors import InvalidInput, ServiceError, SourceError
 from ..redact import percent_decoded
+from .credentials import GitCredentials as GitCredentials  # re-exported
 
 #: Schemes :func:`validate_repo_url` can be told to allow.
 SUPPORTED_SCHEMES = frozenset({"https", "http", "git", "ssh", "git+ssh", "ssh+git", "file"})
@@ -46,15 +47,6 @@ BASE_ENV_KEYS = (
     *("GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "SSL_CERT_FILE", "SSL_CERT_DIR"),
 )
 
-_USERNAME_VAR = "R2DS_GIT_USERNAME"
-_PASSWORD_VAR = "R2DS_GIT_PASSWORD"  # noqa: S105 - a variable name, not a secret
-# the helper only names the variables; git runs it with `sh -c`, and ignores
-# `store`/`erase` so nothing is written anywhere
-_CREDENTIAL_HELPER = (
-    '!f() { test "$1" = get || return 0; '
-    f'printf \'%s\\n\' "username=${{{_USERNAME_VAR}}}" "password=${{{_PASSWORD_VAR}}}"; '
-    "}; f"
-)
 _SSH_SCHEMES = frozenset({"ssh", "git+ssh", "ssh+git"})
 _TRANSPORT_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -274,71 +266,6 @@ def validate_ref(ref: str) -> str:
     return ref
 
 
-# credentials
-
-
-@dataclass(frozen=True)
-class GitCredentials:
-    """A username and password (or token) for a private repository.
-
-    Held in memory for one build; ``repr``/``str`` never show the password.
-
-    Attributes:
-        username: user name (for token-only hosts, whatever the host expects,
-            e.g. ``x-access-token`` or ``oauth2``).
-        password: password or access token.
-
-    Raises:
-        ValueError: (on creation) a value is not a string or contains a newline or NUL, which
-            git's credential protocol cannot carry.
-    """
-
-    username: str
-    password: str = field(repr=False)
-
-    def __post_init__(self) -> None:
-        for label, value in (("username", self.username), ("password", self.password)):
-            if not isinstance(value, str):
-                raise ValueError(f"credential {label} must be a string")
-            if "\n" in value or "\r" in value or "\0" in value:
-                raise ValueError(f"credential {label} must not contain newlines or NUL")
-
-    def __repr__(self) -> str:
-        return f"GitCredentials(username={self.username!r}, password='***')"
-
-    def git_env(self, *, url: str | None = None) -> dict[str, str]:
-        """Environment variables that hand these credentials to git.
-
-        ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n`` first clear any
-        configured credential helpers (so none stores the secret) and then set an inline
-        helper that prints ``username=$R2DS_GIT_USERNAME`` and ``password=$R2DS_GIT_PASSWORD``;
-        the values themselves travel only in those two variables. Prompts are disabled.
-
-        Args:
-            url: if given, the helper is configured for this URL's ``scheme://host[:port]``
-                only, so a redirect to another host never receives the credentials.
-
-        Returns:
-            Variables to merge into a subprocess environment (they own ``GIT_CONFIG_*``).
-        """
-        key = "credential.helper"
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme and parts.netloc:
-                hostport = parts.netloc.rpartition("@")[2]
-                key = f"credential.{parts.scheme}://{hostport}.helper"
-        return {
-            "GIT_CONFIG_COUNT": "2",
-            "GIT_CONFIG_KEY_0": "credential.helper",
-            "GIT_CONFIG_VALUE_0": "",
-            "GIT_CONFIG_KEY_1": key,
-            "GIT_CONFIG_VALUE_1": _CREDENTIAL_HELPER,
-            _USERNAME_VAR: self.username,
-            _PASSWORD_VAR: self.password,
-            "GIT_TERMINAL_PROMPT": "0",
-        }
-
-
 # ref resolution
 
 
@@ -427,6 +354,15 @@ def _parse_ls_remote(output: str) -> dict[str, str]:
     return refs
 
 
+def _patterns(ref: str) -> list[str]:
+    """What ``ls-remote`` lists to resolve ``ref``: it matches patterns against the tail of
+    ref names; peeled tags need their own; an abbreviated commit may be any branch or tag
+    tip, so all of them."""
+    if is_abbreviated_commit(ref):
+        return ["refs/heads/*", "refs/tags/*"]
+    return [ref] if ref == "HEAD" else [ref, f"{ref}^{{}}"]
+
+
 def _candidate_refs(ref: str) -> list[str]:
     """The full ref names ``ref`` may stand for, in the order they win (see resolve_ref)."""
     if ref == "HEAD":
@@ -438,13 +374,35 @@ def _candidate_refs(ref: str) -> list[str]:
 
 
 def _ref_not_found(repo: str, ref: str) -> SourceError:
-    """The error for a ref missing from ``repo`` (abbreviated SHAs get an explanation)."""
-    if _SHORT_SHA_RE.fullmatch(ref):
-        return SourceError(
-            f"ref {ref!r} not found in {repo}: abbreviated commit SHAs cannot be resolved;"
-            " only full 40-character commit SHAs or branch/tag names can"
-        )
+    """The error for a ref missing from ``repo``."""
     return SourceError(f"ref {ref!r} not found in {repo}")
+
+
+def is_abbreviated_commit(ref: str) -> bool:
+    """Whether ``ref`` may be an abbreviated commit SHA: 7 to 39 hex characters."""
+    return _SHORT_SHA_RE.fullmatch(ref) is not None and not _FULL_SHA_RE.fullmatch(ref)
+
+
+def resolve_prefix(repo: str, prefix: str, commits: Iterable[str]) -> str:
+    """The one commit among ``commits`` that starts with ``prefix`` (the rule for
+    abbreviated commits, the same for every caller: see :func:`resolve_ref`).
+
+    Raises:
+        SourceError: none or several of them start with ``prefix``; the message says what
+            can be resolved and asks for the full SHA.
+    """
+    found = sorted({c.lower() for c in commits if c.lower().startswith(prefix.lower())})
+    if len(found) == 1:
+        return found[0]
+    if found:
+        shown = ", ".join(c[:12] for c in found[:5])
+        problem = f"commit {prefix!r} is ambiguous in {repo} ({shown}...)"
+    else:
+        problem = (
+            f"commit {prefix!r} not found in {repo}: an abbreviated commit resolves only to "
+            "the tip of a branch or tag, or to the commit of an environment built from it"
+        )
+    raise SourceError(f"{problem}; give the full 40-character commit SHA")
 
 
 async def resolve_ref(
@@ -455,6 +413,7 @@ async def resolve_ref(
     timeout: float = 30,  # noqa: ASYNC109 - expiry must kill git and become a SourceError
     git: str = "git",
     env: Mapping[str, str] | None = None,
+    known_commits: Iterable[str] = (),
 ) -> str:
     """Resolve a ref of a remote repository to a full commit SHA with ``git ls-remote``.
 
@@ -462,16 +421,21 @@ async def resolve_ref(
     ``HEAD`` is the remote's default branch. A name matches, in this order,
     ``refs/heads/<name>``, the commit of an annotated tag ``refs/tags/<name>^{}``,
     ``refs/tags/<name>``, then ``<name>`` itself as a full ref (``refs/pull/1/head``).
+    An abbreviated commit (7-39 hex characters) that names no branch or tag resolves to the
+    one commit starting with it among the remote's branch and tag tips and
+    ``known_commits`` (the commits of environments built from the repository): git cannot
+    ask a server for an abbreviated commit, so others are refused (:func:`resolve_prefix`).
 
     Args:
         repo: repository URL, already checked by :func:`validate_repo_url`.
-        ref: ``HEAD``, a branch or tag name, a full ref, or a full commit SHA.
+        ref: ``HEAD``, a branch or tag name, a full ref, or a (possibly abbreviated) commit.
         credentials: credentials for a private repository, handed over via the environment.
         timeout: seconds to wait for git before killing it.
         git: the git executable.
         env: base environment for git; default: ``PATH``, ``HOME`` and the proxy and CA
             variables of :data:`BASE_ENV_KEYS` from ``os.environ`` at call time. No-prompt
             and ``GIT_ALLOW_PROTOCOL`` settings and the credentials are added to it.
+        known_commits: full commits an abbreviated ``ref`` may also stand for.
 
     Returns:
         The full 40-character lowercase commit SHA.
@@ -479,8 +443,8 @@ async def resolve_ref(
     Raises:
         InvalidInput: ``ref`` is not a valid ref.
         SourceError: git failed (message ends with git's last error lines, with the password
-            scrubbed), timed out, or the ref does not exist; an abbreviated SHA cannot be
-            resolved (only full SHAs and branch/tag names can).
+            scrubbed), timed out, or the ref does not exist; an abbreviated commit matches
+            no known commit or several.
         ServiceError: the git executable is missing.
     """
     ref = validate_ref(ref)
@@ -488,13 +452,13 @@ async def resolve_ref(
         return ref.lower()
     if not isinstance(repo, str) or not repo:
         raise InvalidInput("repo must be a non-empty URL string")
-    # ls-remote matches patterns against the tail of ref names; peeled tags need their own
-    patterns = [ref] if ref == "HEAD" else [ref, f"{ref}^{{}}"]
     output = await _ls_remote(
-        repo, patterns, credentials=credentials, timeout=timeout, git=git, env=env
+        repo, _patterns(ref), credentials=credentials, timeout=timeout, git=git, env=env
     )
     refs = _parse_ls_remote(output)
     for candidate in _candidate_refs(ref):
         if candidate in refs:
             return refs[candidate]
+    if is_abbreviated_commit(ref):
+        return resolve_prefix(repo, ref, [*refs.values(), *known_commits])
     raise _ref_not_found(repo, ref)

@@ -144,3 +144,46 @@ def test_short_link_with_a_bad_org_is_a_clear_400(e2e_hub):
         e2e_hub.service_url + "v2/gh/bad%20org/repo/main", e2e_hub.token_for("alice")
     )
     assert status == 400 and "v2/gh/&lt;org&gt;/&lt;repo&gt;/&lt;ref&gt;" in body, body[-1000:]
+
+
+# short links as people paste them: trailing and repeated slashes, a ref left out
+@pytest.mark.parametrize(
+    "path",
+    [
+        "v2/gh/e2e-{run}/hello/main",
+        "v2/gh/e2e-{run}/hello/main/",
+        "v2/gh/e2e-{run}/hello/main//",
+        "v2/gh/e2e-{run}//hello/main",
+        "v2/gh//e2e-{run}/hello//main/",
+        "v2/gh/e2e-{run}/hello",
+        "v2/gh/e2e-{run}/hello/",
+        "v2/gh/e2e-{run}/hello.git/main/",
+    ],
+)
+def test_short_link_variants_reach_the_same_image(e2e_hub, hello_image, path):
+    status, location, body = get_no_redirect(
+        e2e_hub.service_url + path.format(run=RUN), e2e_hub.token_for("alice")
+    )
+    assert status == 302, body[-2000:]
+    assert location == spawn_location(e2e_hub.url, "alice", "hello", hello_image["image"])
+
+
+@pytest.mark.parametrize("user", ["alice", "bob"])
+def test_a_subgroup_path_through_v2_gh_says_to_use_launch_repo(e2e_hub, e2e_git, user):
+    git, _ = e2e_git
+    path = f"e2e-{RUN}/group-{user}/sub/proj"  # a GitLab-style subgroup path
+    url = git.create_repo(path, files_from_dir(EXAMPLES_DIR / "hello"))
+    status, _, body = get_no_redirect(
+        e2e_hub.service_url + f"v2/gh/{path}/main", e2e_hub.token_for(user)
+    )
+    assert status in (403, 422), body[-2000:]
+    link = "/services/repo2docker/launch?" + urllib.parse.urlencode(
+        {"repo": url.removesuffix(".git"), "ref": "main"}
+    )
+    assert "launch?repo=, which takes any repository URL" in html.unescape(body)
+    assert link in html.unescape(body), body[-2000:]
+    if user == "alice":
+        # the link it gives works: the confirm page of that repository (nothing is built)
+        status, _, body = get_no_redirect(e2e_hub.url + link, e2e_hub.token_for("alice"))
+        assert status == 200 and 'id="launch-confirm"' in body, body[-2000:]
+        assert git.head(path) in body

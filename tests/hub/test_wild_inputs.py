@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import urllib.error
 import urllib.parse
@@ -233,3 +234,66 @@ def test_a_viewer_confirms_a_shared_image_from_another_site(hub, shared_case_ima
     status, location, body = post(hub, "launch", "bob", fields)
     assert status == 303, body[-1500:]
     assert urllib.parse.quote(shared_case_image["image"], safe="") in location
+
+
+# ------------------------------------------------------------------ 2: abbreviated commits
+def test_an_abbreviated_commit_resolves_the_same_for_builders_and_viewers(
+    hub, alice_launch_image, shared_case_image
+):
+    for image, user in ((alice_launch_image, "alice"), (shared_case_image, "bob")):
+        for length in (7, 12, 39):
+            query = urllib.parse.urlencode({"repo": image["repo"], "ref": image["commit"][:length]})
+            status, location, body = get(hub, "launch?" + query, user)
+            assert status == 302, (user, length, body[-1500:])
+            assert urllib.parse.quote(image["image"], safe="") in location
+    # the build API takes it too: the built commit, a cache hit
+    body = {"repo": alice_launch_image["repo"], "ref": alice_launch_image["commit"][:7]}
+    status, answer = call(hub, "POST", "api/builds", "alice", body | {"name": "launch-own"})
+    assert status == 200 and answer["cached"], answer
+    assert answer["image"]["commit"] == alice_launch_image["commit"]
+
+
+def test_an_unknown_abbreviated_commit_is_refused_alike_for_builders_and_viewers(
+    hub, shared_case_image
+):
+    messages = {}
+    for user in ("alice", "bob"):
+        query = urllib.parse.urlencode({"repo": shared_case_image["repo"], "ref": "0000000"})
+        status, _, body = get(hub, "launch?" + query, user)
+        assert status == 422, (user, body[-1500:])
+        messages[user] = html.unescape(body.split('id="error-message">')[1].split("</p>")[0])
+    assert messages["alice"] == messages["bob"]
+    assert messages["bob"].startswith("commit '0000000' not found in ")
+    assert messages["bob"].endswith("give the full 40-character commit SHA")
+    status, answer = call(
+        hub, "POST", "api/builds", "alice", {"repo": shared_case_image["repo"], "ref": "0000000"}
+    )
+    assert status == 422 and answer["message"] == messages["alice"], answer
+
+
+# ------------------------------------------------------------------ 3: same name, other repo
+def test_same_name_other_repository_through_the_api(hub, git_http, base_image):
+    first = git_http.create_repo("wildb-a/analysis", {"Dockerfile": DOCKERFILE.format(tag="sa")})
+    other = git_http.create_repo("wildb-b/analysis", {"Dockerfile": DOCKERFILE.format(tag="sb")})
+    built_first = build(hub, "alice", repo=first, name="analysis")
+    # a name given that another repository's environment holds: 409, nothing queued
+    status, answer = call(hub, "POST", "api/builds", "alice", {"repo": other, "name": "analysis"})
+    assert status == 409, answer
+    assert answer["message"] == (
+        f"The name 'analysis' is taken: your environment 'analysis' is built from {first}. "
+        f"Give this environment of {other} another name (for example 'wildb-b-analysis'), "
+        "or delete 'analysis' first."
+    )
+    assert builds_of(hub, "alice", other) == []
+    # no name: a distinct one is derived; the first environment stays as it was
+    status, answer = call(hub, "POST", "api/builds", "alice", {"repo": other})
+    assert status == 202 and answer["build"]["name"] == "wildb-b-analysis", answer
+    assert sse_events(hub, answer["build"]["id"], "alice")[-1]["data"]["state"] == "built"
+    status, images = call(hub, "GET", "api/images", "alice")
+    mine = {i["name"]: i for i in images["images"] if i["owner"] == "alice"}
+    assert mine["analysis"]["repo"] == first and mine["analysis"]["image"] == built_first["image"]
+    assert mine["wildb-b-analysis"]["repo"] == other
+    # each repository again, in another spelling: its own environment (cache hits)
+    for repo, name in ((first + "/", "analysis"), (other.removesuffix(".git"), "wildb-b-analysis")):
+        status, answer = call(hub, "POST", "api/builds", "alice", {"repo": repo})
+        assert status == 200 and answer["cached"] and answer["image"]["name"] == name, answer

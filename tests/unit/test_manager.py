@@ -43,7 +43,7 @@ class FakeResolver:
         self.calls = []
         self.overrides: dict[tuple[str, str], str] = {}
 
-    async def __call__(self, repo, ref, *, credentials=None, timeout=30):
+    async def __call__(self, repo, ref, *, credentials=None, timeout=30, known_commits=()):
         self.calls.append((repo, ref, credentials))
         await asyncio.sleep(0)
         if "missing" in repo:
@@ -143,6 +143,10 @@ class FakeCatalog(Catalog):
             latest=None,
             hints=labels.hints,
         )
+
+    async def get(self, *, owner_slug, name):
+        latest = self.namer.reference(owner_slug=owner_slug, name=name, tag="latest")
+        return await self.image_info(latest) if latest in self.images else None
 
     async def list_images(self, *, owner=None, include_shared=False):
         return [await self.image_info(r) for r in self.images if not r.endswith(":latest")]
@@ -418,6 +422,46 @@ async def test_name_derived_and_shared_namespace(make_manager, executor):
     assert build.owner == "admin" and build.shared
     assert manager.list(owner="bob", include_shared=True) == [build]
     assert manager.list(owner="bob") == []
+
+
+A_REPO = "https://git.example.org/a/analysis"
+B_REPO = "https://git.example.org/b/analysis"
+
+
+async def test_same_name_other_repository_never_replaces_an_environment(make_manager, catalog):
+    manager = await make_manager()
+    first = await done((await manager.submit(req(A_REPO))).build)
+    assert first.name == "analysis"
+    # no name: a distinct one is derived; a given name another repository holds: 409
+    second = await done((await manager.submit(req(B_REPO))).build)
+    assert second.name == "b-analysis" and second.display_name == "b-analysis"
+    with pytest.raises(Conflict, match=f"'analysis' is built from {A_REPO}"):
+        await manager.submit(req(B_REPO, name="analysis"))
+    with pytest.raises(Conflict):
+        await manager.submit(req(B_REPO, name="analysis", force=True))
+    assert len(manager.list()) == 2
+    assert (await catalog.get(owner_slug="alice", name="analysis")).repo == A_REPO
+    assert (await catalog.get(owner_slug="alice", name="b-analysis")).repo == B_REPO
+    # the same repositories again (any spelling) keep their own environments
+    again = (await manager.submit(req(B_REPO + ".git/"))).build  # (the fake: a new commit)
+    assert (await done(again)).name == "b-analysis"
+    assert (await manager.submit(req(A_REPO, name="analysis"))).cached
+    # another owner's namespace is apart
+    assert (await done((await manager.submit(req(B_REPO, owner="bob"))).build)).name == "analysis"
+
+
+async def test_a_queued_build_holds_its_name(make_manager, executor):
+    manager = await make_manager()
+    gate = asyncio.Event()
+    executor.scripts[A_REPO] = Script(gate=gate)
+    first = (await manager.submit(req(A_REPO))).build
+    with pytest.raises(Conflict, match="'analysis' is taken"):
+        await manager.submit(req(B_REPO, name="analysis"))
+    second = (await manager.submit(req(B_REPO))).build
+    assert second.name == "b-analysis"
+    gate.set()
+    assert (await done(first)).state is BuildState.BUILT
+    assert (await done(second)).state is BuildState.BUILT
 
 
 async def test_owner_escaped(make_manager):

@@ -379,10 +379,49 @@ async def test_resolve_unknown_ref(repo, tmp_path):
     assert e.value.message == f"ref 'nope' not found in {repo.url}"
 
 
-async def test_resolve_short_sha(repo, tmp_path):
-    short = repo.shas["feature"][:10]
-    with pytest.raises(SourceError, match="only full 40-character commit SHAs"):
-        await resolve_ref(repo.url, short, env=git_env(tmp_path))
+# abbreviated commits: (prefix of, length, known commits, expected: a key of repo.shas,
+# a known commit, or the start of the refusal)
+ABBREVIATED = [
+    ("feature", 10, [], "feature"),
+    ("feature", 7, [], "feature"),
+    ("main", 7, [], "main"),
+    ("main", 39, [], "main"),
+    ("MAIN", 12, [], "main"),  # upper case hex
+    ("feature", 8, ["f" * 40], "feature"),  # a known commit elsewhere changes nothing
+    # the commit of a built environment that is no branch or tag tip any more
+    ("f" * 40, 7, ["f" * 40, "e" * 40], "f" * 40),
+    ("f" * 40, 7, ["F" * 40], "f" * 40),
+    # nothing, or more than one, starts with it
+    ("0" * 40, 7, [], "commit '0000000' not found in"),
+    ("f" * 40, 7, ["f" * 40, "f" * 39 + "e"], "commit 'fffffff' is ambiguous in"),
+]
+
+
+@pytest.mark.parametrize(("of", "length", "known", "expected"), ABBREVIATED)
+async def test_resolve_abbreviated_commit(repo, tmp_path, of, length, known, expected):
+    full = repo.shas.get(of.lower(), of)
+    prefix = full[:length].upper() if of.isupper() else full[:length]
+    resolve = resolve_ref(repo.url, prefix, env=git_env(tmp_path), known_commits=known)
+    if " " not in expected:
+        assert await resolve == repo.shas.get(expected, expected)
+        return
+    with pytest.raises(SourceError) as e:
+        await resolve
+    assert e.value.status_code == 422
+    assert e.value.message.startswith(expected), e.value.message
+    assert e.value.message.endswith("give the full 40-character commit SHA")
+
+
+async def test_a_built_commit_next_to_a_tip_is_ambiguous(repo, tmp_path):
+    main = repo.shas["main"]
+    other = main[:-1] + ("1" if main.endswith("0") else "0")
+    with pytest.raises(SourceError, match=f"commit '{main[:7]}' is ambiguous"):
+        await resolve_ref(repo.url, main[:7], env=git_env(tmp_path), known_commits=[other])
+
+
+async def test_a_branch_named_like_a_commit_wins(repo, tmp_path):
+    sha = await resolve_ref(repo.url, "abcdef1", env=git_env(tmp_path))
+    assert sha == repo.shas["feature"]
 
 
 async def test_resolve_invalid_ref(repo):

@@ -11,26 +11,30 @@ import {
   checkRef,
   checkRepoUrl,
   deriveName,
+  expectedName,
 } from "./validate.js";
 
 export class AddDialog {
-  /** info: api/info; onResult({status, data, request}) after the server accepted. */
-  constructor(api, dialog, { info, onResult }) {
+  /**
+   * info: api/info; onResult({status, data, request}) after the server accepted;
+   * environments({shared}): [{name, repo}] of the namespace a build goes to (so the name
+   * placeholder shows the name the server will derive: never one another repository holds).
+   */
+  constructor(api, dialog, { info, onResult, environments = () => [] }) {
     this.api = api;
     this.dialog = setupDialog(dialog);
     this.form = dialog.querySelector("form");
     this.info = info;
     this.onResult = onResult;
+    this.environments = environments;
     this.error = dialog.querySelector("#add-error");
     this.submit = dialog.querySelector("#add-submit");
     this.field = (name) => this.form.elements.namedItem(name);
     this.setupLimits();
     const shared = dialog.querySelector("#add-shared-group");
     shared.hidden = !(info.user.scopes || []).includes("admin");
-    this.field("repo").addEventListener("input", () => {
-      const repo = this.field("repo").value.trim();
-      this.field("name").placeholder = repo ? deriveName(repo) : "derived from the repository";
-    });
+    this.field("repo").addEventListener("input", () => this.showDerivedName());
+    this.field("shared").addEventListener("change", () => this.showDerivedName());
     for (const input of this.form.querySelectorAll("input, select")) {
       input.addEventListener("input", () => this.clearInvalid(input));
     }
@@ -39,6 +43,15 @@ export class AddDialog {
       this.send();
     });
     dialog.addEventListener("close", () => this.clearCredentials());
+  }
+
+  showDerivedName() {
+    const repo = this.field("repo").value.trim();
+    const envs = this.environments({ shared: this.field("shared").checked });
+    const hosts = this.info.case_insensitive_repo_hosts || [];
+    this.field("name").placeholder = repo
+      ? expectedName(repo, envs, hosts) || deriveName(repo)
+      : "derived from the repository";
   }
 
   setupLimits() {
@@ -146,9 +159,15 @@ export class AddDialog {
       this.dialog.close("ok");
       this.onResult({ ...result, request });
     } catch (error) {
-      this.error.textContent = error.message;
-      this.error.hidden = false;
-      this.error.focus();
+      if (error.status === 409 && body.name) {
+        // the name belongs to an environment of another repository: say so at the name
+        this.invalid("name", error.message);
+        this.field("name").focus();
+      } else {
+        this.error.textContent = error.message;
+        this.error.hidden = false;
+        this.error.focus();
+      }
     } finally {
       delete body.credentials;
       this.submit.disabled = false;

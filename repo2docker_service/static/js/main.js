@@ -60,6 +60,7 @@ class EnvironmentsPage {
         this.add = new AddDialog(this.api, document.getElementById("add-dialog"), {
           info,
           onResult: (result) => this.added(result),
+          environments: ({ shared }) => this.namespace(shared),
         });
         addButton.addEventListener("click", () => this.add.open());
         addButton.disabled = false;
@@ -68,6 +69,13 @@ class EnvironmentsPage {
       }
     }
     await this.refresh();
+  }
+
+  /** [{name, repo}] of the environments and active builds in my namespace (or the shared). */
+  namespace(shared) {
+    const mine = (x) => (shared ? x.shared : !x.shared && x.owner === this.me);
+    const active = this.builds.filter((b) => ACTIVE_STATES.has(b.state));
+    return [...this.images, ...active].filter(mine).map((x) => ({ name: x.name, repo: x.repo }));
   }
 
   // ------------------------------------------------------------------ loading

@@ -178,3 +178,84 @@ export function deriveName(url) {
   name = name.slice(0, MAX_NAME).replace(/[._-]+$/, "");
   return name || "env";
 }
+
+const DEFAULT_PORTS = { http: 80, https: 443, ssh: 22, "git+ssh": 22, "ssh+git": 22, git: 9418 };
+
+function cleanRepoPath(path) {
+  let clean = "/" + path.replace(/\/{2,}/g, "/").replace(/^\/+|\/+$/g, "");
+  if (clean.endsWith(".git")) clean = clean.slice(0, -4).replace(/\/+$/, "");
+  return clean || "/";
+}
+
+/**
+ * The identity of the repository `url` names, as the server's repoid.RepoIdentity.key:
+ * host[:port]/path without scheme, user name, default port, query, fragment, repeated or
+ * trailing slashes and one ".git"; the path lowercased on `caseInsensitiveHosts` (api/info
+ * `case_insensitive_repo_hosts`).
+ */
+export function repoKey(url, caseInsensitiveHosts = ["github.com", "gitlab.com"]) {
+  const text = (url || "").trim();
+  const fold = new Set(caseInsensitiveHosts.map((h) => h.trim().toLowerCase()));
+  const join = (host, port, path) => {
+    const clean = cleanRepoPath(path);
+    return host + port + (fold.has(host) ? clean.toLowerCase() : clean);
+  };
+  if (!text.includes("://")) {
+    const scp = /^(?:[^@/:]+@)?([^@/:[\]]+):(?!\/\/)(.*)$/s.exec(text);
+    return scp ? join(scp[1].toLowerCase(), "", scp[2]) : text;
+  }
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)/s.exec(text);
+  if (!m) return text;
+  const scheme = m[1].toLowerCase();
+  if (scheme === "file") return "file:" + cleanRepoPath(m[3]);
+  const hostport = m[2].slice(m[2].lastIndexOf("@") + 1).toLowerCase();
+  const hp = /^(\[[^\]]*\]|[^:[\]]*)(?::([0-9]*))?$/.exec(hostport);
+  if (!hp) return text;
+  const port = hp[2] ? Number(hp[2]) : null;
+  if (port !== null && port > 65535) return text;
+  const shown = port !== null && port !== DEFAULT_PORTS[scheme] ? `:${port}` : "";
+  return join(hp[1], shown, m[3]);
+}
+
+/** The names the server tries for a build of `url` without a name (builds/names.py). */
+export function derivedNames(url) {
+  const base = deriveName(url);
+  const text = url || "";
+  let path = text;
+  let hostname = "";
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)([^?#]*)/s.exec(text);
+  if (text.includes("://")) {
+    path = m ? m[2] : "";
+    const hostport = m ? m[1].slice(m[1].lastIndexOf("@") + 1) : "";
+    const v6 = /^\[([^\]]*)\]/.exec(hostport);
+    hostname = (v6 ? v6[1] : hostport.split(":")[0]).toLowerCase();
+  }
+  try {
+    path = decodeURIComponent(path);
+  } catch {
+    // keep it as is
+  }
+  const segments = path.split("/").filter(Boolean);
+  const parentText = segments.length >= 2 ? segments[segments.length - 2] : hostname;
+  let parent = parentText ? deriveName(parentText) : "";
+  if (!parent || parent === base) parent = "repo";
+  const fit = (name) => name.slice(0, MAX_NAME).replace(/[._-]+$/, "");
+  const pair = fit(`${parent}-${base}`);
+  const names = [base, pair];
+  for (let n = 2; n < 10; n++) names.push(fit(`${pair.slice(0, MAX_NAME - 2)}-${n}`));
+  return [...new Set(names)];
+}
+
+/**
+ * The name the server will give a build of `url` without a name: the first derived name
+ * that no environment of another repository holds. `environments`: [{name, repo}] of the
+ * namespace the build goes to. Null when every derived name is taken.
+ */
+export function expectedName(url, environments, caseInsensitiveHosts) {
+  const key = repoKey(url, caseInsensitiveHosts);
+  for (const name of derivedNames(url)) {
+    const holder = environments.find((e) => e.name === name);
+    if (!holder || repoKey(holder.repo, caseInsensitiveHosts) === key) return name;
+  }
+  return null;
+}
