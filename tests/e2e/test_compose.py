@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from tests.rig.api import follow_build, request
-from tests.rig.engine import docker
+from tests.rig.engine import docker, remove_containers, remove_images
 from tests.rig.git import files_from_dir
 from tests.rig.net import free_port, loopback_env
 from tests.rig.parts import EXAMPLES_DIR
+from tests.rig.spawn import wait_ready
+from tests.rig.wait import wait_until
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
@@ -110,24 +112,23 @@ def compose(docker_engine, base_image):
 
 
 def wait_up(c: Compose, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         try:
             status, _ = request("GET", f"{c.hub_url}/services/repo2docker/health", timeout=5)
         except OSError:  # URLError: not listening yet
-            status = None
-        if status == 200:
-            return
-        time.sleep(1)
-    raise AssertionError(f"compose deployment not up in {timeout} s:\n{c.logs()}")
+            return False
+        return status == 200
+
+    try:
+        wait_until(healthy, timeout=timeout, interval=1, what="the compose deployment")
+    except TimeoutError:
+        raise AssertionError(f"compose deployment not up in {timeout} s:\n{c.logs()}") from None
 
 
 def teardown(c: Compose) -> None:
     prefix = c.env["CONTAINER_PREFIX"]
     c("down", "--volumes", "--remove-orphans", "--timeout", "10", timeout=180, check=False)
-    ids = docker("ps", "-aq", "--filter", f"name={prefix}-", check=False).stdout.split()
-    if ids:
-        docker("rm", "-f", *ids, check=False)
+    remove_containers(f"{prefix}-")
     volumes = docker("volume", "ls", "-q", "--filter", f"name={prefix}-user-", check=False)
     for volume in volumes.stdout.split():
         docker("volume", "rm", "-f", volume, check=False)
@@ -138,9 +139,7 @@ def teardown(c: Compose) -> None:
         if r in (c.env["R2D_IMAGE"], c.env["R2D_REGISTRY_IMAGE"])
         or r.split("/", 1)[-1].startswith(c.env["IMAGE_PREFIX"])
     ]
-    if mine:
-        result = docker("rmi", "-f", *mine, check=False)
-        assert result.returncode == 0 or "No such image" in result.stderr, result.stderr
+    remove_images(mine)  # RuntimeError unless only "No such image"
 
 
 def user_token(c: Compose, user: str) -> str:
@@ -170,7 +169,8 @@ def test_compose_deployment_builds_and_spawns(compose, git_http):
         "POST", service + "api/builds", token=token, body={"repo": url, "name": "hello"}
     )
     assert status == 202, f"{result}\n{c.logs()}"
-    done = follow_build(_HubView(c, token), result["build"]["id"], "alice")
+    view = _HubView(c, token)
+    done = follow_build(view, result["build"]["id"], "alice")
     assert done["state"] == "built", f"{done}\n{c.logs()}"
     image = done["image"]
     # pushed to the deployment's registry
@@ -187,14 +187,7 @@ def test_compose_deployment_builds_and_spawns(compose, git_http):
     status, body = request("POST", hub_api + "/servers/demo", token=token, body={"image": image})
     assert status in (201, 202), f"{body}\n{c.logs()}"
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            status, model = request("GET", hub_api, token=token)
-            if (model.get("servers") or {}).get("demo", {}).get("ready"):
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"server not ready:\n{c.logs()}")
+        wait_ready(view, "alice", "demo")
         status, info = request("GET", f"{c.hub_url}/user/alice/demo/api/status", token=token)
         assert status == 200, info
         print(f"[compose] spawn to /api/status: {time.monotonic() - start:.1f} s")
@@ -225,11 +218,16 @@ def test_hub_and_service_run_as_non_root_without_compilers(compose):
 
 
 class _HubView:
-    """What follow_build needs from a hub: the service URL and a user's token."""
+    """What follow_build and wait_ready need from a hub: URLs, a user's token, the log."""
 
     def __init__(self, c: Compose, token: str) -> None:
+        self.url = c.hub_url
         self.service_url = f"{c.hub_url}/services/repo2docker/"
         self._token = token
+        self._compose = c
 
     def token_for(self, user: str) -> str:
         return self._token
+
+    def log_text(self) -> str:
+        return self._compose.logs()

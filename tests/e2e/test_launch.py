@@ -13,6 +13,7 @@ import pytest
 from tests.rig.api import build, request
 from tests.rig.browser import foreign_site, login
 from tests.rig.git import files_from_dir
+from tests.rig.net import no_proxy_opener
 from tests.rig.parts import EXAMPLES_DIR
 from tests.rig.spawn import RUN, stop_server, wait_ready
 
@@ -26,7 +27,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def get_no_redirect(url, token):
     """(status, Location, body) without following redirects, with a hub token."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    opener = no_proxy_opener(_NoRedirect())
     req = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
     try:
         with opener.open(req, timeout=120) as resp:

@@ -19,14 +19,11 @@ from tests.rig.api import build, call, iter_sse, request
 from tests.rig.binder import binder_fetch, check_binderhub_client, start_fetch
 from tests.rig.net import no_proxy_opener
 from tests.rig.parts import require
+from tests.rig.repos import dockerfile
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
 ORG = f"binder-{secrets.token_hex(3)}"
-DOCKERFILE = "FROM local/debian:bookworm\nRUN echo binder-{tag}\n"
-BROKEN = "FROM local/debian:bookworm\nRUN echo about to fail && exit 3\n"
-# a build that takes a few seconds, so a client can leave while it runs
-SLOW = "FROM local/debian:bookworm\nRUN echo slow-{tag} && sleep 4\n"
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +42,14 @@ def alias(hub):
 def repos(git_http, base_image):
     """``{kind: spec}``: gh specs of a good, a broken and a slow repository."""
     made = {}
-    for kind, dockerfile in [
-        ("ok", DOCKERFILE.format(tag="ok")),
-        ("broken", BROKEN),
-        ("slow", SLOW.format(tag="slow")),
-        ("pair", DOCKERFILE.format(tag="pair")),
-        ("viewer", DOCKERFILE.format(tag="viewer")),
+    for kind, step in [
+        ("ok", "RUN echo binder-ok"),
+        ("broken", "RUN echo about to fail && exit 3"),
+        ("slow", "RUN echo slow-slow && sleep 4"),  # a client can leave while it runs
+        ("pair", "RUN echo binder-pair"),
+        ("viewer", "RUN echo binder-viewer"),
     ]:
-        git_http.create_repo(f"{ORG}/{kind}", {"Dockerfile": dockerfile})
+        git_http.create_repo(f"{ORG}/{kind}", dockerfile(base_image, step))
         made[kind] = f"gh/{ORG}/{kind}/main"
     return made
 

@@ -3,7 +3,8 @@
 import pytest
 
 from tests.rig.api import call, sse_events
-from tests.rig.hub import DOCKERFILE
+from tests.rig.engine import BASE_IMAGE
+from tests.rig.repos import dockerfile
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
@@ -11,7 +12,7 @@ pytestmark = [pytest.mark.hub, pytest.mark.docker]
 @pytest.fixture(scope="module")
 def built(hub, git_http, base_image):
     """alice builds a small repo; the events stream follows it to the end."""
-    url = git_http.create_repo("hubapi/hello", {"Dockerfile": DOCKERFILE.format(tag="one")})
+    url = git_http.create_repo("hubapi/hello", dockerfile(BASE_IMAGE, "RUN echo building one"))
     status, result = call(hub, "POST", "api/builds", "alice", {"repo": url, "ref": "main"})
     assert status == 202, result
     build = result["build"]
@@ -122,7 +123,7 @@ def test_unknown_ref_is_422_with_reason(hub, built):
 
 
 def test_delete_own_image(hub, git_http, base_image):
-    url = git_http.create_repo("hubapi/todelete", {"Dockerfile": DOCKERFILE.format(tag="del")})
+    url = git_http.create_repo("hubapi/todelete", dockerfile(BASE_IMAGE, "RUN echo building del"))
     status, result = call(hub, "POST", "api/builds", "alice", {"repo": url, "name": "todelete"})
     assert status == 202, result
     events = sse_events(hub, result["build"]["id"], "alice")

@@ -23,14 +23,15 @@ import secrets
 import pytest
 
 from tests.rig.api import call, follow_build
+from tests.rig.engine import BASE_IMAGE
 from tests.rig.hub import start_hub
 from tests.rig.parts import OFFLINE_CONFIG, REPO_ROOT
+from tests.rig.repos import dockerfile
 from tests.rig.sso import hub_login
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
 SSO_PASSWORD = "sso-" + secrets.token_hex(6)
-DOCKERFILE = "FROM local/debian:bookworm\nRUN echo sso {tag}\n"
 
 # user -> the identity provider's groups, per mode; "root1" is a hub admin in no group
 IDP_USERS = {
@@ -104,7 +105,7 @@ def sso_hub(request, tmp_path_factory, base_image, git_http):
             assert hub_login(hub.url, user, SSO_PASSWORD) == 302, user
         hub.mode = mode  # type: ignore[attr-defined]
         hub.repo = git_http.create_repo(  # type: ignore[attr-defined]
-            f"sso/{mode}", {"Dockerfile": DOCKERFILE.format(tag=mode)}
+            f"sso/{mode}", dockerfile(BASE_IMAGE, f"RUN echo sso {mode}")
         )
         yield hub
     finally:

@@ -9,7 +9,9 @@ import urllib.request
 import pytest
 
 from tests.rig.api import call, sse_events
-from tests.rig.hub import DOCKERFILE, HUB_WEBHOOK_SECRET
+from tests.rig.engine import BASE_IMAGE
+from tests.rig.hub import HUB_WEBHOOK_SECRET
+from tests.rig.repos import dockerfile
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
@@ -42,7 +44,7 @@ def image(hub, name):
 
 
 def test_signed_push_rebuilds_the_tracking_image(hub, git_http, base_image):
-    url = git_http.create_repo("hubhook/env", {"Dockerfile": DOCKERFILE.format(tag="one")})
+    url = git_http.create_repo("hubhook/env", dockerfile(BASE_IMAGE, "RUN echo building one"))
     status, result = call(
         hub, "POST", "api/builds", "alice", {"repo": url, "ref": "main", "name": "hooked"}
     )
@@ -50,7 +52,7 @@ def test_signed_push_rebuilds_the_tracking_image(hub, git_http, base_image):
     assert sse_events(hub, result["build"]["id"], "alice")[-1]["data"]["state"] == "built"
     first = image(hub, "hooked")["commit"]
 
-    new = git_http.commit("hubhook/env", {"Dockerfile": DOCKERFILE.format(tag="two")})
+    new = git_http.commit("hubhook/env", dockerfile(BASE_IMAGE, "RUN echo building two"))
     body = push_body(url, "refs/heads/main", new)
     builds_before = len(call(hub, "GET", "api/builds", "alice")[1]["builds"])
 

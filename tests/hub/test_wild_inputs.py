@@ -14,8 +14,10 @@ import urllib.request
 import pytest
 
 from tests.rig.api import build, call, sse_events
-from tests.rig.hub import DOCKERFILE, HUB_WEBHOOK_SECRET
+from tests.rig.engine import BASE_IMAGE
+from tests.rig.hub import HUB_WEBHOOK_SECRET
 from tests.rig.net import no_proxy_opener
+from tests.rig.repos import dockerfile
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
@@ -27,7 +29,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def get(hub, path, user, headers=None):
     """(status, Location, body) of a GET as ``user`` (token), redirects not followed."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    opener = no_proxy_opener(_NoRedirect())
     req = urllib.request.Request(
         hub.service_url + path,
         headers={"Authorization": f"token {hub.token_for(user)}", **(headers or {})},
@@ -77,7 +79,7 @@ def spellings(url: str) -> list[str]:
 @pytest.fixture(scope="module")
 def shared_case_image(hub, git_http, base_image):
     """A shared environment built from a mixed-case repository on localhost."""
-    url = git_http.create_repo("WildB/CaseRepo", {"Dockerfile": DOCKERFILE.format(tag="case")})
+    url = git_http.create_repo("WildB/CaseRepo", dockerfile(BASE_IMAGE, "RUN echo building case"))
     url = url.replace("127.0.0.1", "localhost")
     return build(hub, "admin1", repo=url, name="casey", shared=True)
 
@@ -116,7 +118,7 @@ def test_case_counts_on_hosts_not_listed(hub, shared_case_image):
 # ------------------------------------------------------------------ 12: drive-by launches
 def post(hub, path, user, fields):
     """(status, Location, body) of a form POST as ``user`` (token: no XSRF needed)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    opener = no_proxy_opener(_NoRedirect())
     req = urllib.request.Request(
         hub.service_url + path,
         data=urllib.parse.urlencode(fields).encode(),
@@ -156,7 +158,7 @@ def headers_for(hub, headers):
 
 @pytest.fixture(scope="module")
 def alice_launch_image(hub, git_http, base_image):
-    url = git_http.create_repo("wildb/launch-own", {"Dockerfile": DOCKERFILE.format(tag="own")})
+    url = git_http.create_repo("wildb/launch-own", dockerfile(BASE_IMAGE, "RUN echo building own"))
     return build(hub, "alice", repo=url, name="launch-own")
 
 
@@ -184,7 +186,7 @@ def test_an_own_image_launches_at_once_from_our_pages_or_a_bookmark(
 
 
 def test_a_new_repository_is_built_only_after_the_click(hub, git_http, base_image):
-    url = git_http.create_repo("wildb/launch-new", {"Dockerfile": DOCKERFILE.format(tag="new")})
+    url = git_http.create_repo("wildb/launch-new", dockerfile(BASE_IMAGE, "RUN echo building new"))
     query = urllib.parse.urlencode({"repo": url, "ref": "main"})
     commit = git_http.head("wildb/launch-new")
     for headers in [{}, {"Sec-Fetch-Site": "none"}, *CROSS_SITE_HEADERS]:
@@ -205,7 +207,9 @@ def test_a_new_repository_is_built_only_after_the_click(hub, git_http, base_imag
 
 
 def test_a_new_repository_from_our_own_pages_builds_at_once(hub, git_http, base_image):
-    url = git_http.create_repo("wildb/launch-ours", {"Dockerfile": DOCKERFILE.format(tag="ours")})
+    url = git_http.create_repo(
+        "wildb/launch-ours", dockerfile(BASE_IMAGE, "RUN echo building ours")
+    )
     query = urllib.parse.urlencode({"repo": url, "ref": "main"})
     ours = {"Sec-Fetch-Site": "same-origin", "Referer": hub.service_url}
     status, _, body = get(hub, "launch?" + query, "alice", ours)
@@ -215,9 +219,9 @@ def test_a_new_repository_from_our_own_pages_builds_at_once(hub, git_http, base_
 
 
 def test_a_moved_ref_is_shown_again_before_it_runs(hub, git_http, base_image):
-    url = git_http.create_repo("wildb/launch-moved", {"Dockerfile": DOCKERFILE.format(tag="m1")})
+    url = git_http.create_repo("wildb/launch-moved", dockerfile(BASE_IMAGE, "RUN echo building m1"))
     old = git_http.head("wildb/launch-moved")
-    new = git_http.commit("wildb/launch-moved", {"Dockerfile": DOCKERFILE.format(tag="m2")})
+    new = git_http.commit("wildb/launch-moved", dockerfile(BASE_IMAGE, "RUN echo building m2"))
     status, _, body = post(hub, "launch", "alice", {"repo": url, "ref": "main", "commit": old})
     assert status == 200 and 'id="confirm-moved"' in body and new in body, body[-1500:]
     assert builds_of(hub, "alice", url) == []
@@ -273,8 +277,8 @@ def test_an_unknown_abbreviated_commit_is_refused_alike_for_builders_and_viewers
 
 # ------------------------------------------------------------------ 3: same name, other repo
 def test_same_name_other_repository_through_the_api(hub, git_http, base_image):
-    first = git_http.create_repo("wildb-a/analysis", {"Dockerfile": DOCKERFILE.format(tag="sa")})
-    other = git_http.create_repo("wildb-b/analysis", {"Dockerfile": DOCKERFILE.format(tag="sb")})
+    first = git_http.create_repo("wildb-a/analysis", dockerfile(BASE_IMAGE, "RUN echo building sa"))
+    other = git_http.create_repo("wildb-b/analysis", dockerfile(BASE_IMAGE, "RUN echo building sb"))
     built_first = build(hub, "alice", repo=first, name="analysis")
     # a name given that another repository's environment holds: 409, nothing queued
     status, answer = call(hub, "POST", "api/builds", "alice", {"repo": other, "name": "analysis"})

@@ -12,11 +12,8 @@ import asyncio
 import functools
 import json
 import logging
-import os
 import time
-import urllib.request
 import uuid
-from pathlib import Path
 
 import aiodocker
 import pytest
@@ -31,7 +28,9 @@ from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.labels import ImageLabels
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer, commit_tag
 from repo2docker_service.sources import GitCredentials, resolve_ref
-from tests.rig.net import loopback_env
+from tests.rig.net import loopback_env, no_proxy_opener
+from tests.rig.procs import processes_with
+from tests.rig.repos import dockerfile, unique
 from tests.rig.wait import wait_for
 
 pytestmark = pytest.mark.docker
@@ -39,37 +38,6 @@ pytestmark = pytest.mark.docker
 RUN_PREFIX = f"r2dit{uuid.uuid4().hex[:8]}-"
 SECRET = "pw-" + uuid.uuid4().hex
 LOG = logging.getLogger("test_builds")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def dockerfile(base: str, *lines: str) -> dict[str, str]:
-    body = "\n".join([f"FROM {base}", *lines]) + "\n"
-    return {"Dockerfile": body}
-
-
-# ----------------------------------------------------------------------------- processes
-
-
-def processes_with(text: str) -> list[tuple[int, str]]:
-    """(pid, cmdline) of live processes whose command line contains ``text``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state == "Z":
-            continue
-        cmdline = raw.replace(b"\0", b" ").decode(errors="replace").strip()
-        if text in cmdline:
-            found.append((int(entry.name), cmdline))
-    return found
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -449,7 +417,7 @@ async def test_push_to_registry(rig, git_http, base_image, registry):
     phases = [e.data["phase"] for e in build.events() if e.type == "phase"]
     assert phases[-3:] == ["building", "pushing", "built"]
     repository = build.image.rpartition(":")[0].removeprefix(f"{registry}/")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = no_proxy_opener()
     with opener.open(f"http://{registry}/v2/{repository}/tags/list", timeout=10) as resp:
         tags = json.loads(resp.read())["tags"]
     assert sorted(tags) == sorted(["latest", commit_tag(build.commit)])

@@ -31,22 +31,13 @@ from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
 from repo2docker_service.sources import resolve_ref
 from tests.rig.engine import remove_image
 from tests.rig.net import loopback_env
+from tests.rig.repos import dockerfile, unique
 from tests.rig.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
 RUN_PREFIX = f"r2dde{uuid.uuid4().hex[:6]}-"
 LOG = logging.getLogger("test_docker_executor")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def dockerfile(base: str, *lines: str) -> dict[str, str]:
-    """A Dockerfile whose first step is new to BuildKit's cache (so every step really runs)."""
-    nonce = f"RUN echo nonce-{uuid.uuid4().hex}"
-    return {"Dockerfile": "\n".join([f"FROM {base}", nonce, *lines]) + "\n"}
 
 
 async def builders(instance: str) -> list[dict]:
@@ -111,7 +102,9 @@ async def make(docker_engine, base_image, builder_image, repo2docker_config):
 
 async def test_build_in_builder_container(make, git_http, base_image):
     manager = await make(builder_cpu_limit=1.5, builder_memory_limit="1G")
-    url = git_http.create_repo(unique("dex/plain"), dockerfile(base_image, "RUN echo in-builder"))
+    url = git_http.create_repo(
+        unique("dex/plain"), dockerfile(base_image, "RUN echo in-builder", fresh=True)
+    )
     result = await manager.submit(BuildRequest(owner="eve", repo=url, name="plain"))
     build = result.build
     # while it runs: a labelled container with the limits and host networking
@@ -136,7 +129,13 @@ async def test_restart_adopts_running_builder(make, git_http, base_image):
     first = await make()
     url = git_http.create_repo(
         unique("dex/adopt"),
-        dockerfile(base_image, "RUN echo before-restart", "RUN sleep 6", "RUN echo after-restart"),
+        dockerfile(
+            base_image,
+            "RUN echo before-restart",
+            "RUN sleep 6",
+            "RUN echo after-restart",
+            fresh=True,
+        ),
     )
     build = (await first.submit(BuildRequest(owner="fay", repo=url, name="adopt"))).build
     await wait_for(
@@ -169,7 +168,9 @@ async def test_restart_adopts_running_builder(make, git_http, base_image):
 
 async def test_cancel_removes_builder(make, git_http, base_image):
     manager = await make()
-    url = git_http.create_repo(unique("dex/cancel"), dockerfile(base_image, "RUN sleep 300"))
+    url = git_http.create_repo(
+        unique("dex/cancel"), dockerfile(base_image, "RUN sleep 300", fresh=True)
+    )
     build = (await manager.submit(BuildRequest(owner="gus", repo=url, name="cancel"))).build
     await wait_for(
         lambda: asyncio.sleep(0, "RUN sleep 300" in build.log_text()),

@@ -7,7 +7,6 @@ the engine on every call (``watch=False``). Image names use a prefix unique to t
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 
 import pytest
@@ -15,25 +14,12 @@ import pytest
 from repo2docker_service.builds.model import Build
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import ImageNamer, escape_owner
+from tests.rig.engine import docker, remove_images
 from tests.rig.wait import eventually
 
 pytestmark = pytest.mark.docker
 
 PREFIX = f"r2dix{uuid.uuid4().hex[:8]}-"
-
-
-def docker(engine, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        ["docker", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", **engine.env},
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, f"docker {' '.join(args)}: {proc.stderr}"
-    return proc.stdout.strip()
 
 
 def build_labelled(engine, base: str, namer: ImageNamer, owner: str, name: str, commit: str):
@@ -53,7 +39,7 @@ def build_labelled(engine, base: str, namer: ImageNamer, owner: str, name: str, 
     )
     labels = build.image_labels().to_labels()
     label_args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
-    docker(engine, "build", "-q", "-t", ref, *label_args, "-", stdin=f"FROM {base}\n")
+    docker("build", "-q", "-t", ref, *label_args, "-", env=engine.env, input=f"FROM {base}\n")
     return ref
 
 
@@ -79,7 +65,7 @@ async def test_index_follows_other_writers(docker_engine, base_image):
         refs.append(first)
         latest = namer.reference(owner_slug="alice", name="env", tag="latest")
         refs.append(latest)
-        docker(docker_engine, "tag", first, latest)
+        docker("tag", first, latest, env=docker_engine.env)
 
         async def shows_first():
             return await snapshot(catalog) == [
@@ -92,7 +78,7 @@ async def test_index_follows_other_writers(docker_engine, base_image):
         # a rebuild moves latest to a new image
         second = build_labelled(docker_engine, base_image, namer, "alice", "env", c2)
         refs.append(second)
-        docker(docker_engine, "tag", second, latest)
+        docker("tag", second, latest, env=docker_engine.env)
 
         async def shows_second():
             infos = await catalog.list_images()
@@ -104,7 +90,7 @@ async def test_index_follows_other_writers(docker_engine, base_image):
         assert info is not None and info.commit == c1 and info.image == first
 
         # removing tags behind the catalog's back
-        docker(docker_engine, "rmi", latest, second)
+        docker("rmi", latest, second, env=docker_engine.env)
 
         async def only_first_left():
             infos = await catalog.list_images()
@@ -114,8 +100,7 @@ async def test_index_follows_other_writers(docker_engine, base_image):
         assert await snapshot(catalog) == await snapshot(truth)
         assert catalog.live
     finally:
-        for ref in refs:
-            subprocess.run(["docker", "rmi", "-f", ref], capture_output=True, check=False)
+        remove_images(refs, engine=docker_engine, check=False)
         await catalog.close()
         await truth.close()
 
@@ -154,6 +139,5 @@ async def test_index_recovers_when_the_event_stream_drops(docker_engine, base_im
         assert removed == [ref]
         assert await catalog.list_images() == []
     finally:
-        for ref in refs:
-            subprocess.run(["docker", "rmi", "-f", ref], capture_output=True, check=False)
+        remove_images(refs, engine=docker_engine, check=False)
         await catalog.close()

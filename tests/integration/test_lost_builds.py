@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 
 import pytest
@@ -24,6 +23,8 @@ from repo2docker_service.builds.store import BuildStore
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
 from tests.rig.net import loopback_env
+from tests.rig.repos import dockerfile
+from tests.rig.wait import eventually
 
 pytestmark = pytest.mark.docker
 
@@ -71,7 +72,7 @@ async def test_killed_service_build_is_reported_lost(
     prefix = f"r2dlost{uuid.uuid4().hex[:6]}-"
     repo = git_http.create_repo(
         f"lost/{prefix}",
-        {"Dockerfile": f"FROM {base_image}\nRUN echo sleeping-now && sleep 300\n"},
+        dockerfile(base_image, "RUN echo sleeping-now && sleep 300"),
     )
     env = {**os.environ, **docker_engine.env, **loopback_env()}
     service = subprocess.Popen(
@@ -115,9 +116,9 @@ async def test_killed_service_build_is_reported_lost(
         assert build.state is BuildState.LOST
         assert build.owner == "alice" and build.image == started["image"]
         assert "stopped while this build was running" in build.error
-        deadline = time.monotonic() + 10
-        while os.path.exists(f"/proc/{orphans[0]}") and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: not os.path.exists(f"/proc/{orphans[0]}"), timeout=10, interval=0.1
+        )
         assert not [p for p, a in find_orphan_builds() if any(prefix in x for x in a)]
         assert not await catalog.exists(started["image"]), "a lost build tags no image"
     finally:

@@ -39,16 +39,13 @@ from repo2docker_service.images.registry.catalog import RegistryCatalog
 from repo2docker_service.images.registry.client import RegistryClient
 from repo2docker_service.sources import GitCredentials, resolve_ref
 from tests.rig.api import call, sse_events
-from tests.rig.engine import remove_image
+from tests.rig.engine import docker, local_images, remove_images
 from tests.rig.net import loopback_env
+from tests.rig.repos import dockerfile, unique
 
 pytestmark = [pytest.mark.docker]
 
 LOG = logging.getLogger("test_private_repos")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 class ProcessWatcher:
@@ -101,11 +98,6 @@ class ProcessWatcher:
             self._stop.wait(0.05)
 
 
-def docker_text(*args: str) -> str:
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, check=True)
-    return proc.stdout
-
-
 def clone_authenticated(git_http, name: str, user: str) -> bool:
     return any(
         r.method == "POST" and f"/{name}.git/git-upload-pack" in r.path and r.user == user
@@ -123,7 +115,7 @@ def test_private_build_through_the_hub_leaks_nothing(hub, git_http, base_image):
     name = unique("private/hub")
     url = git_http.create_repo(
         name,
-        {"Dockerfile": f"FROM {base_image}\nRUN echo private-build {name} && sleep 2\n"},
+        dockerfile(base_image, f"RUN echo private-build {name} && sleep 2"),
         auth=(user, secret),
     )
     needles = [secret, f"{user}:{secret}"]
@@ -157,8 +149,8 @@ def test_private_build_through_the_hub_leaks_nothing(hub, git_http, base_image):
         ].decode(),
         "image list": json.dumps(call(hub, "GET", "api/images", "alice")),
         "image detail": json.dumps(call(hub, "GET", f"api/images/{owner_slug}/{env}", "alice")),
-        "docker inspect": docker_text("image", "inspect", image),
-        "docker history": docker_text("history", "--no-trunc", image),
+        "docker inspect": docker("image", "inspect", image).stdout,
+        "docker history": docker("history", "--no-trunc", image).stdout,
         "service log": hub.log_text(),
         "cached answer": json.dumps(call(hub, "POST", "api/builds", "alice", body)),
     }
@@ -191,7 +183,7 @@ async def test_private_build_in_builder_container_with_registry_login(
     name = unique("private/builder")
     url = git_http.create_repo(
         name,
-        {"Dockerfile": f"FROM {base_image}\nRUN echo private-in-builder {name} && sleep 2\n"},
+        dockerfile(base_image, f"RUN echo private-in-builder {name} && sleep 2"),
         auth=(user, secret),
     )
     needles = [secret, f"{user}:{secret}", reg.password]
@@ -231,10 +223,10 @@ async def test_private_build_in_builder_container_with_registry_login(
             build = result.build
             assert req.credentials is None  # the request keeps no copy
             assert build.credentials is not None  # held for the build only
-            async with aiodocker.Docker(url=docker_engine.host) as docker:
+            async with aiodocker.Docker(url=docker_engine.host) as client:
                 deadline = time.monotonic() + 120
                 while not build.terminal and time.monotonic() < deadline:
-                    for c in await docker.containers.list(
+                    for c in await client.containers.list(
                         all=True, filters={"label": [f"{LABEL_INSTANCE}={instance}"]}
                     ):
                         try:
@@ -258,8 +250,8 @@ async def test_private_build_in_builder_container_with_registry_login(
             "events": "".join(e.to_sse() for e in build.events()),
             "record": json.dumps(build.to_dict()) + json.dumps(result.to_dict()),
             "catalog": json.dumps(info.to_dict()),
-            "docker inspect": docker_text("image", "inspect", build.image),
-            "docker history": docker_text("history", "--no-trunc", build.image),
+            "docker inspect": docker("image", "inspect", build.image).stdout,
+            "docker history": docker("history", "--no-trunc", build.image).stdout,
         }
         assert "private-in-builder" in texts["log"]
         for where, text in texts.items():
@@ -269,6 +261,4 @@ async def test_private_build_in_builder_container_with_registry_login(
         await manager.stop()
         await executor.close()
         await catalog.close()
-        for line in docker_text("images", "--format", "{{.Repository}}:{{.Tag}}").split():
-            if prefix in line:
-                remove_image(line)
+        remove_images(local_images(prefix))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import subprocess
 import uuid
 
 import pytest
@@ -34,31 +33,15 @@ from repo2docker_service.images.registry.catalog import RegistryCatalog
 from repo2docker_service.images.registry.client import RegistryClient
 from repo2docker_service.images.registry.errors import RegistryError
 from repo2docker_service.sources import resolve_ref
-from tests.rig.engine import remove_image
+from tests.rig.engine import local_images, remove_images
 from tests.rig.net import loopback_env
+from tests.rig.repos import dockerfile, unique
+from tests.rig.wait import eventually
 
 pytestmark = pytest.mark.docker
 
 RUN_PREFIX = f"r2dreg{uuid.uuid4().hex[:6]}-"
 LOG = logging.getLogger("test_registry_mode")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def dockerfile(base: str, *lines: str) -> dict[str, str]:
-    return {"Dockerfile": "\n".join([f"FROM {base}", *lines]) + "\n"}
-
-
-def local_refs(prefix: str) -> list[str]:
-    out = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return [ref for ref in out if prefix in ref]
 
 
 @pytest.fixture
@@ -109,8 +92,7 @@ async def make(docker_engine, base_image, git_http, repo2docker_config):
     for manager, catalog in made:
         await manager.stop()
         await catalog.close()
-    for ref in local_refs(RUN_PREFIX):
-        remove_image(ref)
+    remove_images(local_images(RUN_PREFIX))
 
 
 async def finished(build, timeout: float = 180):
@@ -149,9 +131,8 @@ async def test_build_push_list_cache_hit_delete(make, git_http, base_image, regi
     assert commit_ref is not None and commit_ref.digest == latest_ref.digest
 
     # the catalog reads the registry, not the engine: remove the local copies
-    for ref in local_refs(f"{RUN_PREFIX}ada/regenv"):
-        remove_image(ref)
-    assert local_refs(f"{RUN_PREFIX}ada/regenv") == []
+    remove_images(local_images(f"{RUN_PREFIX}ada/regenv"))
+    assert local_images(f"{RUN_PREFIX}ada/regenv") == []
     fresh = RegistryCatalog(
         namer=catalog.namer, client=RegistryClient(registry, timeout=5), cache_ttl=30
     )
@@ -171,7 +152,7 @@ async def test_build_push_list_cache_hit_delete(make, git_http, base_image, regi
     again = await manager.submit(BuildRequest(owner="ada", repo=url, ref="main", name="regenv"))
     assert again.cached and again.build is None
     assert again.image.image == build.image and again.image.latest == build.latest_image
-    assert local_refs(f"{RUN_PREFIX}ada/regenv") == []
+    assert local_images(f"{RUN_PREFIX}ada/regenv") == []
 
     # delete removes the manifests (both tags) and the listing forgets it at once
     removed = await catalog.delete(owner_slug="ada", name="regenv")
@@ -233,10 +214,10 @@ async def test_listing_snapshot_dropped_while_registry_down(make, own_registry):
         await asyncio.sleep(0.3)
         # stale: answered at once while the background refresh fails ...
         await catalog.list_images()
-        for _ in range(50):
-            if catalog.listing.refreshing is None or catalog.listing.refreshing.done():
-                break
-            await asyncio.sleep(0.1)
+        listing = catalog.listing
+        await eventually(
+            lambda: listing.refreshing is None or listing.refreshing.done(), timeout=5, interval=0.1
+        )
         # ... after which nothing stale is answered any more
         with pytest.raises(Unavailable):
             await catalog.list_images()

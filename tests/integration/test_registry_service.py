@@ -25,10 +25,12 @@ import uuid
 import pytest
 
 from tests.rig.api import call, sse_events
-from tests.rig.engine import remove_image
+from tests.rig.engine import local_images, remove_images
 from tests.rig.hub import start_hub
-from tests.rig.net import free_port, loopback_env
+from tests.rig.net import free_port, loopback_env, no_proxy_opener
 from tests.rig.parts import OFFLINE_CONFIG
+from tests.rig.repos import dockerfile
+from tests.rig.wait import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -159,15 +161,7 @@ def registry_hub(tmp_path_factory, htpasswd_registry, docker_engine):
         pytest.fail(f"Could not start JupyterHub: {e}")
     yield hub
     hub.stop()
-    out = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    for ref in out:
-        if prefix in ref:
-            remove_image(ref)
+    remove_images(local_images(prefix))
 
 
 def test_registry_mode_through_the_hub(registry_hub, htpasswd_registry, git_http, base_image):
@@ -177,7 +171,7 @@ def test_registry_mode_through_the_hub(registry_hub, htpasswd_registry, git_http
 
     url = git_http.create_repo(
         f"svc/regenv-{uuid.uuid4().hex[:6]}",
-        {"Dockerfile": f"FROM {base_image}\nRUN echo svc-registry\n"},
+        dockerfile(base_image, "RUN echo svc-registry"),
     )
     status, posted = call(hub, "POST", "api/builds", "alice", {"repo": url, "name": "svcreg"})
     assert status == 202, posted
@@ -194,16 +188,18 @@ def test_registry_mode_through_the_hub(registry_hub, htpasswd_registry, git_http
     reg.stop()
     try:
         # the listing cache answers for up to registry_cache_ttl (1 s here); then 503
-        deadline = time.monotonic() + 15
-        while (status := call(hub, "GET", "api/images", "alice")[0]) == 200:
-            assert time.monotonic() < deadline, "listings never noticed the registry is down"
-            time.sleep(0.3)
+        wait_until(
+            lambda: call(hub, "GET", "api/images", "alice")[0] != 200,
+            timeout=15,
+            interval=0.3,
+            what="listings to notice that the registry is down",
+        )
         status, err = call(hub, "GET", "api/images", "alice")
         assert status == 503, err
         assert err["status"] == 503 and "Cannot reach the registry" in err["message"]
         other = git_http.create_repo(
             f"svc/down-{uuid.uuid4().hex[:6]}",
-            {"Dockerfile": f"FROM {base_image}\nRUN echo svc-down\n"},
+            dockerfile(base_image, "RUN echo svc-down"),
         )
         status, queued = call(hub, "POST", "api/builds", "alice", {"repo": other, "name": "down"})
         assert status == 202, queued
@@ -222,7 +218,7 @@ def test_registry_mode_through_the_hub(registry_hub, htpasswd_registry, git_http
     status, images = call(hub, "GET", "api/images", "alice")
     assert "svcreg" not in [i["name"] for i in images["images"]]
     assert call(hub, "GET", f"api/images/{owner_slug}/svcreg", "alice")[0] == 404
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = no_proxy_opener()
     with pytest.raises(urllib.error.HTTPError) as e:
         opener.open(f"{reg.url}/v2/", timeout=5)
     assert e.value.code == 401  # (the registry still wants a login: no anonymous access)

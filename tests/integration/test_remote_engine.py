@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import subprocess
 import uuid
 
 import pytest
@@ -30,8 +29,10 @@ from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
 from repo2docker_service.images.registry.catalog import RegistryCatalog
 from repo2docker_service.images.registry.client import RegistryClient
 from repo2docker_service.sources import resolve_ref
+from tests.rig.engine import image_exists
 from tests.rig.net import loopback_env
 from tests.rig.parts import OFFLINE_CONFIG
+from tests.rig.repos import dockerfile, unique
 
 pytestmark = pytest.mark.docker
 
@@ -48,17 +49,6 @@ def remote_r2d_config(tmp_path_factory):
         + '\nc.DockerEngine.extra_buildx_build_args = ["--network", "none"]\n'
     )
     return path
-
-
-def dockerfile(base: str, text: str) -> dict[str, str]:
-    return {"Dockerfile": f"FROM {base}\nRUN echo {text} > /marker\n"}
-
-
-def local_has(reference: str) -> bool:
-    return (
-        subprocess.run(["docker", "image", "inspect", reference], capture_output=True).returncode
-        == 0
-    )
 
 
 async def run_manager(manager: BuildManager, req: BuildRequest):
@@ -100,7 +90,7 @@ async def test_build_and_list_on_remote_engine(
         repo2docker_config=remote_r2d_config, env=remote_env(remote_engine), log=LOG
     )
     url = git_http.create_repo(
-        f"remote/local-{uuid.uuid4().hex[:6]}", dockerfile(base_image, "remote")
+        unique("remote/local"), dockerfile(base_image, "RUN echo remote > /marker")
     )
     try:
         build = await run_manager(
@@ -111,7 +101,7 @@ async def test_build_and_list_on_remote_engine(
         infos = await catalog.list_images(owner="ida")
         assert [i.image for i in infos] == [build.image]
         assert remote_engine.docker("image", "inspect", build.latest_image).returncode == 0
-        assert not local_has(build.image) and not local_has(build.latest_image)
+        assert not image_exists(build.image) and not image_exists(build.latest_image)
     finally:
         await catalog.close()
 
@@ -125,7 +115,7 @@ async def test_registry_mode_on_remote_engine(
         repo2docker_config=remote_r2d_config, env=remote_env(remote_engine), log=LOG
     )
     url = git_http.create_repo(
-        f"remote/reg-{uuid.uuid4().hex[:6]}", dockerfile(base_image, "pushed")
+        unique("remote/reg"), dockerfile(base_image, "RUN echo pushed > /marker")
     )
     try:
         build = await run_manager(
@@ -135,7 +125,7 @@ async def test_registry_mode_on_remote_engine(
         assert build.state is BuildState.BUILT, build.log_text()
         infos = await catalog.list_images(owner="jan")
         assert [(i.image, i.latest) for i in infos] == [(build.image, build.latest_image)]
-        assert not local_has(build.image)
+        assert not image_exists(build.image)
     finally:
         await catalog.close()
 
@@ -154,7 +144,9 @@ async def test_docker_executor_on_remote_engine(
         builder_env={k: v for k, v in loopback_env().items() if k.lower() == "no_proxy"},
         log=LOG,
     )
-    url = git_http.create_repo(f"remote/dex-{uuid.uuid4().hex[:6]}", dockerfile(base_image, "dex"))
+    url = git_http.create_repo(
+        unique("remote/dex"), dockerfile(base_image, "RUN echo dex > /marker")
+    )
     try:
         build = await run_manager(
             manager_for(executor=executor, catalog=catalog, namer=namer),
@@ -162,7 +154,7 @@ async def test_docker_executor_on_remote_engine(
         )
         assert build.state is BuildState.BUILT, build.log_text()
         assert [i.image for i in await catalog.list_images(owner="kit")] == [build.image]
-        assert not local_has(build.image)
+        assert not image_exists(build.image)
         assert remote_engine.docker("ps", "-aq").stdout.strip() == ""  # builder removed
     finally:
         await executor.close()

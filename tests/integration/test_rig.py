@@ -8,22 +8,18 @@ import json
 import os
 import urllib.error
 import urllib.request
-import uuid
 
 import pytest
 
 from tests.rig.engine import remove_image
 from tests.rig.git import files_from_dir, git_env
-from tests.rig.net import loopback_env
+from tests.rig.net import loopback_env, no_proxy_opener
 from tests.rig.parts import EXAMPLES_DIR, repo2docker_command, run
+from tests.rig.repos import dockerfile, unique
 
 pytestmark = pytest.mark.docker
 
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+NO_PROXY = no_proxy_opener()
 
 
 # --- git over smart HTTP -------------------------------------------------------------------
@@ -235,9 +231,7 @@ def test_repo2docker_cli_builds_dockerfile_repo(
 ):
     name = unique("rig/r2d")
     marker = unique("built-by-rig")
-    url = git_http.create_repo(
-        name, {"Dockerfile": f"FROM {base_image}\nRUN echo {marker} > /marker.txt\n"}
-    )
+    url = git_http.create_repo(name, dockerfile(base_image, f"RUN echo {marker} > /marker.txt"))
     image = unique("r2ds-test/rig")
     try:
         proc, events = repo2docker_build(

@@ -14,6 +14,9 @@ One module per part; the fixtures in the ``conftest.py`` files wrap them:
   (no auth, htpasswd, token auth with :mod:`tests.rig.registry_token`).
 - :mod:`tests.rig.git`: git repositories over smart HTTP (the server itself lives in
   ``scripts/git_http.py``, shared with the demo, which imports nothing from ``tests/``).
+- :mod:`tests.rig.repos`: what the test repositories hold (a Dockerfile on the base image)
+  and unique names for them.
+- :mod:`tests.rig.procs`: processes left running (``/proc``), whether a pid is alive.
 - :mod:`tests.rig.hub`: a real JupyterHub + proxy managing the service.
 - :mod:`tests.rig.api`: HTTP and SSE clients of the service and the hub.
 - :mod:`tests.rig.binder`: the real ``@jupyterhub/binderhub-client`` (npm, installed by

@@ -3,8 +3,9 @@
 - The engine with the buildx plugin and the local base image ``local/debian:bookworm`` are
   made by ``bash scripts/setup.sh``; the ``check_*`` functions only verify them and raise
   :class:`~tests.rig.parts.RealPartMissing` naming that command when one is missing.
-- :func:`docker` runs the CLI; :func:`remove_images`, :func:`local_images` and
-  :func:`remove_containers` are the one clean-up of what tests and benchmarks leave behind.
+- :func:`docker` runs the CLI; :func:`remove_images`, :func:`local_images`,
+  :func:`image_exists` and :func:`remove_containers` are the one clean-up (and look-up) of
+  what tests and benchmarks leave behind.
 - :func:`ensure_builder_image`: a repo2docker builder image (``tests/rig/builder``) made from
   the local base image, with the host's docker CLI and buildx plugin copied in and the same
   jupyter-repo2docker version as the test venv. Built once per machine (the tag is a hash of
@@ -171,6 +172,12 @@ def remove_images(
 def remove_image(image: str, *, engine: DockerEngine | None = None) -> None:
     """``docker rmi -f image``, ignoring only "No such image" (RuntimeError otherwise)."""
     remove_images([image], engine=engine)
+
+
+def image_exists(ref: str, *, engine: DockerEngine | None = None) -> bool:
+    """Whether ``docker image inspect ref`` finds the image (in ``engine``, default local)."""
+    env = engine.env if engine else None
+    return docker("image", "inspect", ref, env=env, check=False).returncode == 0
 
 
 def local_images(prefix: str, *, label: str | None = None) -> list[str]:

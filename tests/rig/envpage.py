@@ -27,12 +27,6 @@ def uname(label: str) -> str:
     return f"ui{UID}-{label}"
 
 
-def dockerfile(name: str, *run: str) -> dict[str, str]:
-    """A Dockerfile FROM the local base; the name in the first RUN defeats the build cache."""
-    lines = ["FROM local/debian:bookworm", f"RUN echo building {name}", *(f"RUN {r}" for r in run)]
-    return {"Dockerfile": "\n".join(lines) + "\n"}
-
-
 # --------------------------------------------------------------------------------- helpers
 def open_page(page: Page, hub, user: str) -> Page:
     login(page, hub, user)

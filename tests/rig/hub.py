@@ -41,8 +41,6 @@ from repo2docker_service.hub.config import add_binder_alias
 add_binder_alias(c, url="http://127.0.0.1:" + os.environ["REPO2DOCKER_SERVICE_PORT"])
 """
 BINDER_ALIAS_ENV = {"REPO2DOCKER_SERVICE_BINDER_PREFIX": "/services/binder/"}
-# a small image build; format with tag=... to make each build differ
-DOCKERFILE = "FROM local/debian:bookworm\nRUN echo building {tag}\n"
 
 # username -> group (None: no access to the service at all)
 USERS: dict[str, str | None] = {

@@ -8,13 +8,13 @@ creates is named with the random :data:`RUN` prefix and removed by :func:`cleanu
 from __future__ import annotations
 
 import secrets
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tests.rig.api import request
 from tests.rig.engine import local_images, remove_containers, remove_images
 from tests.rig.hub import Hub
+from tests.rig.wait import wait_until
 
 RUN = secrets.token_hex(3)
 CONTAINER_PREFIX = f"r2de2e-{RUN}"
@@ -57,24 +57,45 @@ def e2e_service_config(offline_config: Path, git_host: str) -> str:
     )
 
 
-def wait_ready(hub: Hub, user: str, server: str, timeout: float = 180) -> dict[str, Any]:
+class HubView(Protocol):
+    """What :func:`wait_ready` needs of a hub: a rig :class:`~tests.rig.hub.Hub`, or a view
+    of a deployment (the compose test's)."""
+
+    url: str  # public URL, no trailing slash
+
+    def token_for(self, user: str) -> str:
+        """An API token of ``user``."""
+        ...
+
+    def log_text(self) -> str:
+        """The hub's recent log, for error messages."""
+        ...
+
+
+def wait_ready(hub: HubView, user: str, server: str, timeout: float = 180) -> dict[str, Any]:
     """Poll the hub until the named server is ready; return its model.
 
     Raises:
         AssertionError: the server is gone, or not ready within ``timeout`` seconds.
     """
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+    last: list[Any] = [None]
+
+    def ready() -> dict[str, Any] | None:
         status, model = request("GET", f"{hub.url}/hub/api/users/{user}", token=hub.token_for(user))
-        last = model
+        last[0] = model
         entry = (model or {}).get("servers", {}).get(server) if status == 200 else None
         if entry and entry.get("ready"):
             return dict(entry)
         if status == 200 and entry is None:
             raise AssertionError(f"server {user}/{server} is gone: {hub.log_text()[-3000:]}")
-        time.sleep(0.5)
-    raise AssertionError(f"server {user}/{server} not ready in {timeout} s: {last}")
+        return None
+
+    try:
+        return wait_until(ready, timeout=timeout, interval=0.5, what=f"server {user}/{server}")
+    except TimeoutError:
+        raise AssertionError(
+            f"server {user}/{server} not ready in {timeout} s: {last[0]}\n{hub.log_text()[-3000:]}"
+        ) from None
 
 
 def stop_server(hub: Hub, user: str, server: str) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from tests.rig.api import call
 from tests.rig.browser import login
-from tests.rig.hub import DOCKERFILE
+from tests.rig.engine import BASE_IMAGE
+from tests.rig.repos import dockerfile
 from tests.rig.wait import wait_until
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker]
@@ -49,7 +50,7 @@ def service_page(page, hub):
 
 
 def test_page_script_with_the_xsrf_token_builds(service_page, hub, git_http, base_image):
-    git_http.create_repo(f"{ORG}/page", {"Dockerfile": DOCKERFILE.format(tag="page")})
+    git_http.create_repo(f"{ORG}/page", dockerfile(BASE_IMAGE, "RUN echo building page"))
     url = hub.service_url + f"build/gh/{ORG}/page/main?build_only=true"
     status, text, had_cookie = service_page.evaluate(FETCH, [url, True])
     assert had_cookie, "binderhub-client reads the _xsrf cookie: it must be readable"
@@ -61,7 +62,7 @@ def test_page_script_with_the_xsrf_token_builds(service_page, hub, git_http, bas
 
 
 def test_page_script_without_the_xsrf_token_builds_nothing(service_page, hub, git_http):
-    git_http.create_repo(f"{ORG}/notoken", {"Dockerfile": DOCKERFILE.format(tag="notoken")})
+    git_http.create_repo(f"{ORG}/notoken", dockerfile(BASE_IMAGE, "RUN echo building notoken"))
     url = hub.service_url + f"build/gh/{ORG}/notoken/main?build_only=true"
     status, text, _ = service_page.evaluate(FETCH, [url, False])
     assert status == 200
@@ -71,7 +72,7 @@ def test_page_script_without_the_xsrf_token_builds_nothing(service_page, hub, gi
 
 def test_link_from_another_site_builds_nothing(service_page, hub, git_http):
     """A top-level navigation carries the session cookie but no XSRF token."""
-    git_http.create_repo(f"{ORG}/driveby", {"Dockerfile": DOCKERFILE.format(tag="driveby")})
+    git_http.create_repo(f"{ORG}/driveby", dockerfile(BASE_IMAGE, "RUN echo building driveby"))
     target = hub.service_url + f"build/gh/{ORG}/driveby/main?build_only=true"
     evil = hub.url.replace("127.0.0.1", "localhost") + "/evil-page"
     service_page.route(

@@ -17,11 +17,11 @@ from playwright.sync_api import Page, expect
 from tests.rig.api import build as api_build
 from tests.rig.api import call, follow_build
 from tests.rig.browser import login
+from tests.rig.engine import BASE_IMAGE
 from tests.rig.envpage import (
     BUILD_TIMEOUT,
     action,
     add_environment,
-    dockerfile,
     open_page,
     row,
     save_screenshot,
@@ -29,6 +29,7 @@ from tests.rig.envpage import (
     wait_state,
 )
 from tests.rig.parts import REPO_ROOT
+from tests.rig.repos import dockerfile
 from tests.rig.wait import wait_until
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker]
@@ -44,7 +45,7 @@ LONG_ERROR = "E" * 40 + "-no-such-package-" + "x" * 220
 def fail_build(hub, git_http, user: str, name: str, *lines: str) -> dict:
     """A build of ``user`` that fails after printing ``lines``; its final record."""
     prints = " && ".join(f"echo '{line}'" for line in lines) or "true"
-    url = git_http.create_repo(name, dockerfile(name, f"{prints} && exit 3"))
+    url = git_http.create_repo(name, dockerfile(BASE_IMAGE, f"RUN {prints} && exit 3", fresh=True))
     status, result = call(hub, "POST", "api/builds", user, {"repo": url, "name": name})
     assert status == 202, result
     done = follow_build(hub, result["build"]["id"], user)
@@ -53,7 +54,7 @@ def fail_build(hub, git_http, user: str, name: str, *lines: str) -> dict:
 
 
 def start_build(hub, git_http, user: str, name: str, seconds: int = 600) -> dict:
-    url = git_http.create_repo(name, dockerfile(name, f"sleep {seconds}"))
+    url = git_http.create_repo(name, dockerfile(BASE_IMAGE, f"RUN sleep {seconds}", fresh=True))
     status, result = call(hub, "POST", "api/builds", user, {"repo": url, "name": name})
     assert status == 202, result
     return result["build"]
@@ -70,7 +71,7 @@ def entries(hub, git_http, base_image):
     cancelled = start_build(hub, git_http, "alice", uname("cancelled"))
     assert call(hub, "DELETE", f"api/builds/{cancelled['id']}", "alice")[0] == 200
     wait_until(lambda: state_of(hub, cancelled["id"], "alice") == "cancelled", timeout=60)
-    shared_url = git_http.create_repo(uname("team"), dockerfile(uname("team")))
+    shared_url = git_http.create_repo(uname("team"), dockerfile(BASE_IMAGE, fresh=True))
     shared = api_build(
         hub, "admin1", repo=shared_url, name=uname("team"), shared=True,
         display_name="Team environment (shared, with a rather long display name)",
@@ -180,7 +181,9 @@ def test_dismiss_removes_a_failed_first_build(page, hub, git_http, base_image):
 def test_notices_follow_the_build(page, hub, git_http, base_image):
     """A failed build's notice turns into the failure (no stale "Building X" beside it)."""
     name = uname("noticefail")
-    url = git_http.create_repo(name, dockerfile(name, "echo 'the-reason' && exit 3"))
+    url = git_http.create_repo(
+        name, dockerfile(BASE_IMAGE, "RUN echo 'the-reason' && exit 3", fresh=True)
+    )
     open_page(page, hub, "alice")
     answer = add_environment(page, repo=url, ref="main", name=name, display="Doomed")
     notice = page.locator(f'#notices [data-build="{answer["build"]["id"]}"]')

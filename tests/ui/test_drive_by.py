@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.rig.browser import foreign_site, login
-from tests.rig.hub import DOCKERFILE
+from tests.rig.repos import dockerfile
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker]
 
@@ -27,7 +27,9 @@ def builds_of(page: Page, hub, repo: str) -> list[dict]:
 
 def test_a_link_on_another_site_builds_nothing_until_the_click(page, hub, git_http, base_image):
     name = f"driveby-{UID}"
-    url = git_http.create_repo(f"ui-{UID}/{name}", {"Dockerfile": DOCKERFILE.format(tag=name)})
+    url = git_http.create_repo(
+        f"ui-{UID}/{name}", dockerfile(base_image, f"RUN echo building {name}")
+    )
     commit = git_http.head(f"ui-{UID}/{name}")
     link = hub.service_url + "launch?" + urllib.parse.urlencode({"repo": url, "ref": "main"})
     spawned: list[str] = []

@@ -18,6 +18,7 @@ from repo2docker_service.builds.request import validate_display_name, validate_h
 from repo2docker_service.errors import InvalidInput
 from repo2docker_service.images.naming import derive_name, validate_name
 from repo2docker_service.sources import validate_ref, validate_repo_url
+from tests.rig.engine import BASE_IMAGE
 from tests.rig.envpage import (
     BUILD_TIMEOUT,
     UID,
@@ -25,7 +26,6 @@ from tests.rig.envpage import (
     add_environment,
     api,
     count_lines,
-    dockerfile,
     fill_add_dialog,
     open_page,
     row,
@@ -35,6 +35,7 @@ from tests.rig.envpage import (
     uname,
     wait_state,
 )
+from tests.rig.repos import dockerfile
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker]
 
@@ -47,7 +48,7 @@ def test_admin_adds_a_shared_environment_that_a_viewer_can_only_launch(
     browser, page, hub, git_http, base_image
 ):
     name = uname("shared")
-    url = git_http.create_repo(name, dockerfile(name))
+    url = git_http.create_repo(name, dockerfile(BASE_IMAGE, fresh=True))
     open_page(page, hub, "admin1")
     fill_add_dialog(page, repo=url, ref="main", name=name, display="Course materials (shared)")
     expect(page.locator("#add-shared")).to_be_visible()
@@ -94,7 +95,11 @@ def test_alice_adds_follows_rebuilds_and_deletes(page, hub, git_http, base_image
     url = git_http.create_repo(
         name,
         # ANSI colour and text that would be markup if the log were ever put in innerHTML
-        dockerfile(name, "printf '\\033[32mgreen-%s\\033[0m <img src=x id=xss-probe>\\n' ok"),
+        dockerfile(
+            BASE_IMAGE,
+            "RUN printf '\\033[32mgreen-%s\\033[0m <img src=x id=xss-probe>\\n' ok",
+            fresh=True,
+        ),
     )
     open_page(page, hub, "alice")
     fill_add_dialog(page, repo=url, ref="main", name=name, display="Hello, repo2docker")
@@ -203,7 +208,7 @@ def test_alice_adds_follows_rebuilds_and_deletes(page, hub, git_http, base_image
 def test_add_dialog_checks_input_and_uses_credentials_once(page, hub, git_http, base_image):
     name = uname("private")
     secret = f"s3cret-{UID}"
-    url = git_http.create_repo(name, dockerfile(name), auth=("reader", secret))
+    url = git_http.create_repo(name, dockerfile(BASE_IMAGE, fresh=True), auth=("reader", secret))
     posts = []
     page.on(
         "request",
@@ -415,7 +420,10 @@ def test_log_stream_resumes_after_a_drop_without_missing_or_repeated_lines(
 ):
     name = uname("lines")
     url = git_http.create_repo(
-        name, dockerfile(name, "for i in $(seq 1 30); do echo line-$i; sleep 0.3; done")
+        name,
+        dockerfile(
+            BASE_IMAGE, "RUN for i in $(seq 1 30); do echo line-$i; sleep 0.3; done", fresh=True
+        ),
     )
     open_page(page, hub, "alice")
     add_environment(page, repo=url, ref="main", name=name, display="Numbered lines")
@@ -443,7 +451,7 @@ def test_log_stream_resumes_after_a_drop_without_missing_or_repeated_lines(
 
 def test_cancel_a_slow_build(page, hub, git_http, base_image, artifacts):
     name = uname("slow")
-    url = git_http.create_repo(name, dockerfile(name, "sleep 600"))
+    url = git_http.create_repo(name, dockerfile(BASE_IMAGE, "RUN sleep 600", fresh=True))
     open_page(page, hub, "alice")
     answer = add_environment(page, repo=url, ref="main", name=name, display="Slow build")
     build_id = answer["build"]["id"]

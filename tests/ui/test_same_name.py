@@ -13,7 +13,8 @@ from repo2docker_service.builds.names import derived_names
 from repo2docker_service.repoid import RepoIdentity
 from tests.rig.api import build, follow_build
 from tests.rig.browser import login
-from tests.rig.hub import DOCKERFILE
+from tests.rig.engine import BASE_IMAGE
+from tests.rig.repos import dockerfile
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker]
 
@@ -36,8 +37,8 @@ def test_the_add_dialog_never_replaces_an_environment_of_another_repository(
     page, hub, git_http, base_image
 ):
     name = f"analysis-{UID}"
-    first = git_http.create_repo(f"sn{UID}a/{name}", {"Dockerfile": DOCKERFILE.format(tag="a")})
-    other = git_http.create_repo(f"sn{UID}b/{name}", {"Dockerfile": DOCKERFILE.format(tag="b")})
+    first = git_http.create_repo(f"sn{UID}a/{name}", dockerfile(BASE_IMAGE, "RUN echo building a"))
+    other = git_http.create_repo(f"sn{UID}b/{name}", dockerfile(BASE_IMAGE, "RUN echo building b"))
     build(hub, "alice", repo=first, name=name)
     open_page(page, hub, "alice")
     expect(page.locator(f'#environments-body tr[data-name="{name}"]')).to_have_count(1)

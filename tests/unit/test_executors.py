@@ -29,6 +29,8 @@ from repo2docker_service.builds.executors.local import default_repo2docker_comma
 from repo2docker_service.builds.executors.output import OutputParser
 from repo2docker_service.builds.model import Build
 from repo2docker_service.sources import GitCredentials
+from tests.rig.procs import processes_with
+from tests.rig.wait import wait_for
 
 SECRET = "pw-" + uuid.uuid4().hex
 
@@ -66,21 +68,6 @@ FAKE = textwrap.dedent(
         time.sleep(0.1)
     """
 )
-
-
-def processes_with(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and text.encode() in raw:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture
@@ -334,10 +321,12 @@ async def test_cancel_kills_the_process_group(fake, tmp_path, mode):
     executor, info = make_executor(fake, tmp_path, mode, kill_grace_period=0.5)
     lines = []
     task = asyncio.create_task(run(executor, make_build(), lines))
-    deadline = time.monotonic() + 10
-    while not any(d["message"] == "child started" for _, _, d in lines):
-        assert time.monotonic() < deadline, lines
-        await asyncio.sleep(0.05)
+    await wait_for(
+        lambda: any(d["message"] == "child started" for _, _, d in lines),
+        timeout=10,
+        interval=0.05,
+        what="the fake repo2docker's child to start",
+    )
     assert processes_with(info["token"]), "the child should be running"
     t0 = time.monotonic()
     task.cancel()

@@ -18,6 +18,8 @@ from repo2docker_service.sources import (
     validate_ref,
     validate_repo_url,
 )
+from tests.rig.procs import alive
+from tests.rig.wait import wait_for
 
 PASSWORD = "p@ss w0rd $HOME `id` 'q\" \\n %s"
 
@@ -514,20 +516,13 @@ async def test_git_stderr_is_trimmed_and_scrubbed(tmp_path):
     )
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 async def wait_for_file(path: Path, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and path.read_text().strip()):
-        assert time.monotonic() < deadline, f"{path} not written"
-        await asyncio.sleep(0.02)
-    return path.read_text()
+    return await wait_for(
+        lambda: path.exists() and path.read_text().strip(),
+        timeout=timeout,
+        interval=0.02,
+        what=f"{path} to be written",
+    )
 
 
 def hanging_git(tmp_path: Path) -> tuple[str, Path]:
@@ -537,10 +532,12 @@ def hanging_git(tmp_path: Path) -> tuple[str, Path]:
 
 
 async def assert_all_gone(pids: list[int]) -> None:
-    deadline = time.monotonic() + 5
-    while any(alive(pid) for pid in pids):
-        assert time.monotonic() < deadline, "git or its children survived"
-        await asyncio.sleep(0.02)
+    await wait_for(
+        lambda: not any(alive(pid) for pid in pids),
+        timeout=5,
+        interval=0.02,
+        what="git and its children to exit",
+    )
 
 
 async def test_timeout_kills_the_process_group(tmp_path):
