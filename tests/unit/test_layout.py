@@ -6,7 +6,9 @@ Checked from the source with ``ast`` (nothing is imported):
 - imports sit at module top (or under ``if TYPE_CHECKING:``), never inside functions;
 - the import graph of ``repo2docker_service`` has no cycle;
 - arrows point down: a room imports only rooms of a lower rank (:data:`RANK`) or itself;
-- ``hub/`` imports nothing of the service; production code and the demo never import tests/.
+- ``hub/`` imports nothing of the service; production code and the demo never import tests/;
+- a test module (``test_*.py``, ``conftest.py``) imports no other test module: shared helpers
+  live in ``tests/rig/``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "repo2docker_service"
+TESTS = ROOT / "tests"
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
@@ -196,6 +199,61 @@ def test_production_and_demo_never_import_tests():
     assert not wrong, wrong
 
 
+def _import_targets(node: ast.Import | ast.ImportFrom, package: list[str]) -> list[str]:
+    """The dotted modules an import statement may load, relative ones resolved against
+    ``package`` (the importing module's package, e.g. ``["tests", "unit"]``)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    base = package[: len(package) - node.level + 1] if node.level else []
+    target = ".".join([*base, *([node.module] if node.module else [])])
+    # ``from pkg import name`` may load the module pkg.name
+    return [target, *(f"{target}.{a.name}" for a in node.names)] if target else []
+
+
+def _is_test_module(name: str) -> bool:
+    """Whether dotted ``name`` is (or lies in) a test module rather than the rig or a library:
+    anything under ``tests`` but ``tests.rig``, and bare ``test_*``/``conftest`` names."""
+    parts = name.split(".")
+    if parts[0] == "tests":
+        return not (len(parts) == 1 or parts[1] == "rig")
+    return parts[0] == "conftest" or parts[0].startswith("test_")
+
+
+def imported_test_modules(path: Path, root: Path = ROOT) -> list[str]:
+    """``line N: target`` for each test module that the module at ``path`` imports; relative
+    imports are resolved with ``path``'s place under ``root``."""
+    package = list(path.relative_to(root).parent.parts)
+    wrong = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        targets = _import_targets(node, package)
+        # ``from tests import rig`` names the rig, ``from . import x`` a sibling module
+        if isinstance(node, ast.ImportFrom) and targets[:1] in (["tests"], [".".join(package)]):
+            targets = targets[1:]
+        wrong += [f"line {node.lineno}: {t}" for t in targets if _is_test_module(t)]
+    return wrong
+
+
+def collected_modules() -> list[Path]:
+    """``tests/**/test_*.py`` and ``conftest.py``: the modules pytest collects."""
+    return sorted(
+        p for p in TESTS.rglob("*.py") if p.name.startswith("test_") or p.name == "conftest.py"
+    )
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in tests/rig; a test module importing another would run its tests
+    twice, or tie two suites together."""
+    wrong = {
+        str(p.relative_to(ROOT)): bad
+        for p in collected_modules()
+        if (bad := imported_test_modules(p))
+    }
+    assert len(collected_modules()) > 10, "the test modules were not found"
+    assert not wrong, wrong
+
+
 def test_the_checks_can_fail(tmp_path: Path):
     """The graph reader sees relative imports, nested imports and long functions."""
     src = "from .b import x\n\ndef f():\n    import os\n" + "    x = 1\n" * 70
@@ -203,6 +261,43 @@ def test_the_checks_can_fail(tmp_path: Path):
     assert _nested_imports(tree) == [4]
     (tmp_path / "a.py").write_text(src)
     assert imported_modules("pkg.a", tmp_path / "a.py", {"pkg.b"}) == {"pkg.b"}
+
+
+TEST_IMPORTS = [
+    # (source of tests/integration/test_a.py, whether it imports a test module)
+    ("from tests.integration.test_builds import dockerfile", True),
+    ("import tests.unit.conftest", True),
+    ("from tests.integration import conftest", True),
+    ("from tests import conftest", True),
+    ("from . import conftest", True),
+    ("from .test_builds import unique", True),
+    ("from .conftest import make", True),
+    ("from ..hub import test_webhooks", True),
+    ("from ..unit.test_layout import RANK", True),
+    ("import conftest", True),
+    ("from test_builds import unique", True),
+    ("def f():\n    from tests.e2e.test_compose import Compose", True),
+    ("from tests.rig.engine import docker", False),
+    ("from tests.rig import engine", False),
+    ("from tests import rig", False),
+    ("import tests.rig.wait", False),
+    ("from .. import rig", False),
+    ("from ..rig.wait import wait_for", False),
+    ("import os\nimport pytest\nfrom testfixtures import compare", False),
+    ("from repo2docker_service.builds.model import Build", False),
+]
+
+
+@pytest.mark.parametrize(("source", "bad"), TEST_IMPORTS)
+def test_the_test_import_check_can_fail(tmp_path: Path, source: str, bad: bool):
+    """Absolute, relative, nested and bare imports of test modules are seen; the rig's not."""
+    module = tmp_path / "tests" / "integration" / "test_a.py"
+    module.parent.mkdir(parents=True)
+    module.write_text(f"from __future__ import annotations\n{source}\n")
+    found = imported_test_modules(module, root=tmp_path)
+    assert bool(found) is bad, found
+    if bad:
+        assert all(line.startswith(("line 2: ", "line 3: ")) for line in found), found
 
 
 # ---------------------------------------------------------------------------- handlers
