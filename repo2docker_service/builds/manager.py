@@ -123,15 +123,7 @@ class BuildManager:
         self.machine_profiles = tuple(machine_profiles)
         self.commit_checker = commit_checker
         self.log = log or logging.getLogger("repo2docker_service.builds")
-        self.runner = BuildRunner(
-            executor=executor,
-            catalog=catalog,
-            registry=namer.registry,
-            push=push,
-            build_timeout=build_timeout,
-            build_idle_timeout=build_idle_timeout,
-            log=self.log,
-        )
+        self.runner = self._make_runner(push, build_timeout, build_idle_timeout)
         self.previewer = self._make_previewer()
         self._observers = Observers(observers, self.log)
         self._queue = BuildQueue(concurrency=concurrency, max_queue=max_queue, log=self.log)
@@ -139,6 +131,18 @@ class BuildManager:
         self._workers: list[asyncio.Task[None]] = []
         self._adopted: set[asyncio.Task[None]] = set()
         self._stopping = False
+
+    def _make_runner(self, push: bool, timeout: float, idle_timeout: float) -> BuildRunner:
+        return BuildRunner(
+            executor=self.executor,
+            catalog=self.catalog,
+            registry=self.namer.registry,
+            push=push,
+            build_timeout=timeout,
+            build_idle_timeout=idle_timeout,
+            log=self.log,
+            identity=self.repo_identity,
+        )
 
     def _make_previewer(self) -> Previewer:
         return Previewer(

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ServiceError, Unavailable
 from ..images.catalog import Catalog
+from ..repoid import RepoIdentity
 from ..sources.commits import commit_not_found
 from .executors import AdoptedBuild, BuildFailed, Executor
 from .executors.output import STAGES, LineCallback
@@ -56,6 +57,8 @@ class BuildRunner:
         build_timeout: seconds a build may take in total (0: no limit).
         build_idle_timeout: seconds a build may go without an output line (0: no limit).
         log: the logger to use.
+        identity: which repository URLs name one repository (``latest`` never moves to
+            another repository's image: see ``names``).
     """
 
     def __init__(
@@ -68,7 +71,9 @@ class BuildRunner:
         build_timeout: float,
         build_idle_timeout: float,
         log: logging.Logger,
+        identity: RepoIdentity | None = None,
     ) -> None:
+        self.identity = identity or RepoIdentity()
         self.executor = executor
         self.catalog = catalog
         self.registry = registry
@@ -229,7 +234,18 @@ class BuildRunner:
             raise
 
     async def _tag_latest(self, build: Build, run: RunningBuild, *, replaced: str | None) -> None:
-        """Point ``latest`` at the new image (and push it), drop a replaced image."""
+        """Point ``latest`` at the new image (and push it), drop a replaced image.
+
+        Never over another repository's environment: the name check before queueing can
+        be skipped (the catalog was unavailable), so it is asked again here.
+        """
+        held = await self._latest_repo(build)
+        if held is not None and not self.identity.same(held, build.repo):
+            whose = "the shared environment" if build.shared else "your environment"
+            raise BuildFailed(
+                f"the name {build.name!r} is taken: {whose} {build.name!r} is built from "
+                f"{held}, and stays as it was. Build {build.repo} again with another name."
+            )
         if self.push:
             build.set_state(BuildState.PUSHING, message=f"Pushing {build.latest_image}")
             self._log(build, logging.INFO, "pushing %s", build.latest_image)
@@ -297,6 +313,14 @@ class BuildRunner:
                     self._log(build, logging.INFO, "removed %s left by the build", build.image)
         except (ServiceError, TimeoutError) as e:
             self._log(build, logging.WARNING, "could not clean up %s: %s", build.image, e)
+
+    async def _latest_repo(self, build: Build) -> str | None:
+        """The repository the environment's ``latest`` is built from (None: none or unknown)."""
+        try:
+            info = await self.catalog.image_info(build.latest_image)
+        except Unavailable:
+            return None  # the push needs the registry anyway
+        return info.repo if info is not None else None
 
     def _log(self, build: Build, level: int, msg: str, *args: Any) -> None:
         self.log.log(level, "build %s (owner %s): " + msg, build.id, build.owner, *args)

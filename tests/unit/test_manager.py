@@ -20,6 +20,7 @@ from repo2docker_service.errors import (
     NotFound,
     QueueFull,
     SourceError,
+    Unavailable,
     UpstreamError,
 )
 from repo2docker_service.images.catalog import Catalog, ImageInfo
@@ -448,6 +449,24 @@ async def test_same_name_other_repository_never_replaces_an_environment(make_man
     assert (await manager.submit(req(A_REPO, name="analysis"))).cached
     # another owner's namespace is apart
     assert (await done((await manager.submit(req(B_REPO, owner="bob"))).build)).name == "analysis"
+
+
+async def test_latest_never_moves_to_another_repository(make_manager, catalog, monkeypatch):
+    manager = await make_manager()
+    first = await done((await manager.submit(req(A_REPO))).build)
+
+    async def unavailable(**kw):
+        raise Unavailable("registry down")
+
+    # the name check before queueing cannot tell (the catalog is unavailable)...
+    monkeypatch.setattr(catalog, "get", unavailable)
+    second = await done((await manager.submit(req(B_REPO, name="analysis"))).build)
+    # ...so the build stops before it moves latest: the first environment stays
+    assert second.state is BuildState.FAILED
+    assert second.error.startswith("the name 'analysis' is taken: your environment 'analysis'")
+    assert f"is built from {A_REPO}, and stays as it was" in second.error
+    assert catalog.images["r2d-alice/analysis:latest"] == catalog.images[first.image]
+    assert second.image not in catalog.images
 
 
 async def test_a_queued_build_holds_its_name(make_manager, executor):
