@@ -19,8 +19,9 @@ import pytest
 from tests.rig.api import call
 from tests.rig.browser import login
 from tests.rig.fake_service import KUBECONFIG
-from tests.rig.hub import BINDER_ALIAS_CONFIG, BINDER_ALIAS_ENV, DOCKERFILE, start_hub
+from tests.rig.hub import BINDER_ALIAS_CONFIG, BINDER_ALIAS_ENV, start_hub
 from tests.rig.parts import OFFLINE_CONFIG
+from tests.rig.repos import dockerfile
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker]
 
@@ -70,8 +71,10 @@ def fancy_hub(tmp_path_factory, git_http, base_image):
     h.stop()
 
 
-def test_build_image_button_builds_and_posts_the_image(page, fancy_hub, git_http, artifacts):
-    git_http.create_repo(f"{ORG}/env", {"Dockerfile": DOCKERFILE.format(tag="fancy")})
+def test_build_image_button_builds_and_posts_the_image(
+    page, fancy_hub, git_http, base_image, artifacts
+):
+    git_http.create_repo(f"{ORG}/env", dockerfile(base_image, "RUN echo fancy"))
     login(page, fancy_hub, "alice")
     posted: list[str] = []
 
