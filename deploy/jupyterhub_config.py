@@ -68,8 +68,14 @@ c.JupyterHub.services.append(
         "name": SERVICE,
         "url": f"http://127.0.0.1:{SERVICE_PORT}",
         "command": [sys.executable, "-m", "repo2docker_service"],
-        # browser sessions get these scopes if the user holds them
-        "oauth_client_allowed_scopes": [f"{PREFIX}view", f"{PREFIX}build", f"{PREFIX}admin"],
+        # browser sessions get these scopes if the user holds them; read:servers!user: the
+        # environments page shows which environments have a running server of the user
+        "oauth_client_allowed_scopes": [
+            f"{PREFIX}view",
+            f"{PREFIX}build",
+            f"{PREFIX}admin",
+            "read:servers!user",
+        ],
         # users already logged in at the hub are not asked to confirm
         "oauth_no_confirm": True,
         "environment": {

@@ -41,7 +41,8 @@ from .config import (
 )
 from .context import HandlerSettings, Services
 from .errors import UpstreamError
-from .handlers import binder_handlers, default_handlers
+from .handlers import binder_handlers, default_handlers, fallback_handlers
+from .hubservers import HubServers
 from .images.catalog import Catalog
 from .images.docker import DockerCatalog
 from .images.dockerconfig import (
@@ -230,6 +231,8 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
                 loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                 autoescape=True,
             ),
+            # the hub's API as HubAuth finds it ($JUPYTERHUB_API_URL, set by the hub)
+            servers=HubServers(HubOAuth(parent=self).api_url),
         )
 
     def make_web_app(self) -> web.Application:
@@ -242,6 +245,8 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         if self.binder_prefix and self.binder_prefix != self.base_url:
             for path, handler_cls in binder_handlers:
                 routes.append((url_path_join(self.binder_prefix, path), handler_cls, context))
+        for path, handler_cls in fallback_handlers:
+            routes.append((url_path_join(self.base_url, path), handler_cls, context))
         settings = {
             "cookie_secret": self.cookie_secret(),
             "xsrf_cookies": True,

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from .builds.manager import BuildManager
+from .hubservers import HubServers
 from .images.catalog import Catalog
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
@@ -76,6 +77,7 @@ class Services:
         settings: the configuration values handlers read.
         log: the service's logger.
         templates: the Jinja environment of the UI's templates (autoescaping on).
+        servers: asks the hub which servers the caller runs (with the caller's token).
     """
 
     manager: BuildManager
@@ -85,3 +87,4 @@ class Services:
     settings: HandlerSettings
     log: logging.Logger
     templates: jinja2.Environment
+    servers: HubServers

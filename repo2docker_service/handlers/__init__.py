@@ -13,5 +13,7 @@ default_handlers = [
 ]
 # last: any other api/ path answers a JSON 404
 default_handlers.append((r"api/.*", api.NotFoundAPIHandler))
+#: after every other route (also the binder prefix's): the error page in the hub's look
+fallback_handlers = [(r".+", pages.NotFoundPageHandler)]
 #: what the second prefix (``binder_prefix``, e.g. /services/binder/) serves
 binder_handlers = list(binder.binder_handlers)

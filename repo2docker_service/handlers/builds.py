@@ -201,6 +201,15 @@ class BuildEventsHandler(BuildsMixin):
         self.finish()
 
 
+class ServersHandler(APIHandler):
+    @needs_scope("view")
+    async def get(self) -> None:
+        """The caller's own servers, asked of the hub with the caller's own token."""
+        token = self.hub_auth.get_token(self) or ""
+        available, servers = await self.services.servers.running(token)
+        self.write_json({"available": available, "servers": [s.to_dict() for s in servers]})
+
+
 class ImagesHandler(APIHandler):
     @needs_scope("view")
     async def get(self) -> None:
@@ -241,6 +250,7 @@ default_handlers = [
     (rf"api/builds/{_ID}/logs", BuildLogsHandler),
     (rf"api/builds/{_ID}/dismiss", BuildDismissHandler),
     (rf"api/builds/{_ID}/events", BuildEventsHandler),
+    (r"api/servers", ServersHandler),
     (r"api/images", ImagesHandler),
     (rf"api/images/{_IMG}", ImageHandler),
 ]

@@ -85,6 +85,16 @@ class HomeHandler(PageHandler):
         )
 
 
+class NotFoundPageHandler(PageHandler):
+    """Any other address: the error page in the hub's look, not tornado's bare 404."""
+
+    async def get(self, *args: str) -> None:
+        raise web.HTTPError(
+            404,
+            "There is no page at this address. The environments page is linked below.",
+        )
+
+
 class OAuthCallbackHandler(HubOAuthCallbackHandler):
     """Finishes the hub's OAuth flow (jupyterhub.services.auth)."""
 

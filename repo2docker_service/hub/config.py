@@ -45,6 +45,7 @@ __all__ = [
     "BINDER_PREFIX_ENV",
     "GROUPS",
     "ROLES",
+    "SESSION_SCOPES",
     "TEMPLATES",
     "access_help",
     "add_binder_alias",
@@ -64,6 +65,10 @@ __all__ = [
 
 #: the hub templates that link the environments page (page.html, home.html, spawn.html)
 TEMPLATES = Path(__file__).parent / "templates"
+
+#: what a browser session's token may do besides the service's own scopes: read the user's
+#: own servers (the environments page links the running ones; hubservers.py in the service)
+SESSION_SCOPES = ("read:servers!user",)
 
 #: groups the roles are granted to (members are managed in the hub's admin page)
 GROUPS = ("repo2docker-viewers", "repo2docker-builders", "repo2docker-admins")
@@ -241,7 +246,7 @@ def register_service(
     service: dict[str, Any] = {
         "name": name,
         # browser sessions get these scopes if the user holds them
-        "oauth_client_allowed_scopes": list(scopes),
+        "oauth_client_allowed_scopes": [*scopes, *SESSION_SCOPES],
         "oauth_no_confirm": True,
     }
     if api_token:

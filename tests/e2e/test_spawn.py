@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.rig.api import build, request
 from tests.rig.browser import login
@@ -64,6 +65,21 @@ def test_spawn_through_the_rest_api_reaches_the_server(e2e_hub, hello_image):
         )
         assert status == 200, info
         print(f"\n[e2e] REST spawn to /api/status: {time.monotonic() - start:.1f} s")
+        # the service tells alice (asking the hub with her own token) that it runs
+        status, answer = request(
+            "GET", e2e_hub.service_url + "api/servers", token=e2e_hub.token_for("alice")
+        )
+        assert status == 200, answer
+        assert answer["available"] is True
+        mine = {s["name"]: s for s in answer["servers"]}
+        assert mine[server]["url"] == f"/user/alice/{server}/"
+        assert mine[server]["ready"] is True
+        assert mine[server]["image"] == hello_image["image"]
+        # bob's answer is his own: nothing of alice's
+        status, answer = request(
+            "GET", e2e_hub.service_url + "api/servers", token=e2e_hub.token_for("bob")
+        )
+        assert status == 200 and server not in {s["name"] for s in answer["servers"]}
 
         # limits from the service's defaults were applied to the container
         inspect = json.loads(docker("inspect", container_of("alice", server)).stdout)[0]
@@ -188,6 +204,14 @@ def test_spawn_through_the_form_in_chromium(e2e_hub, hello_image, page, artifact
         response = page.goto(f"{e2e_hub.url}/user/alice/{server}/api/status")
         assert response.status == 200
         assert "started" in response.json()
+        # the environments page (browser session: the OAuth token's read:servers!user)
+        # shows the environment's running server with a link to it
+        page.goto(e2e_hub.service_url)
+        row = page.locator(f'#environments-body tr[data-name="{hello_image["name"]}"]')
+        expect(row.locator(".r2d-server-state")).to_have_text("server running")
+        expect(row.locator('[data-action="open"]')).to_have_attribute(
+            "href", f"/user/alice/{server}/"
+        )
     finally:
         stop_server(e2e_hub, "alice", server)
 

@@ -135,3 +135,13 @@ def test_delete_own_image(hub, git_http, base_image):
     assert call(hub, "DELETE", path, "bob")[0] in (403, 404)
     assert call(hub, "DELETE", path, "alice", raw=True)[0] == 204
     assert call(hub, "GET", path, "alice")[0] == 404
+
+
+@pytest.mark.parametrize(("user", "status"), [("alice", 200), ("bob", 200), ("dave", 403)])
+def test_servers_are_asked_of_the_hub_with_the_callers_token(hub, user, status):
+    """alice and bob run no server here: the hub answered (their tokens may read their own
+    servers) with none; dave lacks the view scope. Running servers: tests/e2e/test_spawn.py."""
+    got, answer = call(hub, "GET", "api/servers", user)
+    assert got == status, answer
+    if status == 200:
+        assert answer == {"available": True, "servers": []}

@@ -22,6 +22,7 @@ from tests.rig.envpage import (
     BUILD_TIMEOUT,
     action,
     add_environment,
+    api,
     open_page,
     row,
     save_screenshot,
@@ -374,3 +375,72 @@ def test_the_hub_links_the_environments_page(page, hub, user, linked):
     link.click()
     page.wait_for_url(hub.service_url + "*")
     expect(page.locator("h1")).to_have_text("Environments")
+
+
+@pytest.mark.parametrize("path", ["no-such-page", "static-ish/x.html", "api-not/really"])
+def test_unknown_addresses_get_the_error_page_in_the_hubs_look(page, hub, path):
+    login(page, hub, "alice")
+    response = page.goto(hub.service_url + path)
+    assert response.status == 404
+    expect(page.locator("#error h1")).to_have_text("404 : Not Found")
+    expect(page.locator("#error-message")).to_contain_text("no page at this address")
+    expect(page.locator("#error a", has_text="Environments")).to_have_attribute(
+        "href", "/services/repo2docker/"
+    )
+    hub_css = page.evaluate(
+        "[...document.styleSheets].some(s => s.href && s.href.includes('/hub/static/css/'))"
+    )
+    assert hub_css
+
+
+def test_the_browser_session_may_read_its_own_servers(page, hub):
+    """The OAuth token of a browser session carries read:servers!user (and nothing more of
+    the hub's), so the page can show running servers; a running one: tests/e2e."""
+    open_page(page, hub, "bob")
+    assert api(page, "GET", "api/servers") == [200, {"available": True, "servers": []}]
+
+
+def test_an_unknown_ref_is_shown_on_the_ref_field(page, hub, git_http):
+    name = uname("refs")
+    url = git_http.create_repo(name, dockerfile(BASE_IMAGE, fresh=True))
+    open_page(page, hub, "alice")
+    page.click("#add-environment")
+    page.fill("#add-repo", url)
+    page.fill("#add-ref", "no-such-branch")
+    with page.expect_response(lambda r: r.url.endswith("/api/builds")) as info:
+        page.click("#add-submit")
+    assert info.value.status == 422
+    feedback = page.locator("#add-ref-feedback")
+    expect(feedback).to_contain_text("No such branch, tag or commit in this repository")
+    expect(feedback).to_contain_text("no-such-branch")
+    expect(page.locator("#add-ref")).to_be_focused()
+    expect(page.locator("#add-error")).to_be_hidden()
+
+
+# (status, the server's message) -> the field it goes on (None: the dialog's alert)
+REFUSALS = [
+    (422, "could not read http://h/r.git: fatal: repository 'http://h/r.git/' not found", "repo"),
+    (422, "could not read http://h/r.git: Authentication failed", "repo"),
+    (422, "timed out after 20 s contacting http://h/r.git", "repo"),
+    (422, "ref 'nope' not found in http://h/r.git", "ref"),
+    (422, f"commit {'a' * 40} not found in http://h/r.git", "ref"),
+    (422, "something else entirely", None),
+    (400, "could not read http://h/r.git: x", None),  # only the sources' 422s
+    (429, "the build queue is full; try again in 30 s", None),
+]
+
+
+def test_refusals_go_on_the_field_they_are_about(page, hub):
+    open_page(page, hub, "bob")
+    found = page.evaluate(
+        """async (cases) => {
+            const root = document.getElementById("environments").dataset.baseUrl;
+            const add = await import(root + "static/js/add.js");
+            return cases.map(([status, message]) => add.fieldOf({status, message}));
+        }""",
+        [[status, message] for status, message, _ in REFUSALS],
+    )
+    for (status, message, field), got in zip(REFUSALS, found, strict=True):
+        assert (got or {}).get("name") == field, (status, message, got)
+        if got:
+            assert message in got["message"]

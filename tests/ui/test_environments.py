@@ -230,6 +230,15 @@ def test_add_dialog_checks_input_and_uses_credentials_once(page, hub, git_http, 
     expect(page.locator("#add-repo-feedback")).to_contain_text("credentials section")
     assert posts == []
 
+    # a mistyped URL: the server's refusal goes on the URL field, in words
+    page.fill("#add-repo", url.replace(name, name + "-typo"))
+    response = submit_add_dialog(page, expect_status=(422,))
+    feedback = page.locator("#add-repo-feedback")
+    expect(feedback).to_be_visible()
+    expect(feedback).to_contain_text("No repository at this URL, or it is private")
+    expect(page.locator("#add-repo")).to_be_focused()
+    expect(page.locator("#add-error")).to_be_hidden()
+
     # wrong password: the server's message is shown, the credentials are gone from the form
     page.fill("#add-repo", url)
     page.fill("#add-display-name", "Private course notes")
@@ -238,8 +247,9 @@ def test_add_dialog_checks_input_and_uses_credentials_once(page, hub, git_http, 
     page.fill("#add-cred-password", "wrong-password")
     response = submit_add_dialog(page, expect_status=(422,))
     message = response.json()["message"]
-    expect(page.locator("#add-error")).to_be_visible()
-    expect(page.locator("#add-error")).to_have_text(message)
+    expect(feedback).to_be_visible()
+    expect(feedback).to_contain_text("add credentials")
+    expect(feedback).to_contain_text(message)
     expect(page.locator("#add-cred-password")).to_have_value("")
     expect(page.locator("#add-cred-username")).to_have_value("")
     expect(page.locator("#add-dialog")).to_be_visible()

@@ -40,6 +40,7 @@ RANK = {
     "limits": 1,
     "ratelimit": 1,
     "sources": 1,
+    "hubservers": 1,
     "images": 2,
     "builds": 3,
     "metrics": 4,
@@ -308,6 +309,7 @@ PUBLIC_METHODS = {
     ("MetricsHandler", "get"): "checks metrics_require_auth itself, then needs_scope('admin')",
     ("WebhookHandler", "post"): "authenticated by webhook_secret (HMAC), not by the hub",
     ("OAuthCallbackHandler", "get"): "JupyterHub's own OAuth callback",
+    ("NotFoundPageHandler", "get"): "a 404 page for unknown addresses, telling nothing",
 }
 
 

@@ -24,6 +24,7 @@ from traitlets.config import Config
 from repo2docker_service.hub import tljh
 from repo2docker_service.hub.config import (
     GROUPS,
+    SESSION_SCOPES,
     authenticator_manages,
     register_service,
     service_roles,
@@ -228,7 +229,10 @@ def test_registration_matches_deploy_jupyterhub_config(tljh_config, monkeypatch,
     # JupyterHub refuses role members when the authenticator manages roles
     members = [r for r in a.load_roles if r.get("groups") or r.get("users")]
     assert (members == []) is managed
-    assert sa["oauth_client_allowed_scopes"] == list(service_scopes("custom:repo2docker:"))
+    assert sa["oauth_client_allowed_scopes"] == [
+        *service_scopes("custom:repo2docker:"),
+        *SESSION_SCOPES,
+    ]
 
 
 def test_authenticator_class_default_counts():

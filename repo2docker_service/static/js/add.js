@@ -14,6 +14,31 @@ import {
   expectedName,
 } from "./validate.js";
 
+/**
+ * The field a refusal is about, in words, with git's own reason kept after them (422s of
+ * sources: "could not read <repo>: ...", "ref 'x' not found in <repo>", "commit <sha> not
+ * found in <repo>", "timed out after N s contacting <repo>"); null for anything else.
+ */
+export function fieldOf(error) {
+  if (error?.status !== 422) return null;
+  const text = String(error.message || "");
+  if (/^could not read /.test(text)) {
+    return {
+      name: "repo",
+      message:
+        "No repository at this URL, or it is private: check the URL, or add credentials " +
+        `under “Private repository”. (${text})`,
+    };
+  }
+  if (/^timed out after .* contacting /.test(text)) {
+    return { name: "repo", message: `The repository's server did not answer in time. (${text})` };
+  }
+  if (/^(ref '.*'|commit [0-9a-f]{40}) not found in /.test(text)) {
+    return { name: "ref", message: `No such branch, tag or commit in this repository: ${text}` };
+  }
+  return null;
+}
+
 export class AddDialog {
   /**
    * info: api/info; onResult({status, data, request}) after the server accepted;
@@ -159,10 +184,14 @@ export class AddDialog {
       this.dialog.close("ok");
       this.onResult({ ...result, request });
     } catch (error) {
+      const field = error.status === 409 && body.name ? null : fieldOf(error);
       if (error.status === 409 && body.name) {
         // the name belongs to an environment of another repository: say so at the name
         this.invalid("name", error.message);
         this.field("name").focus();
+      } else if (field) {
+        this.invalid(field.name, field.message);
+        this.field(field.name).focus();
       } else {
         this.error.textContent = error.message;
         this.error.hidden = false;

@@ -20,7 +20,7 @@ import {
  * `builds` come oldest first, as api/builds lists them. A built build whose image is gone
  * (deleted since) is not shown.
  */
-export function mergeEnvironments(images, builds) {
+export function mergeEnvironments(images, builds, servers = []) {
   const rows = new Map();
   for (const image of images) {
     const key = repositoryOf(image.latest || image.image);
@@ -36,7 +36,7 @@ export function mergeEnvironments(images, builds) {
   const out = [];
   for (const row of rows.values()) {
     if (!row.image && row.build?.state === "built") continue;
-    out.push(describe(row));
+    out.push(describe(row, servers));
   }
   return out.sort(
     (a, b) =>
@@ -46,7 +46,7 @@ export function mergeEnvironments(images, builds) {
   );
 }
 
-function describe({ key, image, build, ended }) {
+function describe({ key, image, build, ended }, servers) {
   const active = Boolean(build && ACTIVE_STATES.has(build.state));
   const src = active || !image ? build : image;
   let state = "built";
@@ -93,7 +93,23 @@ function describe({ key, image, build, ended }) {
     buildId: build ? build.id : null,
     // the records a Dismiss removes: every ended build of an environment without an image
     dismissable: image || active ? [] : ended,
+    // the user's server of this environment: launch links start a server named after it
+    server: serverOf(servers, src.name, image),
   };
+}
+
+/**
+ * The user's server of this environment: one started from its image (the hub's user
+ * options say which), else one named like it (launch links name the server so) whose
+ * image is not known to be another's.
+ */
+function serverOf(servers, name, image) {
+  const repo = image ? repositoryOf(image.image) : null;
+  const server =
+    (repo && servers.find((s) => s.image && repositoryOf(s.image) === repo)) ||
+    servers.find((s) => s.name === name && (!s.image || !repo || repositoryOf(s.image) === repo));
+  if (!server) return null;
+  return { url: server.url, ready: Boolean(server.ready), pending: server.pending || null };
 }
 
 // errors longer than this fold behind their first words (the whole text one click away)
@@ -259,6 +275,10 @@ export class EnvironmentTable {
   statusCell(vm) {
     const parts = [statusBadge(vm)];
     if (vm.note) parts.push(" ", el("span", { class: "badge r2d-note border" }, vm.note));
+    if (vm.server) {
+      const text = vm.server.ready ? "server running" : `server ${vm.server.pending === "stop" ? "stopping" : "starting"}`;
+      parts.push(" ", el("span", { class: "badge r2d-note border r2d-server-state" }, text));
+    }
     if (vm.error) {
       const text = vm.error;
       if (text.length <= ERROR_FOLD) {
@@ -307,6 +327,15 @@ export class EnvironmentTable {
             dataset: { action: "launch" },
           },
           ...named("Launch", name),
+        ),
+      );
+    }
+    if (vm.server?.ready) {
+      box.append(
+        el(
+          "a",
+          { class: "btn btn-sm btn-success", href: vm.server.url, dataset: { action: "open" } },
+          ...named("Open", `your running server of ${name}`),
         ),
       );
     }

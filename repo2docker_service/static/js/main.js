@@ -28,6 +28,7 @@ class EnvironmentsPage {
     this.loadError = document.getElementById("load-error");
     this.images = [];
     this.builds = [];
+    this.servers = []; // the user's servers (api/servers)
     this.lastImages = 0;
     this.timer = null;
     this.running = null;
@@ -116,6 +117,7 @@ class EnvironmentsPage {
       if (images) {
         this.images = images.images;
         this.lastImages = Date.now();
+        await this.loadServers();
       } else if (ended.length) {
         // a build ended: its image (or its removal) shows in the catalog now
         this.images = (await this.api.get("api/images")).images;
@@ -124,7 +126,7 @@ class EnvironmentsPage {
       if (before.size) {
         for (const b of ended) this.say(`${b.display_name || b.name}: ${b.state}`);
       }
-      this.list = mergeEnvironments(this.images, this.builds);
+      this.list = mergeEnvironments(this.images, this.builds, this.servers);
       this.table.render(this.list);
       this.notices.update(this.builds, (b) => this.launchHref(b));
       this.loadError.hidden = true;
@@ -132,6 +134,16 @@ class EnvironmentsPage {
     } catch (error) {
       this.loadError.textContent = `Could not load the environments: ${error.message}`;
       this.loadError.hidden = false;
+    }
+  }
+
+  /** The user's own servers (the hub, asked with the user's token); none if it cannot tell. */
+  async loadServers() {
+    try {
+      const answer = await this.api.get("api/servers");
+      this.servers = answer.servers;
+    } catch {
+      this.servers = []; // the list works without it
     }
   }
 
