@@ -17,18 +17,16 @@ Guarantees:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
-import signal
 import unicodedata
 from collections.abc import Iterable, Mapping
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
-from ..errors import InvalidInput, ServiceError, SourceError
+from ..errors import InvalidInput, SourceError
 from ..redact import percent_decoded
 from .credentials import GitCredentials as GitCredentials  # re-exported
+from .gitproc import run_git, stderr_reason
 
 #: Schemes :func:`validate_repo_url` can be told to allow.
 SUPPORTED_SCHEMES = frozenset({"https", "http", "git", "ssh", "git+ssh", "ssh+git", "file"})
@@ -55,7 +53,6 @@ _IPV6_RE = re.compile(r"[0-9a-f:.]+")
 _FULL_SHA_RE = re.compile(r"[0-9a-fA-F]{40}")
 _SHORT_SHA_RE = re.compile(r"[0-9a-fA-F]{7,40}")
 _REF_FORBIDDEN_CHARS = frozenset(" ~^:?*[\\")
-_STDERR_LINES = 5
 
 
 def _is_control(c: str) -> bool:
@@ -291,21 +288,6 @@ def _git_env(
     return env
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _stderr_reason(stderr: bytes, *, secrets: Iterable[str]) -> str:
-    text = stderr.decode("utf-8", errors="replace")
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    lines = [line.strip() for line in re.split(r"\r\n|\r|\n", text)]
-    return "; ".join([line for line in lines if line][-_STDERR_LINES:])
-
-
 async def _ls_remote(
     repo: str,
     patterns: list[str],
@@ -316,33 +298,20 @@ async def _ls_remote(
     env: Mapping[str, str] | None,
 ) -> str:
     argv = [git, "ls-remote", "--", repo, *patterns]
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=_git_env(base=env, credentials=credentials, repo=repo),
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        raise ServiceError(
-            f"git executable {git!r} not found: install git on the service host"
-        ) from None
-    try:
-        async with asyncio.timeout(timeout):
-            stdout, stderr = await proc.communicate()
-    except TimeoutError:
-        raise SourceError(f"timed out after {timeout:g} s contacting {repo}") from None
-    finally:
-        _kill_group(proc)
-        if proc.returncode is None:
-            await proc.wait()
-    if proc.returncode != 0:
+    result = await run_git(
+        argv,
+        env=_git_env(base=env, credentials=credentials, repo=repo),
+        timeout=timeout,
+        repo=repo,
+        capture_stdout=True,
+    )
+    if result.returncode != 0:
         secrets = [credentials.password] if credentials is not None else []
-        reason = _stderr_reason(stderr, secrets=secrets) or f"git exited with {proc.returncode}"
-        raise SourceError(f"could not read {repo}: {reason}")
-    return stdout.decode("utf-8", errors="replace")
+        reason = stderr_reason(result.stderr, secrets=secrets)
+        raise SourceError(
+            f"could not read {repo}: {reason or f'git exited with {result.returncode}'}"
+        )
+    return result.stdout.decode("utf-8", errors="replace")
 
 
 def _parse_ls_remote(output: str) -> dict[str, str]:

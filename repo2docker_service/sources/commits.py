@@ -23,8 +23,9 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 
-from ..errors import ServiceError, SourceError
-from . import GitCredentials, _git_env, _kill_group, _stderr_reason
+from ..errors import SourceError
+from . import GitCredentials, _git_env
+from .gitproc import run_git, stderr_reason
 
 __all__ = ["check_commit", "commit_not_found"]
 
@@ -37,37 +38,6 @@ CANNOT_TELL = ("unadvertised object", "not allow request for")
 def commit_not_found(repo: str, sha: str) -> SourceError:
     """The one sentence for a missing commit: ``commit <sha> not found in <repo>`` (422)."""
     return SourceError(f"commit {sha} not found in {repo}")
-
-
-async def _git(
-    argv: list[str],
-    *,
-    env: Mapping[str, str],
-    timeout: float,  # noqa: ASYNC109 - expiry must kill git and become a SourceError
-    repo: str,
-) -> tuple[int, bytes]:
-    """Run git (own process group, killed on timeout); ``(exit status, stderr)``."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=dict(env),
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        raise ServiceError(f"git executable {argv[0]!r} not found: install git") from None
-    try:
-        async with asyncio.timeout(timeout):
-            _, stderr = await proc.communicate()
-    except TimeoutError:
-        raise SourceError(f"timed out after {timeout:g} s contacting {repo}") from None
-    finally:
-        _kill_group(proc)
-        if proc.returncode is None:
-            await proc.wait()
-    return proc.returncode or 0, stderr
 
 
 async def check_commit(
@@ -101,11 +71,11 @@ async def check_commit(
     git_env = _git_env(base=env, credentials=credentials, repo=repo)
     scratch = tempfile.mkdtemp(prefix="r2ds-commit-")
     try:
-        await _git(
+        await run_git(
             [git, "init", "--quiet", "--bare", scratch], env=git_env, timeout=timeout, repo=repo
         )
         fetch = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth=1"]
-        status, stderr = await _git(
+        fetched = await run_git(
             [git, "-C", scratch, *fetch, "--filter=tree:0", "--", repo, sha],
             env=git_env,
             timeout=timeout,
@@ -113,10 +83,12 @@ async def check_commit(
         )
     finally:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
-    if status == 0:
+    if fetched.returncode == 0:
         return True
     secrets = [credentials.password] if credentials is not None else []
-    reason = _stderr_reason(stderr, secrets=secrets) or f"git exited with {status}"
+    reason = stderr_reason(fetched.stderr, secrets=secrets) or (
+        f"git exited with {fetched.returncode}"
+    )
     if any(marker in reason.lower() for marker in NOT_FOUND):
         raise commit_not_found(repo, sha)
     if any(marker in reason.lower() for marker in CANNOT_TELL):
