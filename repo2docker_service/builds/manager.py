@@ -23,26 +23,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import Conflict, NotFound, UpstreamError
 from ..images.catalog import Catalog
 from ..images.naming import ImageNamer
 from ..repoid import RepoIdentity
 from ..sources import resolve_ref
-from .executors import AdoptedBuild, Executor
-from .model import ACTIVE_STATES, Build, BuildState, EventType
+from .executors import Executor
+from .model import Build, BuildState, EventType
 from .names import name_taken
 from .observer import BuildObserver, Observers
 from .preview import Previewer
 from .queue import BuildQueue
 from .recovery import lost_record
 from .request import BuildRequest, Preview, Resolver, SubmitResult
-from .run import BuildRunner, RunningBuild
+from .run import BuildRunner
 from .store import BuildStore
-
-if TYPE_CHECKING:
-    pass
+from .workers import Workers, log_build
 
 __all__ = ["BuildManager"]
 
@@ -127,9 +125,15 @@ class BuildManager:
         self.previewer = self._make_previewer()
         self._observers = Observers(observers, self.log)
         self._queue = BuildQueue(concurrency=concurrency, max_queue=max_queue, log=self.log)
-        self._runs: dict[str, RunningBuild] = {}
-        self._workers: list[asyncio.Task[None]] = []
-        self._adopted: set[asyncio.Task[None]] = set()
+        self._workers = Workers(
+            runner=self.runner,
+            queue=self._queue,
+            store=self.store,
+            observers=self._observers,
+            executor=self.executor,
+            concurrency=concurrency,
+            log=self.log,
+        )
         self._stopping = False
 
     def _make_runner(self, push: bool, timeout: float, idle_timeout: float) -> BuildRunner:
@@ -181,13 +185,10 @@ class BuildManager:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Start the worker tasks (idempotent)."""
-        if self._workers:
+        if self._workers.started:
             return
         self._stopping = False
-        self._workers = [
-            asyncio.create_task(self._worker(n), name=f"build-worker-{n}")
-            for n in range(self.concurrency)
-        ]
+        self._workers.start()
         self.log.info(
             "build manager started: %d workers, queue %d, executor %s",
             self.concurrency,
@@ -201,19 +202,7 @@ class BuildManager:
         The executor and catalog stay open; whoever created them closes them.
         """
         self._stopping = True
-        if self.executor.adoptable:
-            # builder containers keep running; the next start adopts them (recover())
-            self.executor.detach()
-        for build in self._queue.drain():
-            self._end(build, BuildState.CANCELLED, error="the service is shutting down")
-        tasks = [run.task for run in self._runs.values() if run.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in (*self._workers, *self._adopted):
-            task.cancel()
-        await asyncio.gather(*self._workers, *self._adopted, *tasks, return_exceptions=True)
-        self._workers = []
-        self._adopted = set()
+        await self._workers.stop()
         self.log.info("build manager stopped")
 
     async def recover(self) -> int:
@@ -238,7 +227,7 @@ class BuildManager:
         """
         if self.executor.adoptable:
             for adopted in await self.executor.adopt():
-                self._follow_adopted(adopted)
+                self._workers.follow_adopted(adopted)
         for lost in await self.executor.stop_lost(
             accept=lambda ref: self.namer.parse(ref) is not None
         ):
@@ -257,17 +246,6 @@ class BuildManager:
         )
         return len(images)
 
-    def _follow_adopted(self, adopted: AdoptedBuild) -> None:
-        """Store an adopted build (unless known) and follow it to its end in a task."""
-        build = adopted.build
-        if self.store.get(build.id) is not None:
-            return
-        self.store.add(build)
-        task = asyncio.create_task(self._run(build, adopted=adopted), name=f"adopted-{build.id}")
-        self._adopted.add(task)
-        task.add_done_callback(self._adopted.discard)
-        self._log(build, logging.INFO, "adopted running build of %s", build.image)
-
     # ------------------------------------------------------------------ queries
     def get(self, build_id: str) -> Build | None:
         """The build with that id, or None."""
@@ -276,6 +254,16 @@ class BuildManager:
     def list(self, *, owner: str | None = None, include_shared: bool = False) -> list[Build]:
         """Stored builds, oldest first (see ``BuildStore.list``)."""
         return self.store.list(owner=owner, include_shared=include_shared)
+
+    def dismiss(self, build_id: str) -> Build:
+        """Forget an ended build's record and log; never an image (see
+        :meth:`BuildStore.dismiss`).
+
+        Raises:
+            NotFound: no such build.
+            Conflict: the build is still queued or running (cancel it first).
+        """
+        return self.store.dismiss(build_id)
 
     def status(self) -> dict[str, Any]:
         """Limits and load, for ``api/info``.
@@ -289,7 +277,7 @@ class BuildManager:
             "concurrency": self.concurrency,
             "max_queue": self.max_queue,
             "queued": len(self._queue),
-            "running": len(self._runs),
+            "running": len(self._workers.runs),
             "build_timeout": self.build_timeout,
             "build_idle_timeout": self.build_idle_timeout,
             "push": self.push,
@@ -348,7 +336,7 @@ class BuildManager:
         if rival is not None and not self.repo_identity.same(rival.repo, checked.repo):
             raise name_taken(checked, rival.repo)  # queued meanwhile by another request
         self._check_running()
-        self._queue.check_capacity(running=len(self._runs), owner=req.owner)
+        self._queue.check_capacity(running=len(self._workers.runs), owner=req.owner)
         build = checked.new_build(
             commit=commit,
             image=image,
@@ -380,15 +368,7 @@ class BuildManager:
         return self._active_build(latest_image, latest=True)
 
     def _active_build(self, image: str, *, latest: bool = False) -> Build | None:
-        """The queued or running build into ``image`` (its ``latest`` reference, with
-        ``latest``), or None."""
-        running = [self.store.get(build_id) for build_id in self._runs]
-        candidates: list[Build | None] = [*self._queue, *running]
-        for build in candidates:
-            if build is not None and build.state in ACTIVE_STATES:
-                if (build.latest_image if latest else build.image) == image:
-                    return build
-        return None
+        return self._workers.active_build(image, latest=latest)
 
     # ------------------------------------------------------------------ cancel
     async def cancel(self, build_id: str) -> Build:
@@ -420,77 +400,18 @@ class BuildManager:
             self.store.prune()
             self._log(build, logging.INFO, "cancelled while queued")
             return build
-        run = self._runs.get(build.id)
-        if run is not None and run.task is not None:
+        if self._workers.cancel_running(build):
             self._log(build, logging.INFO, "cancelling")
-            run.task.cancel()
         try:
             await asyncio.wait_for(asyncio.shield(build.wait()), self.cancel_wait)
         except TimeoutError:
             self._log(build, logging.WARNING, "still stopping after %.0f s", self.cancel_wait)
         return build
 
-    # ------------------------------------------------------------------ workers
-    async def _worker(self, number: int) -> None:
-        while True:
-            build = await self._queue.take()
-            try:
-                await self._run(build)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug must not kill the worker
-                self.log.exception(
-                    "build %s (owner %s): worker %d crashed", build.id, build.owner, number
-                )
-                self._runs.pop(build.id, None)
-                if not build.terminal:
-                    self._end(build, BuildState.FAILED, error="internal error (see service log)")
-
-    async def _run(self, build: Build, *, adopted: AdoptedBuild | None = None) -> None:
-        """Run one build to a terminal state (the worker's part; or follow an adopted one)."""
-        run = RunningBuild(started=asyncio.get_running_loop().time())
-        self._runs[build.id] = run
-        self.runner.start(build, run, adopted=adopted)
-        try:
-            timeout_reason = await self.runner.watch(build, run)
-        except asyncio.CancelledError:
-            # the manager is stopping: stop the build, then end it
-            await self.runner.stop(run)
-            await self._finish(build, run, stopping=True)
-            raise
-        await self._finish(build, run, timeout_reason=timeout_reason)
-
-    async def _finish(
-        self,
-        build: Build,
-        run: RunningBuild,
-        *,
-        timeout_reason: str | None = None,
-        stopping: bool = False,
-    ) -> None:
-        """Give the build its terminal state and clean up after failures."""
-        state, error, stopping = self.runner.outcome(
-            build, run, timeout_reason=timeout_reason, stopping=stopping
-        )
-        if state is not BuildState.BUILT and not (stopping and self.executor.adoptable):
-            # (an adoptable executor's build goes on; the next start finishes it)
-            await self.runner.remove_partial(build, run, quick=stopping)
-        self._runs.pop(build.id, None)
-        if state is BuildState.BUILT:
-            self._queue.record_duration(asyncio.get_running_loop().time() - run.started)
-            self._end(build, state, message=f"Built {build.image}")
-            self._log(build, logging.INFO, "built %s", build.image)
-        else:
-            self._end(build, state, message=error or state.value, error=error)
-            self._log(build, logging.INFO, "%s: %s", state.value, error)
-        self.store.prune()
-
     def _end(
         self, build: Build, state: BuildState, *, message: str = "", error: str | None = None
     ) -> None:
-        """Move ``build`` to the terminal ``state`` and tell the observers."""
-        build.set_state(state, message=message, error=error)
-        self._observers.ended(build)
+        self._workers.end(build, state, message=message, error=error)
 
     def _log(self, build: Build, level: int, msg: str, *args: Any) -> None:
-        self.log.log(level, "build %s (owner %s): " + msg, build.id, build.owner, *args)
+        log_build(self.log, build, level, msg, *args)

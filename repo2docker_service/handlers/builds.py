@@ -142,8 +142,7 @@ class BuildDismissHandler(BuildsMixin):
     async def post(self, build_id: str) -> None:
         """Forget an ended build's record and log (never an image)."""
         build = self.managed_build(build_id)
-        # the manager's history (BuildStore.dismiss: ended builds only, never an image)
-        self.services.manager.store.dismiss(build.id)
+        self.services.manager.dismiss(build.id)
         self.services.log.info(
             "build %s (owner %s): dismissed by %s", build.id, build.owner, self.me.name
         )

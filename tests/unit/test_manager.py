@@ -598,15 +598,15 @@ async def test_dismiss_forgets_ended_builds_only(make_manager, catalog, executor
     build = (await manager.submit(req(repo))).build
     await asyncio.wait_for(executor.started_event(repo).wait(), 2)
     with pytest.raises(Conflict, match="cancel it first"):
-        manager.store.dismiss(build.id)
+        manager.dismiss(build.id)
     assert manager.get(build.id) is build
     await asyncio.wait_for(manager.cancel(build.id), 5)
     images = dict(catalog.images)
-    assert manager.store.dismiss(build.id) is build
+    assert manager.dismiss(build.id) is build
     assert manager.get(build.id) is None and build not in manager.list()
     assert catalog.images == images  # a record goes, never an image
     with pytest.raises(NotFound):
-        manager.store.dismiss(build.id)
+        manager.dismiss(build.id)
 
 
 async def test_total_timeout(make_manager, executor):
