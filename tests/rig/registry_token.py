@@ -23,9 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from cryptography.x509.oid import NameOID
 
 SERVICE = "r2ds-test-registry"
@@ -107,6 +111,9 @@ class _TokenHandler(BaseHTTPRequestHandler):
         if params.get("service", [""])[0] != SERVICE:
             self._deny(user, params, 400, "DENIED", "unknown service")
             return
+        if ts.require_scope and not params.get("scope"):
+            self._deny(user, params, 400, "DENIED", "scope missing")
+            return
         access = _requested_access(params, anonymous=user is None)
         token = ts.sign(subject=user or "", access=access)
         ts.record(user, params, 200)
@@ -147,8 +154,12 @@ class TokenServer:
     """A Docker registry token endpoint on 127.0.0.1 signing ES256 JWTs.
 
     Authenticated users (``username``/``password``) get every action they ask for;
-    anonymous requests get 401 unless ``anonymous_pull`` (then pull only). ``requests``
-    records ``(user, query parameters, status)`` of every answer.
+    anonymous requests get 401 unless ``anonymous_pull`` (then pull only). With
+    ``require_scope`` a request without ``scope`` is refused (400), as Docker Hub's token
+    server does for requests it cannot grant anything. ``account`` is accepted (and
+    recorded) as docker sends it. ``requests`` records ``(user, query parameters, status)``
+    of every answer. Fields may be changed while it serves (e.g. a new ``password``, a
+    shorter ``expires_in``); :meth:`verify` checks the tokens it signed.
     """
 
     workdir: Path
@@ -156,6 +167,7 @@ class TokenServer:
     password: str
     anonymous_pull: bool = False
     expires_in: int = 300
+    require_scope: bool = False
     requests: list[tuple[str | None, Params, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -193,6 +205,26 @@ class TokenServer:
         der = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)
         return signing_input + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    def verify(self, token: str) -> dict[str, Any] | None:
+        """The claims of a token this server signed and that has not expired (no leeway).
+
+        Returns:
+            The claims, or None (bad signature, another audience, expired, malformed).
+        """
+        try:
+            head, body, sig = token.split(".")
+            raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+            der = encode_dss_signature(
+                int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+            )
+            self._key.public_key().verify(der, f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
+            claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        except (ValueError, InvalidSignature):
+            return None
+        if not isinstance(claims, dict) or claims.get("aud") != SERVICE:
+            return None
+        return claims if float(claims.get("exp", 0)) > time.time() else None
 
     def start(self) -> TokenServer:
         """Listen on a free port of 127.0.0.1 and serve in a background thread."""
