@@ -42,7 +42,7 @@ VENV="$REPO/.venv"
 NPM_CLIENTS="$REPO/.cache/npm-clients"
 PYTHON="${PYTHON:-python3}"
 DEBIAN_KEYRING="/usr/share/keyrings/debian-archive-keyring.gpg"
-APT_PACKAGES=(docker.io docker-registry debootstrap git chromium apache2-utils curl
+APT_PACKAGES=(docker.io docker-registry debootstrap git chromium apache2-utils curl wrk
   ca-certificates python3 python3-venv)
 
 export DEBIAN_FRONTEND=noninteractive
