@@ -18,8 +18,9 @@ unknown source, typed or bookmarked, when the image already is the visitor's). O
 and always when the link comes from another site, the GET shows a confirm page (repository,
 ref, commit, who built it) whose button POSTs back here with the XSRF token.
 
-The redirect goes to ``<hub>/spawn/<user>/<name>?image=<image>``: a named server called
-after the environment, started with that image. The hub needs ``allow_named_servers`` and
+The redirect goes to ``<hub>/spawn/<user>/<name>?image=<image>&next=<server URL>``: a
+named server called after the environment, started with that image (``next`` keeps
+``?image=`` out of the server's URL: :func:`spawn_url`). The hub needs ``allow_named_servers`` and
 a spawner that takes the image from ``user_options`` (``repo2docker_service.hub``);
 the spawner checks again that the user may start that image.
 """
@@ -42,10 +43,21 @@ from .pages import PageHandler
 
 
 def spawn_url(hub_prefix: str, username: str, server_name: str, image: str) -> str:
-    """The hub's spawn URL for a named server started from ``image``."""
+    """The hub's spawn URL for a named server started from ``image``, ending on the server.
+
+    ``<hub>/spawn/<user>/<name>?image=<image>&next=<base>/user/<user>/<name>/``: JupyterHub
+    carries a spawn URL's query on to the server's URL unless ``next`` is given
+    (``BaseHandler.get_next_url`` appends the request's query to its default), so without
+    ``next`` the user would end on ``/user/<user>/<name>/lab?image=...``. ``next`` is the
+    server's URL as ``User.server_url`` spells it (``url_escape_path``: safe ``@~``); the
+    hub's prefix is ``<base_url>hub/``. ``static/js/util.js`` ``spawnUrl`` is the same rule
+    for the environments page.
+    """
     prefix = hub_prefix if hub_prefix.endswith("/") else hub_prefix + "/"
+    base = prefix[: -len("hub/")] if prefix.endswith("/hub/") else "/"
+    server = f"{base}user/{quote(username, safe='@~')}/{quote(server_name, safe='@~')}/"
     return f"{prefix}spawn/{quote(username, safe='')}/{quote(server_name, safe='')}?" + urlencode(
-        {"image": image}
+        {"image": image, "next": server}
     )
 
 

@@ -37,7 +37,10 @@ def get_no_redirect(url, token):
 
 
 def spawn_location(hub_url, user, server, image):
-    return f"/hub/spawn/{user}/{server}?" + urllib.parse.urlencode({"image": image})
+    """The spawn URL, with ``next`` so that ``?image=`` stays off the server's URL."""
+    return f"/hub/spawn/{user}/{server}?" + urllib.parse.urlencode(
+        {"image": image, "next": f"/user/{user}/{server}/"}
+    )
 
 
 @pytest.mark.browser
@@ -71,6 +74,9 @@ def test_launch_link_goes_from_nothing_to_a_running_server(e2e_hub, e2e_git, pag
         page.screenshot(path=str(artifacts / "e2e-launch-progress.png"), full_page=True)
         page.wait_for_url(f"**/user/alice/{server}/**", timeout=300_000)
         print(f"\n[e2e] launch link to a running server: {time.monotonic() - start:.1f} s")
+        # the server's URL (JupyterLab) carries no ?image= from the spawn URL (issue 17)
+        page.wait_for_url(f"**/user/alice/{server}/lab**", timeout=120_000)
+        assert "image=" not in urllib.parse.urlsplit(page.url).query, page.url
         response = page.goto(f"{e2e_hub.url}/user/alice/{server}/api/status")
         assert response.status == 200
     finally:

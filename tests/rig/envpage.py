@@ -117,4 +117,9 @@ def count_lines(text: str, prefix: str, n: int) -> dict[int, int]:
 
 
 def spawn_href(hub_user: str, name: str, image: str) -> str:
-    return f"/hub/spawn/{hub_user}/{name}?image={urllib.parse.quote(image, safe='')}"
+    """The launch link the page shows: the spawn URL, with ``next`` = the server's URL."""
+    q = urllib.parse.quote
+    return (
+        f"/hub/spawn/{hub_user}/{name}?image={q(image, safe='')}"
+        f"&next={q(f'/user/{hub_user}/{name}/', safe='')}"
+    )

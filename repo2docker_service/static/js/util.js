@@ -22,12 +22,22 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** The hub's spawn URL for a named server started from `image` (the launch link). */
+/**
+ * The hub's spawn URL for a named server started from `image` (the launch link), with
+ * `next` = the server's URL so that `?image=` does not follow the user onto it (the hub
+ * carries a spawn URL's query on otherwise). The same rule as handlers/launch.py spawn_url.
+ */
 export function spawnUrl(hubPrefix, username, serverName, image) {
   const prefix = hubPrefix.endsWith("/") ? hubPrefix : `${hubPrefix}/`;
+  const base = prefix.endsWith("/hub/") ? prefix.slice(0, -"hub/".length) : "/";
+  // JupyterHub's url_escape_path: quote(..., safe="@~"); encodeURIComponent keeps ~ and
+  // escapes @, so put @ back
+  const escapePath = (text) => encodeURIComponent(text).replace(/%40/g, "@");
+  const server = `${base}user/${escapePath(username)}/${escapePath(serverName)}/`;
+  const query = new URLSearchParams({ image, next: server });
   return (
-    `${prefix}spawn/${encodeURIComponent(username)}/${encodeURIComponent(serverName)}` +
-    `?image=${encodeURIComponent(image)}`
+    `${prefix}spawn/${encodeURIComponent(username)}/${encodeURIComponent(serverName)}?` +
+    query.toString()
   );
 }
 
