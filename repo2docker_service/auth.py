@@ -458,8 +458,10 @@ class APIHandler(BaseHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         message = self.error_message(status_code, kwargs.get("exc_info"))
+        exc = (kwargs.get("exc_info") or (None, None))[1]  # field/suggestions of ServiceErrors
+        details = exc.details() if isinstance(exc, ServiceError) else {}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps({"status": status_code, "message": message}))
+        self.finish(json.dumps({"status": status_code, "message": message, **details}))
 
     def error_message(self, status_code: int, exc_info: Any) -> str:
         """The message a person reads for an error (never a 5xx's internals).

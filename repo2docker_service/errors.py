@@ -9,7 +9,8 @@ and never contains a secret: every message passes through
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .redact import redact_secrets
 
@@ -21,22 +22,47 @@ class ServiceError(Exception):
         status_code: HTTP status the API answers with (500 unless a subclass says otherwise).
         message: human-readable explanation, safe to show to the caller.
         headers: extra HTTP response headers (for example ``Retry-After``).
+        field: the request field the error is about (``"repo"``, ``"ref"``), or None; the
+            API's error JSON carries it as ``field`` so forms put the message on that field.
+        suggestions: values that would work in ``field`` (e.g. existing branches for an
+            unknown ref), best first; the error JSON's ``suggestions``.
     """
 
     status_code: int = 500
 
-    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        field: str | None = None,
+        suggestions: Sequence[str] = (),
+    ) -> None:
         """Create the error.
 
         Args:
             message: human-readable explanation for the caller; credentials in URLs in it
                 (literal or percent-encoded) are replaced by ``***``.
             headers: extra HTTP response headers to send with the error response.
+            field: the request field the error is about (see the class attributes).
+            suggestions: values that would work in ``field``, redacted like the message.
         """
         message = redact_secrets(message)
         super().__init__(message)
         self.message: str = message
         self.headers: dict[str, str] = dict(headers or {})
+        self.field: str | None = field
+        self.suggestions: list[str] = [redact_secrets(s) for s in suggestions]
+
+    def details(self) -> dict[str, Any]:
+        """``{"field": ..., "suggestions": [...]}``, each key only when set (for the error
+        JSON, beside ``status`` and ``message``)."""
+        out: dict[str, Any] = {}
+        if self.field:
+            out["field"] = self.field
+        if self.suggestions:
+            out["suggestions"] = list(self.suggestions)
+        return out
 
     def __str__(self) -> str:
         return self.message

@@ -21,10 +21,12 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from ..errors import InvalidInput, SourceError
 from ..redact import percent_decoded
+from .branches import parse_heads, suggest_branches
 from .credentials import GitCredentials as GitCredentials  # re-exported
 from .gitproc import run_git, stderr_reason
 
@@ -296,8 +298,9 @@ async def _ls_remote(
     timeout: float,  # noqa: ASYNC109 - expiry must kill git and become a SourceError
     git: str,
     env: Mapping[str, str] | None,
+    options: tuple[str, ...] = (),
 ) -> str:
-    argv = [git, "ls-remote", "--", repo, *patterns]
+    argv = [git, "ls-remote", *options, "--", repo, *patterns]
     result = await run_git(
         argv,
         env=_git_env(base=env, credentials=credentials, repo=repo),
@@ -309,7 +312,8 @@ async def _ls_remote(
         secrets = [credentials.password] if credentials is not None else []
         reason = stderr_reason(result.stderr, secrets=secrets)
         raise SourceError(
-            f"could not read {repo}: {reason or f'git exited with {result.returncode}'}"
+            f"could not read {repo}: {reason or f'git exited with {result.returncode}'}",
+            field="repo",
         )
     return result.stdout.decode("utf-8", errors="replace")
 
@@ -342,9 +346,26 @@ def _candidate_refs(ref: str) -> list[str]:
     return candidates
 
 
-def _ref_not_found(repo: str, ref: str) -> SourceError:
-    """The error for a ref missing from ``repo``."""
-    return SourceError(f"ref {ref!r} not found in {repo}")
+def _ref_not_found(repo: str, ref: str, suggestions: list[str] | None = None) -> SourceError:
+    """The error for a ref missing from ``repo``, on the ``ref`` field, naming a few existing
+    branches (``suggestions``, default branch first: :func:`.branches.suggest_branches`)."""
+    message = f"ref {ref!r} not found in {repo}"
+    if suggestions:
+        message += "; existing branches: " + ", ".join(suggestions)
+    return SourceError(message, field="ref", suggestions=suggestions or ())
+
+
+async def _missing_ref(repo: str, ref: str, **git_options: Any) -> SourceError:
+    """:func:`_ref_not_found` with the branches ``ls-remote --symref`` lists (none when
+    that second call fails: the error stays about the ref)."""
+    try:
+        output = await _ls_remote(
+            repo, ["HEAD", "refs/heads/*"], options=("--symref",), **git_options
+        )
+    except SourceError:
+        return _ref_not_found(repo, ref)
+    default, heads = parse_heads(output)
+    return _ref_not_found(repo, ref, suggest_branches(ref, default, heads))
 
 
 def is_abbreviated_commit(ref: str) -> bool:
@@ -371,7 +392,7 @@ def resolve_prefix(repo: str, prefix: str, commits: Iterable[str]) -> str:
             f"commit {prefix!r} not found in {repo}: an abbreviated commit resolves only to "
             "the tip of a branch or tag, or to the commit of an environment built from it"
         )
-    raise SourceError(f"{problem}; give the full 40-character commit SHA")
+    raise SourceError(f"{problem}; give the full 40-character commit SHA", field="ref")
 
 
 async def resolve_ref(
@@ -413,7 +434,8 @@ async def resolve_ref(
         InvalidInput: ``ref`` is not a valid ref.
         SourceError: git failed (message ends with git's last error lines, with the password
             scrubbed), timed out, or the ref does not exist; an abbreviated commit matches
-            no known commit or several.
+            no known commit or several. Each about the ref has ``field="ref"``; an unknown
+            ref's ``suggestions`` are a few existing branches, default first.
         ServiceError: the git executable is missing.
     """
     ref = validate_ref(ref)
@@ -421,13 +443,12 @@ async def resolve_ref(
         return ref.lower()
     if not isinstance(repo, str) or not repo:
         raise InvalidInput("repo must be a non-empty URL string")
-    output = await _ls_remote(
-        repo, _patterns(ref), credentials=credentials, timeout=timeout, git=git, env=env
-    )
+    git_options: dict[str, Any] = dict(credentials=credentials, timeout=timeout, git=git, env=env)
+    output = await _ls_remote(repo, _patterns(ref), **git_options)
     refs = _parse_ls_remote(output)
     for candidate in _candidate_refs(ref):
         if candidate in refs:
             return refs[candidate]
     if is_abbreviated_commit(ref):
         return resolve_prefix(repo, ref, [*refs.values(), *known_commits])
-    raise _ref_not_found(repo, ref)
+    raise await _missing_ref(repo, ref, **git_options)

@@ -37,7 +37,7 @@ CANNOT_TELL = ("unadvertised object", "not allow request for")
 
 def commit_not_found(repo: str, sha: str) -> SourceError:
     """The one sentence for a missing commit: ``commit <sha> not found in <repo>`` (422)."""
-    return SourceError(f"commit {sha} not found in {repo}")
+    return SourceError(f"commit {sha} not found in {repo}", field="ref")
 
 
 async def check_commit(

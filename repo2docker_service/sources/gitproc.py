@@ -88,7 +88,9 @@ async def run_git(
         async with asyncio.timeout(timeout):
             stdout, stderr = await proc.communicate()
     except TimeoutError:
-        raise SourceError(f"timed out after {timeout:g} s contacting {repo}") from None
+        raise SourceError(
+            f"timed out after {timeout:g} s contacting {repo}", field="repo"
+        ) from None
     finally:
         _kill_group(proc)
         if proc.returncode is None:

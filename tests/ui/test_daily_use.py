@@ -10,6 +10,7 @@ its dialogs. Screenshots for the README (R2DS_UPDATE_SCREENSHOTS=1 refreshes doc
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -402,7 +403,10 @@ def test_the_browser_session_may_read_its_own_servers(page, hub):
 
 def test_an_unknown_ref_is_shown_on_the_ref_field(page, hub, git_http):
     name = uname("refs")
-    url = git_http.create_repo(name, dockerfile(BASE_IMAGE, fresh=True))
+    url = git_http.create_repo(name, dockerfile(BASE_IMAGE, fresh=True), branch="trunk")
+    bare = str(git_http.repo(name).bare)
+    for branch in ("develop", "no-such-brunch", "zzz"):
+        subprocess.run(["git", "--git-dir", bare, "branch", branch, "trunk"], check=True)
     open_page(page, hub, "alice")
     page.click("#add-environment")
     page.fill("#add-repo", url)
@@ -415,6 +419,15 @@ def test_an_unknown_ref_is_shown_on_the_ref_field(page, hub, git_http):
     expect(feedback).to_contain_text("no-such-branch")
     expect(page.locator("#add-ref")).to_be_focused()
     expect(page.locator("#add-error")).to_be_hidden()
+    # a few existing branches, the default one first, then the closest (issue 17 item 6)
+    assert info.value.json()["suggestions"] == ["trunk", "no-such-brunch", "develop", "zzz"]
+    choices = feedback.locator("button.r2d-suggestion")
+    expect(choices).to_have_text(["trunk", "no-such-brunch", "develop", "zzz"])
+    expect(feedback.get_by_role("group", name="Existing branches:")).to_be_visible()
+    choices.nth(1).click()
+    expect(page.locator("#add-ref")).to_have_value("no-such-brunch")
+    expect(page.locator("#add-ref")).to_be_focused()
+    expect(page.locator("#add-ref")).not_to_have_class(re.compile(r"\bis-invalid\b"))
 
 
 # (status, the server's message) -> the field it goes on (None: the dialog's alert)
@@ -428,6 +441,33 @@ REFUSALS = [
     (400, "could not read http://h/r.git: x", None),  # only the sources' 422s
     (429, "the build queue is full; try again in 30 s", None),
 ]
+
+
+# the error JSON's field/suggestions decide over the message (status, message, field,
+# suggestions) -> (field it goes on, suggestions shown)
+STRUCTURED = [
+    (422, "anything", "ref", ["main", "dev"], "ref", ["main", "dev"]),
+    (422, "anything", "repo", [], "repo", []),
+    (422, "ref 'x' not found in http://h/r.git", None, [], "ref", []),
+    (422, "anything", "name", ["a"], None, None),  # not a field of this form's choice
+    (400, "anything", "ref", ["main"], None, None),  # only the sources' 422s
+]
+
+
+def test_structured_refusals_go_on_their_field_with_suggestions(page, hub):
+    open_page(page, hub, "bob")
+    found = page.evaluate(
+        """async (cases) => {
+            const root = document.getElementById("environments").dataset.baseUrl;
+            const add = await import(root + "static/js/add.js");
+            return cases.map(([status, message, field, suggestions]) =>
+                add.fieldOf({status, message, field, suggestions}));
+        }""",
+        [list(case[:4]) for case in STRUCTURED],
+    )
+    for case, got in zip(STRUCTURED, found, strict=True):
+        assert (got or {}).get("name") == case[4], (case, got)
+        assert (got or {}).get("suggestions") == case[5], (case, got)
 
 
 def test_refusals_go_on_the_field_they_are_about(page, hub):

@@ -378,7 +378,34 @@ async def test_resolve_unknown_ref(repo, tmp_path):
     with pytest.raises(SourceError) as e:
         await resolve_ref(repo.url, "nope", env=git_env(tmp_path))
     assert e.value.status_code == 422
-    assert e.value.message == f"ref 'nope' not found in {repo.url}"
+    # a few existing branches, the default one first (issue 17 item 6), in the message too
+    assert e.value.field == "ref"
+    assert e.value.suggestions == ["main", "abcdef1", "dup", "feature"]
+    assert e.value.message == (
+        f"ref 'nope' not found in {repo.url}; existing branches: main, abcdef1, dup, feature"
+    )
+
+
+async def test_resolve_unknown_ref_close_to_a_branch(repo, tmp_path):
+    with pytest.raises(SourceError) as e:
+        await resolve_ref(repo.url, "featrue", env=git_env(tmp_path))
+    assert e.value.suggestions[:2] == ["main", "feature"]
+
+
+async def test_resolve_unknown_ref_in_a_repository_without_branches(tmp_path):
+    empty = tmp_path / "empty.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(empty)], check=True)
+    with pytest.raises(SourceError) as e:
+        await resolve_ref(str(empty), "main", env=git_env(tmp_path))
+    assert (e.value.field, e.value.suggestions) == ("ref", [])
+    assert e.value.message == f"ref 'main' not found in {empty}"
+    assert e.value.details() == {"field": "ref"}
+
+
+async def test_an_unreadable_repository_is_about_the_repo_field(tmp_path):
+    with pytest.raises(SourceError) as e:
+        await resolve_ref(str(tmp_path / "missing.git"), "main", env=git_env(tmp_path))
+    assert e.value.message.startswith("could not read ") and e.value.field == "repo"
 
 
 # abbreviated commits: (prefix of, length, known commits, expected: a key of repo.shas,

@@ -3,6 +3,7 @@
 // when sending and cleared right after every submit; nothing is kept anywhere else.
 
 import { openDialog, setupDialog } from "./dialogs.js";
+import { showSuggestions } from "./suggest.js";
 import {
   checkCpu,
   checkDisplayName,
@@ -15,26 +16,32 @@ import {
 } from "./validate.js";
 
 /**
- * The field a refusal is about, in words, with git's own reason kept after them (422s of
- * sources: "could not read <repo>: ...", "ref 'x' not found in <repo>", "commit <sha> not
- * found in <repo>", "timed out after N s contacting <repo>"); null for anything else.
+ * The field a refusal is about, in words, with the server's own reason kept after them:
+ * the error JSON's `field` (`repo`, `ref`) and `suggestions` (existing branches for an
+ * unknown ref), else the sources' 422 messages ("could not read <repo>: ...", "ref 'x' not
+ * found in <repo>", "commit <sha> not found in <repo>", "timed out after N s contacting
+ * <repo>"); null for anything else. Shared with the hub's spawn form (spawnform.js).
  */
 export function fieldOf(error) {
   if (error?.status !== 422) return null;
   const text = String(error.message || "");
-  if (/^could not read /.test(text)) {
+  const suggestions = Array.isArray(error.suggestions) ? error.suggestions : [];
+  let name = error.field === "repo" || error.field === "ref" ? error.field : null;
+  if (!name && /^(could not read |timed out after .* contacting )/.test(text)) name = "repo";
+  if (!name && /^(ref '.*'|commit [0-9a-f]{40}) not found in /.test(text)) name = "ref";
+  if (name === "repo") {
+    const words = /^timed out after /.test(text)
+      ? "The repository's server did not answer in time."
+      : "No repository at this URL, or it is private: check the URL, or add credentials " +
+        "under “Private repository”.";
+    return { name, message: `${words} (${text})`, suggestions: [] };
+  }
+  if (name === "ref") {
     return {
-      name: "repo",
-      message:
-        "No repository at this URL, or it is private: check the URL, or add credentials " +
-        `under “Private repository”. (${text})`,
+      name,
+      message: `No such branch, tag or commit in this repository: ${text}`,
+      suggestions,
     };
-  }
-  if (/^timed out after .* contacting /.test(text)) {
-    return { name: "repo", message: `The repository's server did not answer in time. (${text})` };
-  }
-  if (/^(ref '.*'|commit [0-9a-f]{40}) not found in /.test(text)) {
-    return { name: "ref", message: `No such branch, tag or commit in this repository: ${text}` };
   }
   return null;
 }
@@ -119,12 +126,12 @@ export class AddDialog {
     this.field("cred_password").value = "";
   }
 
-  invalid(name, message) {
+  invalid(name, message, suggestions = []) {
     const input = this.field(name);
     input.classList.add("is-invalid");
     input.setAttribute("aria-invalid", "true");
     const feedback = this.dialog.querySelector(`#${input.id}-feedback`);
-    if (feedback) feedback.textContent = message;
+    if (feedback) showSuggestions(feedback, input, message, suggestions);
   }
 
   /** Returns the request body, or null after marking the invalid fields. */
@@ -190,7 +197,7 @@ export class AddDialog {
         this.invalid("name", error.message);
         this.field("name").focus();
       } else if (field) {
-        this.invalid(field.name, field.message);
+        this.invalid(field.name, field.message, field.suggestions);
         this.field(field.name).focus();
       } else {
         this.error.textContent = error.message;

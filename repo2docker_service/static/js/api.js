@@ -2,12 +2,31 @@
 // and every request sends the XSRF token (POST/DELETE need it; GET ignores it).
 
 export class ApiError extends Error {
-  /** status: HTTP status (0 for a network failure); message: the server's message. */
-  constructor(status, message) {
+  /**
+   * status: HTTP status (0 for a network failure); message: the server's message;
+   * field, suggestions: the error JSON's `field` (the request field it is about) and
+   * `suggestions` (values that would work there, e.g. existing branches), if any.
+   */
+  constructor(status, message, { field = null, suggestions = [] } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.field = field;
+    this.suggestions = suggestions;
   }
+}
+
+/** An ApiError from a failed response's status and parsed JSON body (or null). */
+export function errorFrom(response, data) {
+  const message =
+    (data && typeof data.message === "string" && data.message) ||
+    `${response.status} ${response.statusText || "error"}`;
+  const field = data && typeof data.field === "string" ? data.field : null;
+  const suggestions =
+    data && Array.isArray(data.suggestions)
+      ? data.suggestions.filter((s) => typeof s === "string")
+      : [];
+  return new ApiError(response.status, message, { field, suggestions });
 }
 
 export function createApi({ baseUrl, xsrf }) {
@@ -33,12 +52,7 @@ export function createApi({ baseUrl, xsrf }) {
         data = null;
       }
     }
-    if (!response.ok) {
-      const message =
-        (data && typeof data.message === "string" && data.message) ||
-        `${response.status} ${response.statusText || "error"}`;
-      throw new ApiError(response.status, message);
-    }
+    if (!response.ok) throw errorFrom(response, data);
     return { status: response.status, data };
   }
 
