@@ -120,6 +120,19 @@ def test_unknown_ref_is_422_with_reason(hub, built):
     )
     assert got == 422
     assert "no-such-branch" in result["message"]
+    # on the ref field, with the repository's branches (its default one first)
+    assert result["field"] == "ref"
+    assert result["suggestions"] == ["main"], result
+    assert set(result) == {"status", "message", "field", "suggestions"}
+
+
+def test_an_unreadable_repository_is_422_on_the_repo_field(hub, git_http):
+    got, result = call(
+        hub, "POST", "api/builds", "alice", {"repo": f"{git_http.base_url}/hubapi/no-such-repo.git"}
+    )
+    assert got == 422, result
+    assert result["message"].startswith("could not read ") and result["field"] == "repo"
+    assert "suggestions" not in result
 
 
 def test_delete_own_image(hub, git_http, base_image):
