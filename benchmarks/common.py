@@ -42,6 +42,7 @@ from tests.rig.engine import remove_images as remove_images_checked  # noqa: E40
 from tests.rig.git import GitHTTPServer, set_nodelay  # noqa: E402
 from tests.rig.hub import Hub, start_hub  # noqa: E402
 from tests.rig.parts import OFFLINE_CONFIG, RealPartMissing  # noqa: E402
+from tests.rig.repos import dockerfile as rig_dockerfile  # noqa: E402
 
 USER = "alice"  # a builder (group repo2docker-builders in the hub rig)
 ADMIN = "admin1"  # holds custom:repo2docker:admin
@@ -200,11 +201,11 @@ def set_git_nodelay(enabled: bool) -> None:
 
 
 def dockerfile(nonce: str, body: str = "") -> str:
-    """A Dockerfile FROM the local base image; ``nonce`` keeps BuildKit's layer cache out."""
-    lines = [f"FROM {BASE_IMAGE}", f"RUN echo bench-{nonce} > /bench-nonce"]
-    if body:
-        lines.append(body)
-    return "\n".join(lines) + "\n"
+    """A Dockerfile FROM the local base image; ``nonce`` keeps BuildKit's layer cache out.
+
+    The text of ``tests.rig.repos.dockerfile`` (the tests' one Dockerfile maker)."""
+    steps = [f"RUN echo bench-{nonce} > /bench-nonce", *([body] if body else [])]
+    return rig_dockerfile(BASE_IMAGE, *steps)["Dockerfile"]
 
 
 @dataclass
