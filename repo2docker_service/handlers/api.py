@@ -45,6 +45,7 @@ class InfoHandler(APIHandler):
                 "version": __version__,
                 "repo2docker_version": repo2docker_version,
                 **self.conf.facts,
+                "catalog": self.services.catalog.state().to_dict(),
                 "user": {
                     "name": me.name,
                     "kind": me.kind,

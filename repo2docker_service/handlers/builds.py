@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from tornado.iostream import StreamClosedError
@@ -215,7 +216,8 @@ class ImagesHandler(APIHandler):
         me = self.me
         images = await self.services.catalog.list_images()
         visible = [i.to_json() for i in images if me.may_see(i)]
-        self.write_json_text('{"images": [' + ", ".join(visible) + "]}")
+        freshness = json.dumps(self.services.catalog.state().freshness())
+        self.write_json_text('{"images": [' + ", ".join(visible) + "], " + freshness[1:])
 
 
 class ImageHandler(APIHandler):

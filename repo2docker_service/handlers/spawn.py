@@ -66,6 +66,7 @@ class UserImagesHandler(APIHandler):
                 "user": name,
                 "all": everything,
                 "images": models,
+                **self.services.catalog.state().freshness(),
                 "machine_profiles": profiles,
                 "defaults": {
                     "cpu": conf.default_cpu_limit or None,

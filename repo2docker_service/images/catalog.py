@@ -19,7 +19,56 @@ from .reference import split_tag
 
 _DEFAULT_IDENTITY = RepoIdentity()
 
-__all__ = ["Catalog", "ImageInfo", "find_existing", "select_images"]
+__all__ = ["Catalog", "CatalogState", "ImageInfo", "find_existing", "select_images"]
+
+
+@dataclass(frozen=True)
+class CatalogState:
+    """Where a catalog's listings come from and how fresh they are (``api/info``,
+    ``api/images``, and the readiness endpoint).
+
+    Attributes:
+        live: the last read of the engine or registry succeeded.
+        stale: listings answer an older copy because the last read failed (only once one
+            read succeeded; before that, listings fail with 503).
+        since: wall-clock seconds (Unix time) since when reads fail; None while they work.
+        last_good_age_s: seconds since the last good read; None before the first (or for
+            a catalog that asks its source on every listing).
+        source: ``"index"`` (the service's index in the registry), ``"_catalog"`` (the
+            registry's ``_catalog``) or ``"engine"`` (the local Docker engine).
+        note: one line for administrators ("" when all is well), e.g. that the registry
+            offers no ``_catalog``.
+    """
+
+    live: bool
+    stale: bool
+    since: float | None
+    last_good_age_s: float | None
+    source: str
+    note: str = ""
+
+    def freshness(self) -> dict[str, Any]:
+        """What a listing answer says of itself (``api/images``, ``api/users/{name}/images``).
+
+        Returns:
+            ``{"stale": bool, "age_s": seconds since the listing was read (0.1 s), or None
+            when the catalog asks its source every time}``.
+        """
+        age = self.last_good_age_s
+        return {"stale": self.stale, "age_s": None if age is None else round(age, 1)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"live", "stale", "since", "last_good_age_s", "source", "note"}``
+        (the age rounded to 0.1 s)."""
+        age = self.last_good_age_s
+        return {
+            "live": self.live,
+            "stale": self.stale,
+            "since": self.since,
+            "last_good_age_s": None if age is None else round(age, 1),
+            "source": self.source,
+            "note": self.note,
+        }
 
 
 @dataclass
@@ -216,6 +265,13 @@ class Catalog:
 
     async def start(self) -> None:
         """Connect (optional; methods connect lazily)."""
+
+    def state(self) -> CatalogState:
+        """Where listings come from and how fresh they are (a catalog that asks its source
+        on every listing: always live, never stale)."""
+        return CatalogState(
+            live=True, stale=False, since=None, last_good_age_s=None, source="engine"
+        )
 
     async def close(self) -> None:
         """Release connections."""

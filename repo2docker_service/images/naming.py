@@ -70,6 +70,14 @@ SCHEME_VERSION = "1"
 #: Owner of shared images. No username escapes to it.
 SHARED_OWNER = "shared"
 
+#: Owner part of the index repository (:meth:`ImageNamer.index_repository`): not a form
+#: :func:`escape_owner` produces ("-i" opens no escape).
+INDEX_OWNER = "x-index"
+
+#: Name part of the index repository: ``__`` is a valid path separator that no
+#: environment name (:data:`NAME_RE`) has.
+INDEX_NAME = "service__index"
+
 #: Owners that :func:`escape_owner` never produces.
 RESERVED_OWNERS: frozenset[str] = frozenset({SHARED_OWNER})
 
@@ -385,6 +393,29 @@ class ImageNamer:
         if not is_valid_reference(reference):
             raise ValueError(f"{reference!r} is not a valid image reference")
         return reference
+
+    def index_repository(self) -> str:
+        """The repository of the service's index artifact (see ``images/registry/index.py``).
+
+        The template with owner :data:`INDEX_OWNER` and name :data:`INDEX_NAME`: under the
+        prefix like every environment (so the same registry permissions cover it), and
+        never an environment's repository, since no environment name has ``__``
+        (:meth:`parse` returns None for it).
+
+        Raises:
+            ValueError: the template gives no valid repository for it.
+        """
+        repository = self._repository_template.format(
+            registry=f"{self.registry}/" if self.registry else "",
+            prefix=self.prefix,
+            owner=INDEX_OWNER,
+            name=INDEX_NAME,
+        )
+        if not is_valid_repository(repository) or registry_of(repository) != (
+            self.registry or None
+        ):
+            raise ValueError(f"{repository!r} is not a valid repository for the index")
+        return repository
 
     @cached_property
     def _parse_re(self) -> re.Pattern[str]:

@@ -162,6 +162,7 @@ class FakeRegistry:
     allow_delete: bool = True
     page_size_cap: int = 1000
     fail_status: int | None = None
+    catalog_status: int | None = None  # e.g. 404 or 401, as GHCR and Docker Hub answer
     blobs: dict[str, bytes] = field(default_factory=dict)
     manifests: dict[str, dict[str, tuple[str, bytes]]] = field(default_factory=dict)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -280,6 +281,12 @@ class FakeRegistry:
             return web.json_response(
                 {}, headers={"Docker-Distribution-API-Version": "registry/2.0"}
             )
+        if path == "/v2/_catalog" and self.catalog_status:
+            return web.json_response(
+                {"errors": [{"code": "UNSUPPORTED"}]}, status=self.catalog_status
+            )
+        if "/blobs/uploads/" in path:
+            return await self._upload(request, path)
         if path == "/v2/_catalog":
             names = sorted(n for n in self.tags if self.tags[n])
             n = min(int(request.query.get("n", 1000)), self.page_size_cap)
@@ -297,6 +304,8 @@ class FakeRegistry:
         if kind == "blobs":
             if ref not in self.blobs:
                 return web.json_response({"errors": [{"code": "BLOB_UNKNOWN"}]}, status=404)
+            if request.method == "HEAD":
+                return web.Response(status=200, headers={"Docker-Content-Digest": ref})
             raise web.HTTPTemporaryRedirect(f"/storage/{ref}")
         if kind == "manifests":
             store = self.manifests.get(name, {})
@@ -332,6 +341,16 @@ class FakeRegistry:
                 return web.Response(status=200, headers=headers)
             return web.Response(body=body, headers=headers)
         return web.Response(status=404)
+
+    async def _upload(self, request: web.Request, path: str) -> web.StreamResponse:
+        """Monolithic blob upload: POST opens it, PUT ?digest= stores the body."""
+        if request.method == "POST":
+            return web.Response(status=202, headers={"Location": f"{path}{len(self.blobs)}"})
+        body = await request.read()
+        if sha(body) != request.query.get("digest"):
+            return web.json_response({"errors": [{"code": "DIGEST_INVALID"}]}, status=400)
+        self.blobs[sha(body)] = body
+        return web.Response(status=201, headers={"Docker-Content-Digest": sha(body)})
 
     def count(self, method: str, prefix: str) -> int:
         return sum(1 for m, p, _ in self.requests if m == method and p.startswith(prefix))
@@ -526,24 +545,31 @@ async def test_listing_groups_tags_and_checks_labels(fake, catalog_for):
 async def test_listing_cache_ttl_and_invalidation(fake, catalog_for):
     reg = await fake()
     reg.push(f"{PREFIX}alice/a", "000000000001", labels_for("alice", "a", built_at="1"))
-    catalog = await catalog_for(reg, cache_ttl=0.5, max_stale=60)
+    catalog = await catalog_for(reg, cache_ttl=0.5, max_stale=1.2)
     assert [i.name for i in await catalog.list_images()] == ["a"]
     catalogs = reg.count("GET", "/v2/_catalog")
-    configs = reg.count("GET", "/storage/")
     # within the TTL: no registry request at all
     for _ in range(20):
         await catalog.list_images()
     assert reg.count("GET", "/v2/_catalog") == catalogs
 
-    # someone else pushes: seen after the TTL (stale answer first, then the refresh)
+    # someone else pushes without the index: the TTL's refresh reads only the index ...
     reg.push(f"{PREFIX}alice/b", "000000000002", labels_for("alice", "b", built_at="2"))
     assert [i.name for i in await catalog.list_images()] == ["a"]
     await asyncio.sleep(0.6)
     assert [i.name for i in await catalog.list_images()] == ["a"]  # stale, refresh started
     await asyncio.wait_for(asyncio.shield(catalog.listing.refreshing), 5)
+    assert [i.name for i in await catalog.list_images()] == ["a"]
+    assert reg.count("GET", "/v2/_catalog") == catalogs
+    # ... the _catalog check after max_stale finds it (and adds it to the index)
+    await asyncio.sleep(0.7)
+    await catalog.list_images()
+    await asyncio.wait_for(asyncio.shield(catalog.listing.refreshing), 5)
     assert [i.name for i in await catalog.list_images()] == ["a", "b"]
-    # labels are fetched once per digest
-    assert reg.count("GET", "/storage/") == configs + 1
+    assert reg.count("GET", "/v2/_catalog") == catalogs + 1
+    # labels are fetched once per digest (the new image's config; then from the index)
+    assert reg.count("GET", f"/v2/{PREFIX}alice/b/blobs/") == 1
+    assert reg.count("GET", f"/v2/{PREFIX}alice/a/blobs/") == 1
 
     # our own writes show at once (no TTL wait)
     await catalog.delete(owner_slug="alice", name="a")
@@ -559,22 +585,42 @@ async def test_listing_cache_ttl_and_invalidation(fake, catalog_for):
         await catalog.tag(f"{reg.host}/{PREFIX}alice/b:missing", f"{reg.host}/{PREFIX}alice/b:x")
 
 
-async def test_registry_down_drops_the_snapshot(fake, catalog_for):
+async def test_registry_down_answers_the_last_good_listing(fake, catalog_for):
     reg = await fake()
     reg.push(f"{PREFIX}alice/a", "000000000001", labels_for("alice", "a", built_at="1"))
     catalog = await catalog_for(reg, cache_ttl=0.2)
+    assert catalog.state().live is False and catalog.state().last_good_age_s is None
     await catalog.list_images()
+    assert catalog.state().live and not catalog.state().stale
     reg.fail_status = 503
     await asyncio.sleep(0.3)
-    await catalog.list_images()  # stale answer, the refresh fails in the background
+    await catalog.list_images()  # answered at once, the refresh fails in the background
     await asyncio.gather(catalog.listing.refreshing, return_exceptions=True)
+    # from now on: the last good listing, flagged stale with its age, never an error
+    for _ in range(3):
+        assert [i.name for i in await catalog.list_images()] == ["a"]
+    state = catalog.state()
+    assert state.stale and not state.live and state.since is not None
+    assert state.last_good_age_s >= 0.3 and "503" in state.note
+    assert state.freshness() == {"stale": True, "age_s": round(state.last_good_age_s, 1)}
     with pytest.raises(Unavailable, match="Cannot reach the registry") as err:
-        await catalog.list_images()
-    assert err.value.status_code == 503
-    with pytest.raises(Unavailable):
         await catalog.exists(f"{reg.host}/{PREFIX}alice/a:latest")
+    assert err.value.status_code == 503
+    # back: a listing starts the refresh that clears the flag
     reg.fail_status = None
-    assert [i.name for i in await catalog.list_images()] == ["a"]
+    await catalog.list_images()
+    await asyncio.gather(catalog.listing.refreshing, return_exceptions=True)
+    assert catalog.state().live and not catalog.state().stale and catalog.state().since is None
+
+
+async def test_registry_down_before_any_listing_is_503(fake, catalog_for):
+    reg = await fake(fail_status=503)
+    catalog = await catalog_for(reg)
+    with pytest.raises(Unavailable, match="Cannot reach the registry.*Check that") as err:
+        await catalog.list_images()
+    assert err.value.status_code == 503 and not catalog.state().live
+    reg.fail_status = None
+    assert await catalog.list_images() == []
 
 
 async def test_delete_not_allowed_is_a_conflict(fake, catalog_for):

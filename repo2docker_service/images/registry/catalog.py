@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from ...errors import Conflict, NotFound, Unavailable, UpstreamError
-from ..catalog import Catalog, ImageInfo, select_images
+from ..catalog import Catalog, CatalogState, ImageInfo, select_images
 from ..labels import ImageLabels
 from ..naming import ImageNamer
 from ..reference import LATEST, is_digest, split_reference
@@ -147,6 +147,11 @@ class RegistryCatalog(Catalog):
             RegistryError: as :meth:`RegistryClient.check` (the app decides what is fatal).
         """
         await self.client.check()
+
+    def state(self) -> CatalogState:
+        """Where listings come from (the service's index or ``_catalog``) and whether they
+        are stale (see :mod:`.listing`)."""
+        return self.listing.state()
 
     async def close(self) -> None:
         """Stop a background refresh and close the client."""
@@ -329,7 +334,7 @@ class RegistryCatalog(Catalog):
                 raise NotFound(f"image {source} not found in the registry")
             ref, body = got
             await self.client.put_manifest(name, target_tag, media_type=ref.media_type, body=body)
-            await self.listing.update_repo(target_repo)
+            await self.listing.update_repo(target_repo, record=True)
         self.log.info("tagged %s as %s in the registry", source, target)
 
     async def remove_tag(self, reference: str) -> bool:
@@ -352,7 +357,7 @@ class RegistryCatalog(Catalog):
             if head is None:
                 return False
             removed = await self.client.delete_manifest(name, head.digest)
-            await self.listing.update_repo(repository)
+            await self.listing.update_repo(repository, record=True)
         return removed
 
     async def push(self, reference: str) -> None:
@@ -392,7 +397,7 @@ class RegistryCatalog(Catalog):
                 raise NotFound(f"no image {owner_slug}/{name}")
             for digest in dict.fromkeys(e.digest for e in entries):
                 await self.client.delete_manifest(api_name, digest)
-            await self.listing.update_repo(repository)
+            await self.listing.update_repo(repository, record=True)
         removed = [f"{repository}:{e.tag}" for e in entries]
         self.log.info("deleted %s from the registry (%d tags)", repository, len(removed))
         return removed

@@ -16,9 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from ipaddress import ip_address
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -39,40 +37,16 @@ from .manifest import (
     json_object,
     manifest_media_type,
 )
+from .urls import default_api_url, next_link
 
 __all__ = ["RegistryClient", "default_api_url", "next_link"]
 
 _MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _MAX_CONFIG_BYTES = 8 * 1024 * 1024
 _REDIRECTS = (301, 302, 303, 307, 308)
-_LINK_RE = re.compile(r"<([^>]*)>\s*;\s*rel=\"?next\"?")
 
 #: ``(status, headers, body)`` of one answer.
 _Answer = tuple[int, Mapping[str, str], bytes]
-
-
-def next_link(header: str | None, base: str) -> str | None:
-    """The ``rel="next"`` URL of a ``Link`` header, resolved against ``base``; or None."""
-    if not header:
-        return None
-    m = _LINK_RE.search(header)
-    return urljoin(base, m.group(1)) if m else None
-
-
-def default_api_url(registry: str) -> str:
-    """The API base URL for ``host[:port]``: ``http://`` for loopback hosts, else ``https://``.
-
-    Docker itself talks plain HTTP to registries on 127.0.0.0/8 (and ``localhost``) and
-    HTTPS to every other registry unless the engine lists it in ``insecure-registries``;
-    set ``registry_api_url`` for such a registry.
-    """
-    host = urlsplit(f"//{registry}").hostname or ""
-    loopback = host == "localhost"
-    try:
-        loopback = loopback or ip_address(host).is_loopback
-    except ValueError:
-        pass
-    return f"{'http' if loopback else 'https'}://{registry}"
 
 
 class RegistryClient:
@@ -386,6 +360,40 @@ class RegistryClient:
         if algorithm == "sha256" and hashlib.sha256(body).hexdigest() != expected:
             raise RegistryError(f"blob {digest} does not match its digest", kind="error")
         return body
+
+    async def put_blob(self, name: str, body: bytes) -> str:
+        """Store ``body`` as a blob of ``name`` (skipped when the registry has it): a
+        ``POST`` opening an upload, then one ``PUT`` of the whole body with its digest
+        (the monolithic upload of the OCI Distribution spec).
+
+        Returns:
+            The blob's digest (``sha256:...``).
+
+        Raises:
+            RegistryError: the registry refused or failed.
+        """
+        digest = digest_of(body)
+        scope = f"repository:{name}:pull,push"
+        status, _, _ = await self._request(
+            "HEAD", f"/v2/{name}/blobs/{digest}", scope=scope, missing=(404,)
+        )
+        if status == 200:
+            return digest
+        _, headers, _ = await self._request(
+            "POST", f"/v2/{name}/blobs/uploads/", scope=scope, ok=(202,)
+        )
+        location = urljoin(f"{self.api_url}/v2/{name}/blobs/uploads/", headers.get("Location", ""))
+        join = "&" if "?" in location else "?"
+        await self._request(
+            "PUT",
+            "",
+            url=f"{location}{join}digest={digest}",
+            scope=scope,
+            headers={"Content-Type": "application/octet-stream"},
+            data=body,
+            ok=(201, 204),
+        )
+        return digest
 
     async def image_details(self, name: str, reference: str) -> ImageDetails | None:
         """Manifest and config of an image: labels, size, creation time.

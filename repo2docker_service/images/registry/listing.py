@@ -1,24 +1,39 @@
 """What a registry holds, as last read: the listing snapshot and the per-digest image facts.
 
-Caching rules (:class:`RegistryListing`; the catalog answers from it):
+Where the listing comes from (:class:`RegistryListing`; the catalog answers from it):
+
+- The **service's index** (:mod:`.index`), an artifact in the registry that lists the
+  service's repositories, their tags and the labels of each digest: one manifest GET and
+  one blob GET give the whole listing, on any registry, with no local file.
+- **``_catalog``**, where the registry offers it, rebuilds or checks the index: at the
+  first refresh (always when there is no index yet) and then every ``max_stale`` seconds,
+  every repository of the service is read (tag list, manifest HEADs, labels) and what
+  differs from the index is merged into it. Where ``_catalog`` answers 401, 403, 404 or
+  405 (GHCR, Docker Hub), this is said once in the log and in :meth:`RegistryListing.state`
+  and the index alone is the listing: images pushed by anything but this service (or a
+  version without the index) are not listed there. When the index cannot be read or
+  written but ``_catalog`` works, the listing comes from ``_catalog`` (source
+  ``"_catalog"``).
+
+Caching rules:
 
 - Image metadata (labels, size) is cached **by manifest digest**. A digest names immutable
   content, so these entries never go stale; the cache is bounded (least recently used
   entries go first).
-- The **listing** (which repositories exist, which tags they have, which digest each tag
-  points at) is a snapshot refreshed from the registry. A snapshot younger than
-  ``cache_ttl`` seconds is used as is. An older one is still answered at once while one
-  background refresh reads the registry again (stale-while-revalidate); one older than
-  ``max_stale`` seconds (or none at all) is refreshed before answering. A refresh that
-  cannot reach the registry drops the snapshot, so listings then answer 503 until the
-  registry is back. A refresh reads ``_catalog``, every repository's tag list and a
-  manifest HEAD of ``latest`` and of new tags; known commit tags keep their digest except
-  in a full refresh (a HEAD of every tag) at least every ``max_stale`` seconds.
-- **Invalidation**: the service's own writes (a build's tags, deletes) update the affected
-  repository in the snapshot at once (:meth:`RegistryListing.update_repo`), so a user sees
-  their own build or delete in the next listing. Changes made by anything else (another
-  replica, a manual push or delete) show up after at most ``cache_ttl`` seconds plus one
-  refresh. ``cache_ttl = 0`` turns the listing cache off.
+- The **listing** (repositories -> tags -> digests) is a snapshot. Younger than
+  ``cache_ttl`` seconds it is used as is; older, it is answered at once while one
+  background refresh reads the index again (stale-while-revalidate); older than
+  ``max_stale`` (or none at all) it is refreshed before answering.
+- **Registry down or slow**: once one refresh succeeded, a failed refresh keeps the last
+  good snapshot; listings answer it at once, flagged ``stale`` with its age
+  (:meth:`RegistryListing.state`), and start a background refresh (one at a time) until one
+  succeeds. Before any good refresh, the failure is raised (the catalog answers 503 or 502).
+- **Invalidation**: the service's own writes (a build's tags, deletes) re-read the affected
+  repository (:meth:`RegistryListing.update_repo`), update the snapshot at once and are
+  merged into the index. Another service writing the same index is seen after at most
+  ``cache_ttl`` seconds plus one refresh; changes made without the index (a manual push or
+  delete) after the next ``_catalog`` check, where there is one. ``cache_ttl = 0`` turns
+  the listing cache off.
 """
 
 from __future__ import annotations
@@ -29,14 +44,19 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from ..catalog import CatalogState
 from ..labels import ImageLabels
 from ..naming import ImageNamer
 from ..reference import LATEST, is_valid_tag
 from .client import RegistryClient
 from .errors import RegistryError
+from .index import ImageFacts, IndexState, RegistryIndex, TagEntry
 from .manifest import ManifestRef
 
 __all__ = ["ImageMeta", "RegistryListing", "RepoTags"]
+
+#: ``_catalog`` statuses that mean "not offered here" (GHCR, Docker Hub: 401/404).
+_NO_CATALOG = frozenset({401, 403, 404, 405})
 
 
 @dataclass
@@ -102,10 +122,21 @@ class RegistryListing:
         self._meta_cache_size = meta_cache_size
         self._repos: dict[str, RepoTags] = {}
         self._snapshot_at: float | None = None
-        self._full_at: float | None = None  # last refresh that HEADed every tag
         self._refreshing: asyncio.Task[None] | None = None
         #: repository -> time of the service's own last write to it
         self._touched: dict[str, float] = {}
+        #: the index artifact in the registry, and its state as last read or written
+        self.index = RegistryIndex(
+            client=client, name=self.api_name(namer.index_repository()), log=log
+        )
+        self._state = IndexState()
+        #: what the last good listing was read from: "index" or "_catalog"
+        self.source = "index"
+        #: why ``_catalog`` is not used ("" while it is offered or not asked yet)
+        self.no_catalog = ""
+        self._scan_at: float | None = None  # last _catalog check (monotonic)
+        self._failed_since: float | None = None  # wall-clock start of the failing streak
+        self._error = ""
 
     @property
     def refreshing(self) -> asyncio.Task[None] | None:
@@ -186,18 +217,26 @@ class RegistryListing:
             return None
         return RepoTags(tags=found, read_at=time.monotonic())
 
-    async def update_repo(self, repository: str) -> RepoTags | None:
+    async def update_repo(self, repository: str, *, record: bool = False) -> RepoTags | None:
         """Re-read one repository into the snapshot (the invalidation of our own writes).
 
+        Args:
+            repository: the full repository name.
+            record: merge what was read into the service's index (after the service's own
+                writes: pushes, ``latest`` moves, deletes).
+
         Raises:
-            RegistryError: the registry failed.
+            RegistryError: the registry failed (a failed index write is only logged).
         """
+        at = time.time()
         repo = await self.read_repo(repository)
         self._touched[repository] = time.monotonic()
         if repo is None:
             self._repos.pop(repository, None)
         else:
             self._repos[repository] = repo
+        if record:
+            await self._record({repository: repo}, at=at)
         return repo
 
     def fresh_repo(self, repository: str, *, tag: str, digest: str) -> RepoTags | None:
@@ -213,17 +252,112 @@ class RegistryListing:
             return repo
         return None
 
+    # ------------------------------------------------------------------ the index
+    def _facts(self, digest: str) -> ImageFacts | None:
+        meta = self._meta.get(digest)
+        if meta is None or meta.labels is None:
+            return None
+        return ImageFacts(labels=meta.labels.to_labels(), size=meta.size, created=meta.created)
+
+    def _change(self, repos: dict[str, RepoTags | None], *, at: float) -> IndexState:
+        """Index entries for repositories as just read (None: gone): their tags of our
+        images at ``at``, tombstones for tags the last index state had and they lack."""
+        change = IndexState()
+        for repository, repo in repos.items():
+            name = self.api_name(repository)
+            entries: dict[str, TagEntry] = {}
+            for tag, digest in (repo.tags if repo else {}).items():
+                facts = self._facts(digest)
+                if facts is not None:
+                    entries[tag] = TagEntry(digest=digest, at=at)
+                    change.images[digest] = facts
+            for tag, old in self._state.repositories.get(name, {}).items():
+                if tag not in entries and not old.deleted:
+                    entries[tag] = TagEntry(digest="", at=at, deleted=True)
+            if entries:
+                change.repositories[name] = entries
+        return change
+
+    async def _record(self, repos: dict[str, RepoTags | None], *, at: float) -> None:
+        """Merge what was read into the index (a failure is logged: it is written again
+        by a later read, see :mod:`.index`)."""
+        change = self._change(repos, at=at)
+        if not change.repositories or self._state.covers(change):
+            return
+        try:
+            self._state = await self.index.update(change)
+        except RegistryError as e:
+            self.log.warning("could not update the service's index %r: %s", self.index, e)
+
+    def _from_index(self, state: IndexState, *, read_at: float) -> dict[str, RepoTags]:
+        registry = self.namer.registry
+        repos = {}
+        for name, tags in state.live().items():
+            repository = f"{registry}/{name}"
+            if self.namer.parse(repository) is not None:
+                repos[repository] = RepoTags(tags=tags, read_at=read_at)
+        for digest, facts in state.images.items():
+            if digest not in self._meta:
+                labels = ImageLabels.parse(facts.labels)
+                self._meta[digest] = ImageMeta(
+                    labels=labels, size=facts.size, created=facts.created
+                )
+        return repos
+
+    # ------------------------------------------------------------------ _catalog
+    async def _scan(self, *, known: dict[str, RepoTags]) -> dict[str, RepoTags] | None:
+        """Every repository of the service by ``_catalog``; None where it is refused.
+
+        Raises:
+            RegistryError: the registry failed otherwise.
+        """
+        registry = self.namer.registry
+        try:
+            names = await self.client.catalog()
+        except RegistryError as e:
+            if e.status not in _NO_CATALOG:
+                raise
+            self.no_catalog = (
+                f"the registry answers {e.status} to /v2/_catalog (as GHCR and Docker Hub do): "
+                f"listing from the service's index {self.index.name} only"
+            )
+            self.log.warning("%s (%s)", self.no_catalog, e)
+            return None
+        ours = [f"{registry}/{n}" for n in names if self.namer.parse(f"{registry}/{n}") is not None]
+        read = await asyncio.gather(*(self.read_repo(r, known=known.get(r)) for r in ours))
+        return {r: repo for r, repo in zip(ours, read, strict=True) if repo is not None}
+
     # ------------------------------------------------------------------ the snapshot
     async def _refresh_all(self) -> None:
-        started = time.monotonic()
-        full = self._full_at is None or started - self._full_at > self.max_stale
-        registry = self.namer.registry
-        names = await self.client.catalog()
-        ours = [f"{registry}/{n}" for n in names if self.namer.parse(f"{registry}/{n}") is not None]
-        previous = {} if full else self._repos
-        repos = await asyncio.gather(*(self.read_repo(r, known=previous.get(r)) for r in ours))
-        fresh = {r: repo for r, repo in zip(ours, repos, strict=True) if repo is not None}
-        # the service's own writes during this refresh are newer than what it read
+        started, wall = time.monotonic(), time.time()
+        scan_due = self._scan_at is None or started - self._scan_at > self.max_stale
+        index_error: RegistryError | None = None
+        try:
+            state = await self.index.read()
+        except RegistryError as e:
+            if e.kind in ("unreachable", "auth"):
+                raise
+            self.log.warning("cannot read the service's index %r: %s", self.index, e)
+            state, scan_due, self.source, index_error = None, True, "_catalog", e
+        else:
+            self.source = "index"
+            self._state = state or IndexState()
+        repos = self._from_index(self._state, read_at=started)
+        if (scan_due or state is None) and not self.no_catalog:
+            scanned = await self._scan(known={} if scan_due else repos)
+            if scanned is not None:
+                self._scan_at = started
+                gone: dict[str, RepoTags | None] = {r: None for r in repos if r not in scanned}
+                if self.source == "index":
+                    await self._record({**gone, **scanned}, at=wall)
+                repos = scanned
+        if index_error is not None and self.no_catalog:
+            raise index_error  # and no _catalog to list from instead
+        self._keep_own_writes(repos, started)
+        self._good(repos, started)
+
+    def _keep_own_writes(self, fresh: dict[str, RepoTags], started: float) -> None:
+        """The service's own writes during a refresh are newer than what it read."""
         for repository, when in list(self._touched.items()):
             if when < started:
                 del self._touched[repository]
@@ -231,14 +365,17 @@ class RegistryListing:
                 fresh[repository] = self._repos[repository]
             else:
                 fresh.pop(repository, None)
-        self._repos = fresh
+
+    def _good(self, repos: dict[str, RepoTags], started: float) -> None:
+        if self._failed_since is not None:
+            self.log.info("the registry answers again: listings are current")
+        self._repos = repos
         self._snapshot_at = started
-        if full:
-            self._full_at = started
+        self._failed_since, self._error = None, ""
         self.log.debug(
-            "registry listing %s: %d repositories in %.2f s",
-            "read" if full else "refreshed",
-            len(fresh),
+            "registry listing from %s: %d repositories in %.2f s",
+            self.source,
+            len(repos),
             time.monotonic() - started,
         )
 
@@ -258,25 +395,53 @@ class RegistryListing:
         try:
             await self._refresh_all()
         except RegistryError as e:
-            # nothing stale is answered once the registry is known to be unreachable
-            self._snapshot_at = self._full_at = None
-            self._repos = {}
-            self.log.warning("registry refresh failed: %s", e)
+            if self._failed_since is None:
+                self._failed_since = time.time()
+                self.log.warning(
+                    "registry refresh failed: %s%s",
+                    e,
+                    "; answering the last good listing (stale)" if self._snapshot_at else "",
+                )
+            self._error = e.message
             raise
 
     async def snapshot(self) -> dict[str, RepoTags]:
-        """The repositories (full name -> tags), refreshed as the cache rules say.
+        """The repositories (full name -> tags), refreshed as the cache rules say; the last
+        good snapshot (see :meth:`state`) while the registry fails.
 
         Raises:
-            RegistryError: a refresh that had to finish first failed.
+            RegistryError: there is no good snapshot yet and the refresh failed.
         """
-        now = time.monotonic()
-        age = None if self._snapshot_at is None else now - self._snapshot_at
-        if self.cache_ttl <= 0 or age is None or age > self.max_stale:
+        if self._snapshot_at is None:
             await self._refresh()
+            return self._repos
+        age = time.monotonic() - self._snapshot_at
+        if self._failed_since is not None:
+            self._start_refresh()
+        elif self.cache_ttl <= 0 or age > self.max_stale:
+            try:
+                await self._refresh()
+            except RegistryError:
+                pass  # answered stale, flagged by state()
         elif age > self.cache_ttl:
             self._start_refresh()
         return self._repos
+
+    def state(self) -> CatalogState:
+        """Where listings come from and how fresh they are (see :class:`CatalogState`)."""
+        at = self._snapshot_at
+        good = at is not None
+        note = self.no_catalog
+        if self._failed_since is not None:
+            note = f"the registry cannot be read: {self._error}" + (f"; {note}" if note else "")
+        return CatalogState(
+            live=good and self._failed_since is None,
+            stale=good and self._failed_since is not None,
+            since=self._failed_since,
+            last_good_age_s=None if at is None else time.monotonic() - at,
+            source=self.source,
+            note=note,
+        )
 
 
 def _ignore_result(task: asyncio.Task[None]) -> None:
