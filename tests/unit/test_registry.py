@@ -616,7 +616,7 @@ async def test_registry_down_answers_the_last_good_listing(fake, catalog_for):
 async def test_registry_down_before_any_listing_is_503(fake, catalog_for):
     reg = await fake(fail_status=503)
     catalog = await catalog_for(reg)
-    with pytest.raises(Unavailable, match="Cannot reach the registry.*Check that") as err:
+    with pytest.raises(Unavailable, match=r"Cannot reach the registry.*Check that") as err:
         await catalog.list_images()
     assert err.value.status_code == 503 and not catalog.state().live
     reg.fail_status = None
@@ -644,3 +644,94 @@ async def test_auth_failure_is_upstream_error(fake):
         assert err.value.status_code == 502 and "refused" in err.value.message
     finally:
         await catalog.close()
+
+
+# ----------------------------------------------------------------------------- the index
+
+
+async def built(reg: FakeRegistry, catalog: RegistryCatalog, owner: str, name: str, tag: str):
+    """What a build does in registry mode: repo2docker pushes the commit tag, the runner
+    moves ``latest`` through the catalog (which records the repository in the index)."""
+    repository = f"{reg.host}/{PREFIX}{owner}/{name}"
+    reg.push(f"{PREFIX}{owner}/{name}", tag, labels_for(owner, name, built_at=tag))
+    await catalog.tag(f"{repository}:{tag}", f"{repository}:latest")
+
+
+async def test_no_catalog_lists_from_the_index_across_restarts(fake, catalog_for, caplog):
+    """GHCR and Docker Hub answer 404/401 to _catalog: the index is the listing."""
+    for status in (404, 401):
+        reg = await fake(catalog_status=status)
+        first = await catalog_for(reg)
+        assert await first.list_images() == []
+        await built(reg, first, "alice", "env", "000000000001")
+        await built(reg, first, "bob", "tool", "000000000002")
+        assert [i.name for i in await first.list_images()] == ["env", "tool"]
+        state = first.state()
+        assert state.source == "index" and state.live and not state.stale
+        assert f"answers {status} to /v2/_catalog" in state.note
+
+        # a restarted (or second) service: the same list, nothing local
+        second = await catalog_for(reg)
+        listed = await second.list_images()
+        assert [(i.owner, i.name, i.latest) for i in listed] == [
+            ("alice", "env", f"{reg.host}/{PREFIX}alice/env:latest"),
+            ("bob", "tool", f"{reg.host}/{PREFIX}bob/tool:latest"),
+        ]
+        assert listed[0].tags == ["latest", "000000000001"]
+        # two requests per listing refresh: the index manifest and its blob; no labels
+        assert reg.count("GET", f"/v2/{PREFIX}alice/env/blobs/") == 1  # (first's build)
+
+        # delete: gone, also after a restart
+        await second.delete(owner_slug="alice", name="env")
+        assert [i.name for i in await second.list_images()] == ["tool"]
+        third = await catalog_for(reg)
+        assert [i.name for i in await third.list_images()] == ["tool"]
+        for catalog in (first, second, third):
+            catalog.listing._scan_at = None  # a _catalog check is due again
+            await catalog.list_images()
+    said = [r for r in caplog.records if "to /v2/_catalog" in r.getMessage()]
+    assert len(said) == 6  # once per service (three per registry), not at later refreshes
+
+
+async def test_index_is_rebuilt_from_catalog_and_checked(fake, catalog_for):
+    reg = await fake()
+    # images pushed before the index existed (an older version of the service)
+    reg.push(f"{PREFIX}alice/old", "000000000001", labels_for("alice", "old", built_at="1"))
+    catalog = await catalog_for(reg, cache_ttl=0.1, max_stale=0.3)
+    assert [i.name for i in await catalog.list_images()] == ["old"]
+    assert reg.tags[f"{PREFIX}x-index/service__index"]["v1"]  # written from _catalog
+    # _catalog goes away: the index still lists it
+    reg.catalog_status = 404
+    assert [i.name for i in await (await catalog_for(reg)).list_images()] == ["old"]
+    # an image deleted behind the service's back: the periodic check removes it
+    reg.catalog_status = None
+    del reg.tags[f"{PREFIX}alice/old"]
+    await asyncio.sleep(0.35)
+    await catalog.list_images()
+    await asyncio.wait_for(asyncio.shield(catalog.listing.refreshing), 5)
+    assert await catalog.list_images() == []
+    reg.catalog_status = 404
+    assert await (await catalog_for(reg)).list_images() == []
+
+
+async def test_two_services_writing_at_once_lose_nothing(fake, catalog_for):
+    reg = await fake(catalog_status=404)
+    services = [await catalog_for(reg) for _ in range(4)]
+    for service in services:
+        await service.list_images()  # each has read the (empty) index
+    await asyncio.gather(
+        *(built(reg, s, f"user{n}", "env", f"00000000000{n}") for n, s in enumerate(services))
+    )
+    # a service that lost the race put its entries back by itself; a fresh one sees all
+    for service in services:
+        await service.listing.index.read()
+    fresh = await catalog_for(reg)
+    assert [i.owner for i in await fresh.list_images()] == [f"user{n}" for n in range(4)]
+    # deletions by one service are not undone by another's later write
+    await services[0].delete(owner_slug="user1", name="env")
+    await built(reg, services[2], "user2", "env", "000000000009")
+    assert [i.owner for i in await (await catalog_for(reg)).list_images()] == [
+        "user0",
+        "user2",
+        "user3",
+    ]

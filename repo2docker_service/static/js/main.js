@@ -11,7 +11,7 @@ import { EnvironmentTable, mergeEnvironments } from "./environments.js";
 import { LogDialog } from "./logs.js";
 import { Notices } from "./notices.js";
 import { ACTIVE_STATES } from "./status.js";
-import { repositoryOf, spawnUrl } from "./util.js";
+import { formatDuration, repositoryOf, spawnUrl } from "./util.js";
 
 const ACTIVE_POLL_MS = 2000;
 const IDLE_POLL_MS = 30000;
@@ -26,6 +26,7 @@ class EnvironmentsPage {
     this.scopes = new Set((data.scopes || "").split(" ").filter(Boolean));
     this.live = document.getElementById("live-status");
     this.loadError = document.getElementById("load-error");
+    this.staleNotice = document.getElementById("stale-notice");
     this.images = [];
     this.builds = [];
     this.servers = []; // the user's servers (api/servers)
@@ -115,13 +116,11 @@ class EnvironmentsPage {
         (b) => !ACTIVE_STATES.has(b.state) && (!before.has(b.id) || ACTIVE_STATES.has(before.get(b.id))),
       );
       if (images) {
-        this.images = images.images;
-        this.lastImages = Date.now();
+        this.setImages(images);
         await this.loadServers();
       } else if (ended.length) {
         // a build ended: its image (or its removal) shows in the catalog now
-        this.images = (await this.api.get("api/images")).images;
-        this.lastImages = Date.now();
+        this.setImages(await this.api.get("api/images"));
       }
       if (before.size) {
         for (const b of ended) this.say(`${b.display_name || b.name}: ${b.state}`);
@@ -134,6 +133,19 @@ class EnvironmentsPage {
     } catch (error) {
       this.loadError.textContent = `Could not load the environments: ${error.message}`;
       this.loadError.hidden = false;
+    }
+  }
+
+  /** Keep an api/images answer; say so when it is the last good copy (registry down). */
+  setImages(answer) {
+    this.images = answer.images;
+    this.lastImages = Date.now();
+    this.staleNotice.hidden = !answer.stale;
+    if (answer.stale) {
+      const age = answer.age_s == null ? "" : ` (read ${formatDuration(answer.age_s)} ago)`;
+      this.staleNotice.textContent =
+        `The image registry cannot be read now: this list is the last one read${age} ` +
+        "and may be out of date. It updates by itself once the registry answers again.";
     }
   }
 
