@@ -5,8 +5,8 @@
   listing from the registry with the local images removed, cache hit from a manifest HEAD,
   delete;
 - a registry of this session that the test stops: push failure -> ``failed`` with the
-  reason, listings answer ``Unavailable`` (503), builds still queue, and everything works
-  again once the registry is back;
+  reason, listings answer the last good listing flagged stale, builds still queue, and
+  everything works again once the registry is back;
 - registries with htpasswd (basic) and token auth: pushes with the configured login (a
   per-build DOCKER_CONFIG), listing through basic auth and the Bearer token flow, refused
   logins.
@@ -205,25 +205,29 @@ async def test_push_failure_then_recovery(make, git_http, base_image, own_regist
     assert (await manager.submit(BuildRequest(owner="bea", repo=url, name="down"))).cached
 
 
-async def test_listing_snapshot_dropped_while_registry_down(make, own_registry):
+async def test_listing_answers_stale_while_registry_down(make, own_registry):
     manager = await make(own_registry.host, cache_ttl=0.2)
     catalog: RegistryCatalog = manager.catalog
-    await catalog.list_images()  # a snapshot exists
+    before = await catalog.list_images()  # a good listing exists
     own_registry.stop()
     try:
         await asyncio.sleep(0.3)
-        # stale: answered at once while the background refresh fails ...
+        # answered at once while the background refresh fails ...
         await catalog.list_images()
         listing = catalog.listing
         await eventually(
             lambda: listing.refreshing is None or listing.refreshing.done(), timeout=5, interval=0.1
         )
-        # ... after which nothing stale is answered any more
+        # ... after which the last good listing is answered, flagged stale
+        assert [i.image for i in await catalog.list_images()] == [i.image for i in before]
+        assert catalog.state().stale and catalog.state().last_good_age_s > 0.3
         with pytest.raises(Unavailable):
-            await catalog.list_images()
+            await catalog.exists(f"{own_registry.host}/{RUN_PREFIX}x/y:latest")
     finally:
         own_registry.start()
-    assert isinstance(await catalog.list_images(), list)
+    # back: the retries find it by themselves, with no listing asked
+    assert await eventually(lambda: catalog.state().live, timeout=15, interval=0.2)
+    assert not catalog.state().stale
 
 
 # ----------------------------------------------------------------------------- auth

@@ -5,9 +5,10 @@
   logged and the service starts anyway;
 - through a real hub, with the htpasswd registry and the password from the environment:
   build (push of both tags with the configured login), list from the registry, delete; with
-  the registry stopped listings answer 503 with a message while builds still queue (and
-  fail at the push with a reason); all is well again once the registry is back; the
-  password appears nowhere in the service's log.
+  the registry stopped listings answer the last good list flagged ``stale`` with its age
+  (``api/info`` says why) while builds still queue (and fail at the push with a reason);
+  all is well again once the registry is back; the password appears nowhere in the
+  service's log.
 """
 
 from __future__ import annotations
@@ -184,19 +185,25 @@ def test_registry_mode_through_the_hub(registry_hub, htpasswd_registry, git_http
     assert [(i["image"], i["latest"]) for i in mine] == [(done["image"], done["latest_image"])]
     owner_slug = mine[0]["owner_slug"]
 
-    # registry down: listings 503 with a clear message; builds queue and fail at the push
+    # registry down: listings answer the last good list, flagged stale with its age (not
+    # 502/503); builds queue and fail at the push
     reg.stop()
     try:
-        # the listing cache answers for up to registry_cache_ttl (1 s here); then 503
         wait_until(
-            lambda: call(hub, "GET", "api/images", "alice")[0] != 200,
+            lambda: call(hub, "GET", "api/images", "alice")[1].get("stale"),
             timeout=15,
             interval=0.3,
             what="listings to notice that the registry is down",
         )
-        status, err = call(hub, "GET", "api/images", "alice")
-        assert status == 503, err
-        assert err["status"] == 503 and "Cannot reach the registry" in err["message"]
+        status, stale = call(hub, "GET", "api/images", "alice")
+        assert status == 200 and stale["stale"] is True and stale["age_s"] > 0, stale
+        assert [i["name"] for i in stale["images"]].count("svcreg") == 1
+        status, spawnable = call(hub, "GET", "api/users/alice/images", "alice")
+        assert status == 200 and spawnable["stale"] is True, spawnable
+        assert "svcreg" in [i["name"] for i in spawnable["images"]]
+        status, info = call(hub, "GET", "api/info", "alice")
+        assert status == 200 and info["catalog"]["stale"] and not info["catalog"]["live"]
+        assert "cannot be read" in info["catalog"]["note"] and info["catalog"]["since"]
         other = git_http.create_repo(
             f"svc/down-{uuid.uuid4().hex[:6]}",
             dockerfile(base_image, "RUN echo svc-down"),
@@ -205,10 +212,17 @@ def test_registry_mode_through_the_hub(registry_hub, htpasswd_registry, git_http
         assert status == 202, queued
         failed = sse_events(hub, queued["build"]["id"], "alice")[-1]["data"]
         assert failed["state"] == "failed" and reg.host in failed["error"], failed
-        assert call(hub, "GET", "api/info", "alice")[0] == 200
         assert call(hub, "GET", "api/builds", "alice")[0] == 200
     finally:
         reg.start()
+    # back: the listing recovers by itself
+    wait_until(
+        lambda: call(hub, "GET", "api/images", "alice")[1].get("stale") is False,
+        timeout=15,
+        interval=0.3,
+        what="listings to be current again",
+    )
+    assert call(hub, "GET", "api/info", "alice")[1]["catalog"]["live"] is True
     status, images = call(hub, "GET", "api/images", "alice")
     assert status == 200 and [i["name"] for i in images["images"]].count("svcreg") == 1
 

@@ -26,8 +26,9 @@ Caching rules:
   ``max_stale`` (or none at all) it is refreshed before answering.
 - **Registry down or slow**: once one refresh succeeded, a failed refresh keeps the last
   good snapshot; listings answer it at once, flagged ``stale`` with its age
-  (:meth:`RegistryListing.state`), and start a background refresh (one at a time) until one
-  succeeds. Before any good refresh, the failure is raised (the catalog answers 503 or 502).
+  (:meth:`RegistryListing.state`); a background refresh is retried every
+  :attr:`RegistryListing.retry_interval` seconds until one succeeds. Before any good
+  refresh, the failure is raised (the catalog answers 503 or 502).
 - **Invalidation**: the service's own writes (a build's tags, deletes) re-read the affected
   repository (:meth:`RegistryListing.update_repo`), update the snapshot at once and are
   merged into the index. Another service writing the same index is seen after at most
@@ -137,6 +138,7 @@ class RegistryListing:
         self._scan_at: float | None = None  # last _catalog check (monotonic)
         self._failed_since: float | None = None  # wall-clock start of the failing streak
         self._error = ""
+        self._retry_handle: asyncio.TimerHandle | None = None
 
     @property
     def refreshing(self) -> asyncio.Task[None] | None:
@@ -147,8 +149,16 @@ class RegistryListing:
         """Repository name without the registry host (as the API paths use it)."""
         return repository.removeprefix(f"{self.namer.registry}/")
 
+    @property
+    def retry_interval(self) -> float:
+        """Seconds between refreshes while the registry fails: ``cache_ttl``, within 1-10."""
+        return min(10.0, max(1.0, self.cache_ttl))
+
     async def close(self) -> None:
-        """Stop a background refresh."""
+        """Stop a background refresh (and its retries)."""
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+            self._retry_handle = None
         task, self._refreshing = self._refreshing, None
         if task is not None and not task.done():
             task.cancel()
@@ -403,7 +413,15 @@ class RegistryListing:
                     "; answering the last good listing (stale)" if self._snapshot_at else "",
                 )
             self._error = e.message
+            if self._snapshot_at is not None:  # retried until it works, listings or not
+                retry = asyncio.get_running_loop().call_later(self.retry_interval, self._retry)
+                self._retry_handle = retry
             raise
+
+    def _retry(self) -> None:
+        self._retry_handle = None
+        if self._failed_since is not None:
+            self._start_refresh()
 
     async def snapshot(self) -> dict[str, RepoTags]:
         """The repositories (full name -> tags), refreshed as the cache rules say; the last
