@@ -24,8 +24,9 @@ import tempfile
 from collections.abc import Mapping
 
 from ..errors import SourceError
-from . import GitCredentials, _git_env
+from .credentials import GitCredentials
 from .gitproc import run_git, stderr_reason
+from .lsremote import git_env
 
 __all__ = ["check_commit", "commit_not_found"]
 
@@ -68,16 +69,16 @@ async def check_commit(
             read (the message ends with git's reason, the password scrubbed); a timeout.
         ServiceError: the git executable is missing.
     """
-    git_env = _git_env(base=env, credentials=credentials, repo=repo)
+    environ = git_env(base=env, credentials=credentials, repo=repo)
     scratch = tempfile.mkdtemp(prefix="r2ds-commit-")
     try:
         await run_git(
-            [git, "init", "--quiet", "--bare", scratch], env=git_env, timeout=timeout, repo=repo
+            [git, "init", "--quiet", "--bare", scratch], env=environ, timeout=timeout, repo=repo
         )
         fetch = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth=1"]
         fetched = await run_git(
             [git, "-C", scratch, *fetch, "--filter=tree:0", "--", repo, sha],
-            env=git_env,
+            env=environ,
             timeout=timeout,
             repo=repo,
         )

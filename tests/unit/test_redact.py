@@ -16,7 +16,7 @@ from repo2docker_service.errors import InvalidInput, ServiceError, SourceError
 from repo2docker_service.redact import install_log_redaction, redact_secrets
 from repo2docker_service.sources import (
     SUPPORTED_SCHEMES,
-    _ref_not_found,
+    ref_not_found,
     validate_ref,
     validate_repo_url,
 )
@@ -80,7 +80,7 @@ def test_a_refused_or_missing_ref_never_repeats_the_secret(ref):
     except InvalidInput as e:
         assert S not in e.message
     else:  # a valid ref name: its "not found" answer
-        assert S not in _ref_not_found("https://host.example/x", ref).message
+        assert S not in ref_not_found("https://host.example/x", ref).message
 
 
 @pytest.mark.parametrize(
