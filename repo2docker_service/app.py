@@ -60,6 +60,7 @@ from .ratelimit import RateLimiter
 from .redact import install_log_redaction
 from .repoid import RepoIdentity
 from .sources.commits import check_commit
+from .sources.resolver import PushedCommits, RefResolver
 from .webhooks import MAX_BODY_BYTES
 
 HERE = Path(__file__).parent
@@ -140,7 +141,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
 
     #: executors read their own options: c.LocalExecutor.*, c.DockerExecutor.*, and
     #: c.Executor.* for both (listed here for --help-all and --generate-config)
-    classes = [LocalExecutor, DockerExecutor]
+    classes = [LocalExecutor, DockerExecutor, RefResolver]
 
     # ------------------------------------------------------------------ lifecycle
     @catch_config_error
@@ -233,6 +234,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             ),
             # the hub's API as HubAuth finds it ($JUPYTERHUB_API_URL, set by the hub)
             servers=HubServers(HubOAuth(parent=self).api_url),
+            pushed=self.pushed_commits,
         )
 
     def make_web_app(self) -> web.Application:
@@ -290,6 +292,8 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         self.executor = self.make_executor(credentials)
         self.store = BuildStore(history_limit=self.history_limit)
         self.metrics = ServiceMetrics(catalog=self.catalog)
+        self.pushed_commits = PushedCommits()
+        self.ref_resolver = RefResolver(parent=self, pushed=self.pushed_commits)
         self.manager = BuildManager(
             executor=self.executor,
             catalog=self.catalog,
@@ -306,6 +310,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             repo_identity=RepoIdentity.from_hosts(self.case_insensitive_repo_hosts),
             machine_profiles=[p["slug"] for p in self.profiles],
             commit_checker=check_commit,
+            resolver=self.ref_resolver,
             log=self.log,
         )
         self.metrics.observe(self.manager)
@@ -465,6 +470,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         await self.manager.stop()
         await self.executor.close()
         await self.catalog.close()
+        await self.ref_resolver.close()
 
     def start(self) -> None:
         if self.generate_config:

@@ -20,6 +20,7 @@ from .hubservers import HubServers
 from .images.catalog import Catalog
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
+from .sources.resolver import PushedCommits
 
 __all__ = ["HandlerSettings", "Services"]
 
@@ -78,6 +79,7 @@ class Services:
         log: the service's logger.
         templates: the Jinja environment of the UI's templates (autoescaping on).
         servers: asks the hub which servers the caller runs (with the caller's token).
+        pushed: commits signed push webhooks announce to the ref resolver.
     """
 
     manager: BuildManager
@@ -88,3 +90,4 @@ class Services:
     log: logging.Logger
     templates: jinja2.Environment
     servers: HubServers
+    pushed: PushedCommits = field(default_factory=PushedCommits)

@@ -4,7 +4,10 @@
 that track the pushed branch: images whose ``repo`` label is the pushed repository and whose
 requested ``ref`` is that branch (or ``HEAD`` when the branch is the default one), or a tag
 that was moved. The rebuild is an ordinary build request for the image's owner: the ref is
-resolved again, and a commit that already has an image is a cache hit.
+resolved again, and a commit that already has an image is a cache hit. A branch push that
+continues an environment's commit (``before`` is the commit it was built from) answers that
+rebuild's resolution itself, with ``after`` (:func:`announced_refs`; the rule and why it
+cannot build a stale commit: :class:`~repo2docker_service.sources.resolver.PushedCommits`).
 
 Providers and how they prove the secret:
 
@@ -21,6 +24,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +34,7 @@ from .builds.request import BuildRequest
 from .errors import Forbidden, InvalidInput, ServiceError
 from .images.catalog import Catalog, ImageInfo
 from .repoid import RepoIdentity
+from .sources.resolver import PushedCommits
 
 #: the default rule (github.com and gitlab.com fold case); the service passes its own
 DEFAULT_IDENTITY = RepoIdentity()
@@ -37,6 +42,7 @@ DEFAULT_IDENTITY = RepoIdentity()
 __all__ = [
     "PROVIDERS",
     "Push",
+    "announced_refs",
     "event_kind",
     "matches",
     "normalize_url",
@@ -46,6 +52,7 @@ __all__ = [
 ]
 
 PROVIDERS = ("github", "gitea", "gitlab")
+_SHA_RE = re.compile(r"[0-9a-fA-F]{40}")
 #: push payloads list commits; GitHub caps them at 25 MB, we read at most this much
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -106,6 +113,8 @@ class Push:
     tag: str | None = None
     default_branch: str | None = None
     deleted: bool = False
+    before: str | None = None
+    after: str | None = None
 
 
 def _strings(values: Iterable[Any]) -> list[str]:
@@ -155,6 +164,9 @@ def parse_push(provider: str, body: bytes) -> Push:
         )
         push.default_branch = repository.get("default_branch")
         after = payload.get("after")
+    before = payload.get("before")
+    push.before = before.lower() if isinstance(before, str) and _SHA_RE.fullmatch(before) else None
+    push.after = after.lower() if isinstance(after, str) and _SHA_RE.fullmatch(after) else None
     push.repo_urls = {u.strip() for u in urls}
     ref = payload.get("ref")
     if not push.repo_urls or not isinstance(ref, str):
@@ -198,8 +210,26 @@ def _rebuild_request(image: ImageInfo) -> BuildRequest:
     )
 
 
+def announced_refs(push: Push, image: ImageInfo) -> list[str]:
+    """The refs of ``image``'s repository ``push`` answers without asking the server (see
+    :class:`~repo2docker_service.sources.resolver.PushedCommits`): its branch (and ``HEAD``
+    for the default branch) when the push moved that branch from the commit ``image`` was
+    built from to a known commit; none otherwise (tags, deletions, another ``before``)."""
+    if push.branch is None or push.deleted or push.after is None or push.before is None:
+        return []
+    if image.commit.lower() != push.before:
+        return []
+    refs = [push.branch]
+    return [*refs, "HEAD"] if push.branch == push.default_branch else refs
+
+
 async def rebuild_for_push(
-    push: Push, *, catalog: Catalog, manager: BuildManager, log: logging.Logger
+    push: Push,
+    *,
+    catalog: Catalog,
+    manager: BuildManager,
+    log: logging.Logger,
+    pushed: PushedCommits | None = None,
 ) -> dict[str, Any]:
     """Rebuild, for their owners, the environments that track the pushed ref.
 
@@ -209,6 +239,9 @@ async def rebuild_for_push(
         manager: where the rebuilds are submitted (each an ordinary request: the ref is
             resolved again; a commit that already has an image is a cache hit).
         log: where each started or refused rebuild is logged.
+        pushed: where the pushed commit is announced to the ref resolver while the rebuild
+            of an environment the push continues (:func:`announced_refs`) is submitted, so
+            that resolution needs no request to the git host; None: every rebuild asks.
 
     Returns:
         ``{"matched": int, "started": [build id, ...], "joined": int, "cached": int,
@@ -220,8 +253,13 @@ async def rebuild_for_push(
     started: list[str] = []
     joined = cached = failed = 0
     for image in images:
+        refs = announced_refs(push, image) if pushed is not None else []
         try:
-            result = await manager.submit(_rebuild_request(image))
+            if pushed is not None and refs and push.after is not None:
+                with pushed.announced(image.repo, refs, push.after):
+                    result = await manager.submit(_rebuild_request(image))
+            else:
+                result = await manager.submit(_rebuild_request(image))
         except ServiceError as e:
             failed += 1
             log.warning("webhook: rebuild of %s not started: %s", image.image, e)

@@ -17,6 +17,7 @@ import hmac
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import threading
 import urllib.parse
@@ -99,6 +100,7 @@ class GitRequest:
 @dataclass
 class _State:
     project_root: Path
+    protocol_v2: bool = True
     repos: dict[str, GitRepo] = field(default_factory=dict)
     requests: list[GitRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -257,6 +259,8 @@ class _GitHandler(BaseHTTPRequestHandler):
         if user is not None:
             env["REMOTE_USER"] = user
         for key, value in self.headers.items():
+            if key.lower() == "git-protocol" and not self.server.state.protocol_v2:
+                continue  # as a server (or a proxy) that never passes it on: v0 only
             if key.lower() not in _NOT_PASSED:
                 # Git-Protocol (v2), Content-Encoding (gzip'ed requests), ...
                 env["HTTP_" + key.upper().replace("-", "_")] = value
@@ -306,13 +310,23 @@ class GitHTTPServer:
         server.stop()
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        tls: ssl.SSLContext | None = None,
+        protocol_v2: bool = True,
+    ) -> None:
+        """Args: ``root``, where repositories live; ``tls``, a server context: serve
+        https; ``protocol_v2`` False: never hand git the ``Git-Protocol`` header, so the
+        server speaks only protocol v0 (as old git or a proxy that drops the header)."""
         self.root = Path(root)
         self._projects = self.root / "repos"
         self._work = self.root / "work"
         self._projects.mkdir(parents=True, exist_ok=True)
         self._work.mkdir(parents=True, exist_ok=True)
-        self._state = _State(project_root=self._projects)
+        self._state = _State(project_root=self._projects, protocol_v2=protocol_v2)
+        self._tls = tls
         self._httpd: _GitHTTPD | None = None
         self._thread: threading.Thread | None = None
         self._repo_lock = threading.Lock()
@@ -327,6 +341,10 @@ class GitHTTPServer:
         if shutil.which("git") is None:
             raise RuntimeError("git not installed: no `git` command on PATH")
         httpd = _GitHTTPD(("127.0.0.1", 0), _GitHandler)
+        if self._tls is not None:  # the handshake runs in the request's thread
+            httpd.socket = self._tls.wrap_socket(
+                httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         httpd.state = self._state
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -364,8 +382,9 @@ class GitHTTPServer:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` when serving TLS)."""
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def url(self, name: str) -> str:
         """The clone URL of repository ``name`` (never with credentials in it)."""

@@ -44,7 +44,11 @@ class WebhookHandler(APIHandler):
         push = parse_push(provider, body)
         services = self.services
         answer = await rebuild_for_push(
-            push, catalog=services.catalog, manager=services.manager, log=self.log
+            push,
+            catalog=services.catalog,
+            manager=services.manager,
+            log=self.log,
+            pushed=services.pushed,
         )
         self.write_json({"event": kind, **answer}, status=202 if answer["started"] else 200)
 

@@ -81,3 +81,35 @@ def test_signed_push_rebuilds_the_tracking_image(hub, git_http, base_image):
     # the same push again: already built at that commit
     status, answer = hook(hub, body)
     assert (status, answer["cached"], answer["started"]) == (200, 1, [])
+
+
+def test_a_push_that_continues_the_environment_answers_its_rebuild(hub, git_http, base_image):
+    """The payload's ``after`` is the rebuild's commit when ``before`` is the environment's
+    commit (the git host is not asked); a delivery whose ``before`` is not, is resolved by
+    asking the git host. To tell the two apart, the branch moves once more before the
+    webhooks arrive: only an answer from the git host names that newest commit."""
+    name = "hubhook/continues"
+    url = git_http.create_repo(name, dockerfile(BASE_IMAGE, "RUN echo one"))
+    status, result = call(
+        hub, "POST", "api/builds", "alice", {"repo": url, "ref": "main", "name": "continued"}
+    )
+    assert status == 202, result
+    assert sse_events(hub, result["build"]["id"], "alice")[-1]["data"]["state"] == "built"
+    first = image(hub, "continued")["commit"]
+    pushed = git_http.commit(name, dockerfile(BASE_IMAGE, "RUN echo two"))
+    newest = git_http.commit(name, dockerfile(BASE_IMAGE, "RUN echo three"))
+
+    def push(before: str, after: str) -> bytes:
+        payload = json.loads(push_body(url, "refs/heads/main", after))
+        return json.dumps({**payload, "before": before}).encode()
+
+    status, answer = hook(hub, push(first, pushed))
+    assert status == 202 and len(answer["started"]) == 1, answer
+    assert sse_events(hub, answer["started"][0], "alice")[-1]["data"]["state"] == "built"
+    assert image(hub, "continued")["commit"] == pushed  # the payload's commit, not asked
+
+    # the same delivery again: the environment is at `pushed` now, so the host is asked
+    status, answer = hook(hub, push(first, pushed))
+    assert status == 202 and len(answer["started"]) == 1, answer
+    assert sse_events(hub, answer["started"][0], "alice")[-1]["data"]["state"] == "built"
+    assert image(hub, "continued")["commit"] == newest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 
 from scripts.git_http import (
     GIT_IDENTITY,
@@ -33,12 +34,22 @@ __all__ = [
 ]
 
 
-def start_git_http(root: str | os.PathLike[str]) -> GitHTTPServer:
+def start_git_http(
+    root: str | os.PathLike[str],
+    *,
+    tls: ssl.SSLContext | None = None,
+    protocol_v2: bool = True,
+) -> GitHTTPServer:
     """A started :class:`GitHTTPServer` keeping its repositories under ``root``.
+
+    Args:
+        root: where the repositories live.
+        tls: serve https with this server context (``tests.rig.tls.loopback_tls``).
+        protocol_v2: False: a server that speaks only protocol v0.
 
     Raises:
         RealPartMissing: there is no ``git`` command.
     """
     if shutil.which("git") is None:
         raise RealPartMissing("git not installed", "no `git` command on PATH")
-    return GitHTTPServer(root).start()
+    return GitHTTPServer(root, tls=tls, protocol_v2=protocol_v2).start()
