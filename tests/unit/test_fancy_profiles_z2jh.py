@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 from kubespawner import KubeSpawner
@@ -19,12 +18,12 @@ from tornado import web
 from traitlets.config import Config
 
 from tests.rig.fake_service import ALICE_IMAGE, BOB_IMAGE, TOKEN, User
+from tests.rig.z2jh import schema_errors, values_schema
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAY = REPO / "deploy" / "z2jh" / "fancy-profiles.yaml"
-SCHEMA = REPO / "tests" / "fixtures" / "z2jh" / "values.schema.yaml"
 
 
 def overlay() -> dict:
@@ -44,11 +43,7 @@ def hub_config(service_url: str, monkeypatch: pytest.MonkeyPatch) -> Config:
 
 
 def test_overlay_validates_against_the_charts_schema():
-    partial = jsonschema.validators.extend(
-        jsonschema.Draft7Validator, {"required": lambda *args: iter(())}
-    )
-    errors = list(partial(yaml.safe_load(SCHEMA.read_text())).iter_errors(overlay()))
-    assert errors == []
+    assert schema_errors(values_schema(), overlay()) == []
     assert overlay()["hub"]["services"]["binder"]["url"] == "http://repo2docker-service:8585"
 
 

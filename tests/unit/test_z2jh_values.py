@@ -1,12 +1,12 @@
 """deploy/z2jh: the values against the chart's own schema, and the service's Deployment.
 
-The schema is zero-to-jupyterhub-k8s' ``jupyterhub/values.schema.yaml`` (vendored unchanged
-in tests/fixtures/z2jh/, its source and commit in its header). It describes the chart's
-*merged* values (defaults + config.yaml), so its ``required`` lists are not applied to a
-config.yaml alone; everything else is (types, enums, ``additionalProperties: false``, the
-probe and security-context shapes). Helm itself is in none of the registries here: the chart
-is not rendered; hub.extraConfig is executed against a real JupyterHub config by
-tests/unit/test_spawner_z2jh.py.
+The schema is zero-to-jupyterhub-k8s' ``jupyterhub/values.schema.yaml``, read at test time
+from the chart's git mirror (tests/rig/z2jh.py; the test skips, naming the mirror, when it is
+absent). It describes the chart's *merged* values (defaults + config.yaml), so its
+``required`` lists are not applied to a config.yaml alone; everything else is (types, enums,
+``additionalProperties: false``, the probe and security-context shapes). Helm itself is in
+none of the registries here: the chart's templates are not rendered; its hub
+``jupyterhub_config.py`` runs hub.extraConfig in tests/unit/test_spawner_z2jh.py.
 """
 
 from __future__ import annotations
@@ -14,26 +14,19 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 
+from tests.rig.z2jh import schema_errors, values_schema
+
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = REPO / "tests" / "fixtures" / "z2jh" / "values.schema.yaml"
 VALUES = REPO / "deploy" / "z2jh" / "values.yaml"
 MANIFEST = REPO / "deploy" / "z2jh" / "repo2docker-service.yaml"
 
-# a config.yaml is a partial of the merged values: "required" is the chart's business
-PartialValidator = jsonschema.validators.extend(
-    jsonschema.Draft7Validator, {"required": lambda *args: iter(())}
-)
 
-
-def schema_errors(values: dict) -> list[str]:
-    validator = PartialValidator(yaml.safe_load(SCHEMA.read_text()))
-    return [
-        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(values)
-    ]
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return values_schema()
 
 
 def values() -> dict:
@@ -44,8 +37,8 @@ def manifests() -> dict[str, dict]:
     return {doc["kind"]: doc for doc in yaml.safe_load_all(MANIFEST.read_text())}
 
 
-def test_values_validate_against_the_charts_schema():
-    assert schema_errors(values()) == []
+def test_values_validate_against_the_charts_schema(schema):
+    assert schema_errors(schema, values()) == []
 
 
 @pytest.mark.parametrize(
@@ -57,14 +50,14 @@ def test_values_validate_against_the_charts_schema():
         (("proxy", "chp", "containerSecurityContext"), "nobody"),
     ],
 )
-def test_the_schema_check_catches_mistakes(path, bad):
+def test_the_schema_check_catches_mistakes(schema, path, bad):
     """The validation above can fail: each kind of mistake is reported."""
     broken = copy.deepcopy(values())
     node = broken
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = bad
-    assert schema_errors(broken)
+    assert schema_errors(schema, broken)
 
 
 def test_no_container_in_the_hub_pod_besides_the_hub_and_nothing_runs_as_root():
