@@ -208,7 +208,7 @@ def _launch_hub(workdir: Path, config: Path, env: Mapping[str, str]) -> subproce
         )
 
 
-def _wait_healthy(hub: Hub, timeout: float = 60) -> Hub:
+def wait_healthy(hub: Hub, timeout: float = 60) -> Hub:
     """Wait until the service's health answers 200 through the proxy (RuntimeError if not)."""
 
     def healthy() -> bool:
@@ -273,4 +273,4 @@ def start_hub(
         proc=_launch_hub(workdir, config, hub_env),
         service_config=svc_config,
     )
-    return _wait_healthy(hub)
+    return wait_healthy(hub)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import stat
+import subprocess
 import sys
+import tomllib
 import types
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from jupyterhub.auth import Authenticator
 from traitlets import Bool
 from traitlets.config import Config
 
+from repo2docker_service._version import MIN_PYTHON, check_python
 from repo2docker_service.hub import tljh
 from repo2docker_service.hub.config import (
     GROUPS,
@@ -247,3 +250,46 @@ def test_authenticator_class_default_counts():
     assert authenticator_manages(c, "groups") is False
     register_service(c)
     assert all("groups" not in r for r in JupyterHub(config=c).load_roles)
+
+
+@pytest.mark.parametrize(
+    "version, refused",
+    [
+        ((3, 9, 18), True),  # Debian 11
+        ((3, 10, 12), True),  # Ubuntu 22.04
+        ((3, 11, 0), False),
+        ((3, 11, 2), False),  # Debian 12
+        ((3, 12, 3), False),  # Ubuntu 24.04
+        ((3, 13, 5), False),  # Debian 13
+        ((4, 0, 0), False),
+    ],
+)
+def test_an_unsupported_python_is_refused_with_a_clear_error(version, refused):
+    if not refused:
+        check_python(version)
+        return
+    with pytest.raises(RuntimeError) as e:
+        check_python(version)
+    shown = ".".join(map(str, version))
+    assert f"this is Python {shown} ({sys.executable})" in str(e.value)
+    assert "needs Python 3.11 or newer" in str(e.value)
+    assert "docs/tljh.md" in str(e.value)
+
+
+def test_the_python_check_runs_when_the_plugin_is_imported():
+    """What TLJH's plugin manager does on a hub env with Python 3.10: import the plugin."""
+    code = (
+        "import sys; sys.version_info = (3, 10, 12, 'final', 0)\n"
+        "import repo2docker_service.hub.tljh\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert proc.returncode == 1
+    assert "RuntimeError: repo2docker-service needs Python 3.11 or newer" in proc.stderr
+    assert "this is Python 3.10.12" in proc.stderr
+
+
+def test_the_minimum_is_requires_python():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=" + ".".join(map(str, MIN_PYTHON))
