@@ -54,6 +54,8 @@ SERVER = "tljh"
 CONTAINER = f"jupyter-{ADMIN}--{SERVER}"  # DockerSpawner's default name for named servers
 VOLUME = f"repo2docker-user-{ADMIN}"  # the plugin's per-user volume
 
+pytestmark = [pytest.mark.hub, pytest.mark.docker]
+
 
 @pytest.fixture(scope="module")
 def tljh_hub(
