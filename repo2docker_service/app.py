@@ -50,6 +50,7 @@ from .images.dockerconfig import (
     docker_config_credentials,
     load_docker_config,
 )
+from .images.lifecycle import ImageLifecycle
 from .images.naming import ImageNamer
 from .images.registry.catalog import RegistryCatalog
 from .images.registry.client import RegistryClient
@@ -139,9 +140,8 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         False, help="Write the default config file to `config_file` and exit."
     ).tag(config=True)
 
-    #: executors read their own options: c.LocalExecutor.*, c.DockerExecutor.*, and
-    #: c.Executor.* for both (listed here for --help-all and --generate-config)
-    classes = [LocalExecutor, DockerExecutor, RefResolver]
+    #: parts that read their own options, c.<Class>.* (c.Executor.* too), for --help-all
+    classes = [LocalExecutor, DockerExecutor, RefResolver, ImageLifecycle]
 
     # ------------------------------------------------------------------ lifecycle
     @catch_config_error
@@ -235,6 +235,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             # the hub's API as HubAuth finds it ($JUPYTERHUB_API_URL, set by the hub)
             servers=HubServers(HubOAuth(parent=self).api_url),
             pushed=self.pushed_commits,
+            lifecycle=self.lifecycle,
         )
 
     def make_web_app(self) -> web.Application:
@@ -314,6 +315,11 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             log=self.log,
         )
         self.metrics.observe(self.manager)
+        try:  # containers are asked of the catalog's engine, or DOCKER_HOST's
+            self.lifecycle = ImageLifecycle(parent=self, catalog=self.catalog, log=self.log)
+        except (TraitError, ValueError) as e:
+            self.log.critical("Invalid ImageLifecycle settings: %s", e)
+            self.exit(1)
 
     def make_profiles(self) -> list[dict[str, Any]]:
         """`machine_profiles` normalized (slugs, canonical sizes); exits when one is invalid."""
@@ -438,6 +444,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         if self.registry_url:
             await self.check_registry()
         await self.manager.start()
+        self.lifecycle.start()
         try:
             await self.manager.recover()
         except UpstreamError as e:
@@ -468,6 +475,7 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
     async def stop_async(self) -> None:
         """Stop running builds and release the Docker clients."""
         await self.manager.stop()
+        await self.lifecycle.close()
         await self.executor.close()
         await self.catalog.close()
         await self.ref_resolver.close()

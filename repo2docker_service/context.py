@@ -18,6 +18,7 @@ import jinja2
 from .builds.manager import BuildManager
 from .hubservers import HubServers
 from .images.catalog import Catalog
+from .images.lifecycle import ImageLifecycle
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
 from .sources.resolver import PushedCommits
@@ -79,6 +80,7 @@ class Services:
         log: the service's logger.
         templates: the Jinja environment of the UI's templates (autoescaping on).
         servers: asks the hub which servers the caller runs (with the caller's token).
+        lifecycle: tag history, roll back, retention and disk space of the images.
         pushed: commits signed push webhooks announce to the ref resolver.
     """
 
@@ -90,4 +92,5 @@ class Services:
     log: logging.Logger
     templates: jinja2.Environment
     servers: HubServers
+    lifecycle: ImageLifecycle
     pushed: PushedCommits = field(default_factory=PushedCommits)

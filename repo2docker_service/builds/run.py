@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ServiceError, Unavailable
 from ..images.catalog import Catalog
+from ..images.reference import PINNED, split_reference
 from ..repoid import RepoIdentity
 from ..sources.commits import commit_not_found
 from .executors import AdoptedBuild, BuildFailed, Executor
@@ -246,6 +247,8 @@ class BuildRunner:
                 f"the name {build.name!r} is taken: {whose} {build.name!r} is built from "
                 f"{held}, and stays as it was. Build {build.repo} again with another name."
             )
+        if await self._pinned(build):
+            return
         if self.push:
             build.set_state(BuildState.PUSHING, message=f"Pushing {build.latest_image}")
             self._log(build, logging.INFO, "pushing %s", build.latest_image)
@@ -256,6 +259,20 @@ class BuildRunner:
             self._log(build, logging.INFO, "force: removed the replaced image %s", replaced)
         if self.push:
             await self.catalog.push(build.latest_image)
+
+    async def _pinned(self, build: Build) -> bool:
+        """Whether the environment's ``latest`` is pinned (rolled back): then the build
+        keeps its commit tag and ``latest`` stays (``images/lifecycle.py``)."""
+        repository, _ = split_reference(build.latest_image)
+        if not await self.catalog.exists(f"{repository}:{PINNED}"):
+            return False
+        message = (
+            f"latest is pinned (rolled back), so it stays where it is; this build is "
+            f"{build.image}. Unpin it (POST api/images/.../latest with tag null) to follow builds."
+        )
+        build.add_event(EventType.LOG, {"message": message})
+        self._log(build, logging.INFO, "latest is pinned; not moved to %s", build.image)
+        return True
 
     # ------------------------------------------------------------------ end
     def outcome(

@@ -1,10 +1,11 @@
 """Thin Tornado handlers: parse, check the scope, call one method, serialize."""
 
-from . import api, binder, builds, launch, pages, spawn, webhooks
+from . import api, binder, builds, images, launch, pages, spawn, webhooks
 
 default_handlers = [
     *api.default_handlers,
     *builds.default_handlers,
+    *images.default_handlers,
     *spawn.default_handlers,
     *launch.default_handlers,
     *binder.default_handlers,

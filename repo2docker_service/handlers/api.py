@@ -39,7 +39,15 @@ class InfoHandler(APIHandler):
 
     @needs_scope(None)
     async def get(self) -> None:
+        """With ``?disk=1`` (admins) also the images' disk space (a report up to 60 s old;
+        ``?disk=fresh`` measures now): ``system df`` can take seconds on a busy engine."""
         me = self.me
+        disk = None
+        wanted = self.get_argument("disk", "")
+        if wanted:
+            if not me.may_admin():
+                raise me.missing("admin")
+            disk = await self.services.lifecycle.disk(fresh=wanted == "fresh")
         self.write_json(
             {
                 "version": __version__,
@@ -52,6 +60,7 @@ class InfoHandler(APIHandler):
                     "admin": me.hub_admin,
                     "scopes": sorted(me.scopes),
                 },
+                **({"disk": disk} if disk is not None else {}),
             }
         )
 

@@ -12,7 +12,6 @@ from ..auth import APIHandler, needs_scope
 from ..builds.model import Build
 from ..builds.request import BuildRequest
 from ..errors import Forbidden, InvalidInput, NotFound
-from ..images.catalog import ImageInfo
 from ..sources import GitCredentials
 
 # every field POST api/builds accepts; anything else is rejected (documented in openapi.yaml)
@@ -220,31 +219,7 @@ class ImagesHandler(APIHandler):
         self.write_json_text('{"images": [' + ", ".join(visible) + "], " + freshness[1:])
 
 
-class ImageHandler(APIHandler):
-    async def _visible(self, owner_slug: str, name: str) -> ImageInfo:
-        image = await self.services.catalog.get(owner_slug=owner_slug, name=name)
-        if image is None or not self.me.may_see(image):
-            raise NotFound(f"No image {owner_slug}/{name} that you can see")
-        return image
-
-    @needs_scope("view")
-    async def get(self, owner_slug: str, name: str) -> None:
-        image = await self._visible(owner_slug, name)
-        self.write_json(image.to_dict())
-
-    @needs_scope("build")
-    async def delete(self, owner_slug: str, name: str) -> None:
-        image = await self._visible(owner_slug, name)
-        if not self.me.may_build_for(image.owner, shared=image.shared):
-            raise Forbidden("Only admins may delete shared or other users' images")
-        force = self.get_argument("force", "false").lower() in ("1", "true", "yes")
-        await self.services.catalog.delete(owner_slug=owner_slug, name=name, force=force)
-        self.set_status(204)
-        self.finish()
-
-
 _ID = r"(?P<build_id>[A-Za-z0-9_-]{1,64})"
-_IMG = r"(?P<owner_slug>[a-z0-9._-]{1,128})/(?P<name>[a-z0-9._-]{1,63})"
 default_handlers = [
     (r"api/builds", BuildsHandler),
     (rf"api/builds/{_ID}", BuildHandler),
@@ -253,5 +228,4 @@ default_handlers = [
     (rf"api/builds/{_ID}/events", BuildEventsHandler),
     (r"api/servers", ServersHandler),
     (r"api/images", ImagesHandler),
-    (rf"api/images/{_IMG}", ImageHandler),
 ]

@@ -19,7 +19,7 @@ from .reference import split_tag
 
 _DEFAULT_IDENTITY = RepoIdentity()
 
-__all__ = ["Catalog", "CatalogState", "ImageInfo", "find_existing", "select_images"]
+__all__ = ["Catalog", "CatalogState", "ImageInfo", "TagRecord", "find_existing", "select_images"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,8 @@ class ImageInfo:
         build_id: id of the build that made it.
         hints: spawner hints (``profile``, ``cpu``, ``memory``).
         scheme: naming scheme version from the label.
+        pinned: ``latest`` is pinned (rolled back): builds do not move it
+            (:data:`~.reference.PINNED`).
     """
 
     owner: str
@@ -114,6 +116,7 @@ class ImageInfo:
     build_id: str = ""
     hints: dict[str, str] = field(default_factory=dict)
     scheme: str = ""
+    pinned: bool = False
     _json: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -127,6 +130,7 @@ class ImageInfo:
         latest: str | None,
         tags: list[str],
         size: int | None,
+        pinned: bool = False,
     ) -> ImageInfo:
         """Describe an environment by the labels of one of its images.
 
@@ -138,6 +142,7 @@ class ImageInfo:
             latest: the ``:latest`` reference, or None.
             tags: the repository's tags, ``latest`` first, then newest build first.
             size: bytes, or None if unknown.
+            pinned: whether ``latest`` is pinned.
 
         Returns:
             The info (its hints are a copy of the labels').
@@ -159,6 +164,7 @@ class ImageInfo:
             build_id=labels.build_id,
             hints=dict(labels.hints),
             scheme=labels.scheme,
+            pinned=pinned,
         )
 
     def to_json(self) -> str:
@@ -177,7 +183,8 @@ class ImageInfo:
 
         Returns:
             ``{"owner", "shared", "owner_slug", "name", "display_name", "repo", "ref",
-            "commit", "image", "latest", "tags", "size", "built_at", "build_id", "hints"}``.
+            "commit", "image", "latest", "tags", "size", "built_at", "build_id", "hints",
+            "pinned"}``.
         """
         return {
             "owner": self.owner,
@@ -195,7 +202,30 @@ class ImageInfo:
             "built_at": self.built_at,
             "build_id": self.build_id,
             "hints": dict(self.hints),
+            "pinned": self.pinned,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TagRecord:
+    """One tag of an environment with what its image says (for history and retention).
+
+    Attributes:
+        tag: the tag (commit tags, ``latest`` and the pin marker alike).
+        reference: ``repository:tag``.
+        image_id: the engine's image id, or the registry's manifest digest.
+        labels: the image's labels.
+        size: bytes (engine: the image's size; registry: config and layers, compressed),
+            None if unknown.
+        created: the image's creation time (seconds or ISO 8601 text; "" if unknown).
+    """
+
+    tag: str
+    reference: str
+    image_id: str
+    labels: ImageLabels
+    size: int | None
+    created: str = ""
 
 
 def select_images(
@@ -361,6 +391,34 @@ class Catalog:
             True if removed (the base class never removes).
         """
         return False
+
+    async def tag_records(self, *, owner_slug: str, name: str) -> list[TagRecord] | None:
+        """Every tag of one environment (``latest`` and the pin marker included), each with
+        its image's labels, id and size; only tags whose labels say they belong there.
+
+        Returns:
+            The records in no particular order, or None when there is no such environment.
+        """
+        raise NotImplementedError
+
+    async def mark_pinned(self, source: str, target: str) -> None:
+        """Make ``target`` (the pin marker tag) name the image ``source`` names.
+
+        A tag by default; a registry makes the marker a manifest of its own, so that
+        removing it (:meth:`remove_tag`) never takes another tag with it.
+
+        Raises:
+            errors.NotFound: ``source`` does not exist.
+        """
+        await self.tag(source, target)
+
+    async def prune_tag(self, reference: str) -> bool:
+        """Remove one tag for the retention rule, never an image a container uses.
+
+        Returns:
+            True if removed; False if absent or refused because a container uses it.
+        """
+        return await self.remove_tag(reference)
 
     async def delete(self, *, owner_slug: str, name: str, force: bool = False) -> list[str]:
         """Remove every tag of an environment.

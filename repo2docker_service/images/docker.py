@@ -43,9 +43,17 @@ from typing import Any
 from aiodocker.exceptions import DockerError
 
 from ..errors import Conflict, NotFound, UpstreamError
-from .catalog import Catalog, ImageInfo, select_images
+from .catalog import Catalog, ImageInfo, TagRecord, select_images
 from .dockerengine import DockerEngine
-from .dockerindex import ImageIndex, Key, Tagged, describe, group_items, item_from_inspect
+from .dockerindex import (
+    ImageIndex,
+    Key,
+    Tagged,
+    describe,
+    group_items,
+    item_from_inspect,
+    tag_record,
+)
 from .naming import ImageNamer
 from .reference import split_reference
 
@@ -286,6 +294,19 @@ class DockerCatalog(Catalog):
         tagged = (await self._groups_for(repository)).get((owner_slug, name))
         return describe((owner_slug, name), tagged) if tagged else None
 
+    async def tag_records(self, *, owner_slug: str, name: str) -> list[TagRecord] | None:
+        """Every tag of one environment with its image (see :meth:`Catalog.tag_records`).
+
+        Raises:
+            UpstreamError: the engine is unreachable.
+        """
+        try:
+            repository = self.namer.repository(owner_slug=owner_slug, name=name)
+        except ValueError:
+            return None
+        tagged = (await self._groups_for(repository)).get((owner_slug, name))
+        return [tag_record(t) for t in tagged] if tagged else None
+
     async def image_info(self, reference: str) -> ImageInfo | None:
         """Describe the image with exactly this reference, with its repository's tags.
 
@@ -352,6 +373,18 @@ class DockerCatalog(Catalog):
             return False
         self.index.drop_tag(reference)
         return True
+
+    async def prune_tag(self, reference: str) -> bool:
+        """Untag ``reference`` unless it is the last tag of an image a container uses
+        (Docker refuses that without force). Returns False then, or when absent."""
+        try:
+            removed = await self._untag(reference, force=False)
+        except Conflict as e:
+            self.log.info("prune: kept %s (%s)", reference, e.message)
+            return False
+        if removed:
+            self.index.drop_tag(reference)
+        return removed
 
     async def _untag(self, reference: str, *, force: bool) -> bool:
         """Delete one reference in the engine.

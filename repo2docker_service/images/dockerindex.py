@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from .catalog import ImageInfo
+from .catalog import ImageInfo, TagRecord
 from .labels import LABEL_OWNER, ImageLabels
 from .naming import ImageNamer
-from .reference import LATEST, split_reference
+from .reference import LATEST, PINNED, split_reference
 
 __all__ = [
     "ImageIndex",
@@ -34,6 +34,7 @@ __all__ = [
     "group_items",
     "item_from_inspect",
     "normalize_item",
+    "tag_record",
 ]
 
 #: ``(owner_slug, name)``: one environment.
@@ -168,14 +169,14 @@ def describe(key: Key, tagged: list[Tagged], *, focus: Tagged | None = None) -> 
     current = focus or latest or newest_first[0]
     # the commit-tag reference of the described image
     image = current.reference
-    if current.tag == LATEST:
+    if current.tag in (LATEST, PINNED):
         for t in tagged:
-            if t.tag != LATEST and t.item.get("Id") == current.item.get("Id"):
+            if t.tag not in (LATEST, PINNED) and t.item.get("Id") == current.item.get("Id"):
                 image = t.reference
                 break
     tags = [LATEST] if latest else []
     for t in newest_first:
-        if t.tag not in tags:
+        if t.tag not in tags and t.tag != PINNED:
             tags.append(t.tag)
     return ImageInfo.from_labels(
         current.labels,
@@ -185,6 +186,19 @@ def describe(key: Key, tagged: list[Tagged], *, focus: Tagged | None = None) -> 
         latest=latest.reference if latest else None,
         tags=tags,
         size=current.item.get("Size"),
+        pinned=any(t.tag == PINNED for t in tagged),
+    )
+
+
+def tag_record(t: Tagged) -> TagRecord:
+    """The :class:`~.catalog.TagRecord` of one tag (``created``: zero-padded seconds)."""
+    return TagRecord(
+        tag=t.tag,
+        reference=t.reference,
+        image_id=str(t.item.get("Id") or ""),
+        labels=t.labels,
+        size=t.item.get("Size"),
+        created=f"{int(t.item.get('Created') or 0):012d}",
     )
 
 

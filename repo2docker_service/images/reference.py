@@ -27,6 +27,7 @@ __all__ = [
     "LATEST",
     "MAX_REPOSITORY_LENGTH",
     "PATH_COMPONENT_PATTERN",
+    "PINNED",
     "is_digest",
     "is_registry_domain",
     "is_valid_domain",
@@ -41,6 +42,10 @@ __all__ = [
 
 #: The tag a reference without one means.
 LATEST = "latest"
+
+#: The tag that marks an environment's ``latest`` as pinned (a roll back): it names the
+#: image ``latest`` is held at. Not a commit tag (those are 12 hex digits), never listed.
+PINNED = "pinned"
 
 #: Longest repository name (registry host included) Docker accepts.
 MAX_REPOSITORY_LENGTH = 255

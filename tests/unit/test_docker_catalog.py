@@ -145,6 +145,7 @@ async def test_groups_tags_per_environment(catalog, monkeypatch, mode):
         "built_at": "2026-02-01T00:00:00Z",
         "build_id": env.build_id,
         "hints": {"memory": "1G"},
+        "pinned": False,
     }
     assert [i.name for i in await catalog.list_images(owner="alice")] == ["env"]
     assert [i.name for i in await catalog.list_images(owner="alice", include_shared=True)] == [

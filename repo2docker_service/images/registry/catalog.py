@@ -21,13 +21,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from ...errors import Conflict, NotFound, Unavailable, UpstreamError
-from ..catalog import Catalog, CatalogState, ImageInfo, select_images
+from ..catalog import Catalog, CatalogState, ImageInfo, TagRecord, select_images
 from ..labels import ImageLabels
 from ..naming import ImageNamer
-from ..reference import LATEST, is_digest, split_reference
+from ..reference import LATEST, PINNED, is_digest, split_reference
 from .client import RegistryClient
 from .errors import RegistryError
 from .listing import ImageMeta, RegistryListing, RepoTags
+from .manifest import pin_manifest
 
 __all__ = ["RegistryCatalog"]
 
@@ -193,13 +194,17 @@ class RegistryCatalog(Catalog):
         )
         current = next((e for e in entries if e.tag == focus), None) or latest or newest_first[0]
         tag = current.tag
-        if tag == LATEST:
+        if tag in (LATEST, PINNED):
             tag = next(
-                (e.tag for e in newest_first if e.tag != LATEST and e.digest == current.digest),
-                LATEST,
+                (
+                    e.tag
+                    for e in newest_first
+                    if e.tag not in (LATEST, PINNED) and e.digest == current.digest
+                ),
+                tag,
             )
         tags = [LATEST] if latest else []
-        tags += [e.tag for e in newest_first if e.tag != LATEST]
+        tags += [e.tag for e in newest_first if e.tag not in (LATEST, PINNED)]
         return ImageInfo.from_labels(
             current.labels,
             owner_slug=owner_slug,
@@ -208,6 +213,7 @@ class RegistryCatalog(Catalog):
             latest=f"{repository}:{LATEST}" if latest else None,
             tags=tags,
             size=current.meta.size or None,
+            pinned=any(e.tag == PINNED for e in entries),
         )
 
     # ------------------------------------------------------------------ Catalog API
@@ -310,6 +316,55 @@ class RegistryCatalog(Catalog):
             return None
         entries = self._entries(repository, repo)
         return self._info(repository, entries) if entries else None
+
+    async def tag_records(self, *, owner_slug: str, name: str) -> list[TagRecord] | None:
+        """Every tag of one environment as the registry has it now (``image_id`` is the
+        manifest digest; ``size`` compressed).
+
+        Raises:
+            Unavailable, UpstreamError: registry trouble.
+        """
+        try:
+            repository = self.namer.repository(owner_slug=owner_slug, name=name)
+        except ValueError:
+            return None
+        async with self._upstream(f"reading {repository}"):
+            repo = await self.listing.update_repo(repository)
+        entries = self._entries(repository, repo) if repo else []
+        return [
+            TagRecord(
+                tag=e.tag,
+                reference=f"{repository}:{e.tag}",
+                image_id=e.digest,
+                labels=e.labels,
+                size=e.meta.size or None,
+                created=e.meta.created,
+            )
+            for e in entries
+        ] or None
+
+    async def mark_pinned(self, source: str, target: str) -> None:
+        """The pin marker as a manifest of its own: ``source``'s manifest with an
+        annotation (so its digest is unique and deleting it takes no other tag along).
+
+        Raises:
+            NotFound: ``source`` does not exist.
+            Unavailable, UpstreamError: registry trouble.
+        """
+        repository, source_ref = self._split(source)
+        name = self.listing.api_name(repository)
+        async with self._upstream(f"pinning {source}"):
+            got = await self.client.get_manifest(name, source_ref)
+            if got is None:
+                raise NotFound(f"image {source} not found in the registry")
+            body = pin_manifest(got[1], pinned=source)
+            old = await self.client.head_manifest(name, split_reference(target)[1])
+            if old is not None:
+                await self.client.delete_manifest(name, old.digest)
+            await self.client.put_manifest(
+                name, split_reference(target)[1], media_type=got[0].media_type, body=body
+            )
+            await self.listing.update_repo(repository)
 
     async def tag(self, source: str, target: str) -> None:
         """Point ``target`` at the manifest of ``source`` inside the registry (manifest GET +

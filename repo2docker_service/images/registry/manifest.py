@@ -23,6 +23,7 @@ __all__ = [
     "MEDIA_DOCKER_MANIFEST",
     "MEDIA_OCI_INDEX",
     "MEDIA_OCI_MANIFEST",
+    "PIN_ANNOTATION",
     "ImageDetails",
     "ManifestRef",
     "config_digest",
@@ -33,6 +34,7 @@ __all__ = [
     "json_object",
     "manifest_media_type",
     "pick_platform",
+    "pin_manifest",
 ]
 
 MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -211,3 +213,24 @@ def describe_image(
         created=str(config.get("created") or ""),
         platform=platform,
     )
+
+
+#: the annotation key of a pin marker manifest (see ``RegistryCatalog.mark_pinned``)
+PIN_ANNOTATION = "repo2docker-service.pinned"
+
+
+def pin_manifest(raw: bytes, *, pinned: str) -> bytes:
+    """A copy of a manifest (image manifest or index) with the annotation
+    :data:`PIN_ANNOTATION` = ``pinned``: the same config and layers under a digest of its
+    own. OCI image manifests and indexes define ``annotations`` (image-spec
+    ``manifest.md``, ``image-index.md``); the Distribution registry stores a Docker v2
+    manifest's extra field as sent.
+
+    Raises:
+        RegistryError: ``raw`` is not a JSON object.
+    """
+    manifest = json_object(raw, what="manifest to pin")
+    annotations = dict(manifest.get("annotations") or {})
+    annotations[PIN_ANNOTATION] = pinned
+    manifest["annotations"] = annotations
+    return json.dumps(manifest, separators=(",", ":")).encode()
