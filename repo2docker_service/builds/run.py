@@ -272,6 +272,7 @@ class BuildRunner:
         )
         build.add_event(EventType.LOG, {"message": message})
         self._log(build, logging.INFO, "latest is pinned; not moved to %s", build.image)
+        await self.catalog.refresh(build.image)  # no tag of ours follows to announce it
         return True
 
     # ------------------------------------------------------------------ end

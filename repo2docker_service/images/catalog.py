@@ -401,6 +401,10 @@ class Catalog:
         """
         raise NotImplementedError
 
+    async def refresh(self, reference: str) -> None:
+        """Read ``reference`` again into what listings answer from (after another writer,
+        such as repo2docker, made it and no tag of the catalog's own followed)."""
+
     async def mark_pinned(self, source: str, target: str) -> None:
         """Make ``target`` (the pin marker tag) name the image ``source`` names.
 

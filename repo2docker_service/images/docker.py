@@ -374,6 +374,11 @@ class DockerCatalog(Catalog):
         self.index.drop_tag(reference)
         return True
 
+    async def refresh(self, reference: str) -> None:
+        """Re-inspect ``reference`` into the index (buildx's exports send no tag event)."""
+        if self._live:
+            await self._refresh(reference)
+
     async def prune_tag(self, reference: str) -> bool:
         """Untag ``reference`` unless it is the last tag of an image a container uses
         (Docker refuses that without force). Returns False then, or when absent."""

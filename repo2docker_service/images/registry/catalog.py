@@ -343,6 +343,12 @@ class RegistryCatalog(Catalog):
             for e in entries
         ] or None
 
+    async def refresh(self, reference: str) -> None:
+        """Read the tags of ``reference``'s repository again into the snapshot."""
+        repository, _ = self._split(reference)
+        async with self._upstream(f"reading {repository}"):
+            await self.listing.update_repo(repository)
+
     async def mark_pinned(self, source: str, target: str) -> None:
         """The pin marker as a manifest of its own: ``source``'s manifest with an
         annotation (so its digest is unique and deleting it takes no other tag along).
