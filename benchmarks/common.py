@@ -281,10 +281,14 @@ class Rig:
         return service_pid(self.hub)
 
 
-def session(*, limit: int = 100) -> aiohttp.ClientSession:
-    """An aiohttp session that never uses proxies from the environment."""
+def session(*, limit: int = 100, force_close: bool = False) -> aiohttp.ClientSession:
+    """An aiohttp session that never uses proxies from the environment.
+
+    ``force_close``: a new connection per request. For clients that sit idle longer than
+    the proxy's keep-alive timeout (5 s in Node.js) between requests: reusing a connection
+    the proxy is closing at that moment fails with ``ServerDisconnectedError``."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=limit),
+        connector=aiohttp.TCPConnector(limit=limit, force_close=force_close),
         timeout=aiohttp.ClientTimeout(total=600),
         trust_env=False,
     )
