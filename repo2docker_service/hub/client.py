@@ -25,6 +25,7 @@ __all__ = [
     "ServiceClient",
     "ServiceUnavailable",
     "default_service_url",
+    "scopes_held",
     "user_holds_scope",
 ]
 
@@ -125,7 +126,13 @@ def user_holds_scope(user: Any, scope: str, *, hub_admins: bool = False) -> bool
     """
     if hub_admins and getattr(user, "admin", False) is True:
         return True
+    return scope in scopes_held(user)
+
+
+def scopes_held(user: Any) -> set[str]:
+    """The scopes a hub user holds through roles and groups, expanded (hub process only);
+    ``set()`` for anything without an ``orm_user``."""
     orm_user = getattr(user, "orm_user", None)
     if orm_user is None:
-        return False
-    return scope in get_scopes_for(orm_user)
+        return set()
+    return set(get_scopes_for(orm_user))

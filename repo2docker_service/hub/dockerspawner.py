@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from tornado import web
-from traitlets import Bool, Float, Unicode, default
+from traitlets import Bool, Float, Int, Unicode, default
 from traitlets.config import Configurable
 
+from .buildform import BuildFormSettings, service_name_of, token_scopes
 from .client import (
     DEFAULT_SERVICE_URL,
     TOKEN_ENV,
@@ -37,6 +38,7 @@ from .client import (
     ServiceClient,
     ServiceUnavailable,
     default_service_url,
+    scopes_held,
     user_holds_scope,
 )
 from .dockernames import owned_by, owner_labels, safe_name_template
@@ -132,6 +134,33 @@ class Repo2DockerMixin(Configurable):
         """,
     ).tag(config=True)
 
+    build_from_form = Bool(
+        True,
+        help="""Offer "Build from a repository" in the options form (users holding the
+        service's build scope): repository, ref, Build, the live log, then the built image
+        is selected. False: the form lists existing environments only.
+        """,
+    ).tag(config=True)
+
+    build_token_seconds = Int(
+        4 * 3600,
+        help="""Lifetime, in seconds, of the API token the form's "Build" asks the hub for
+        (scopes: reaching the service and building; deleted when the build ends). 0: the
+        hub's default (`JupyterHub.token_expires_in_max_seconds`, else no expiry).
+        """,
+    ).tag(config=True)
+
+    service_name = Unicode(
+        help="""The service's name in `c.JupyterHub.services`, for the form token's
+        `access:services!service=<name>`. Default: from `service_url`'s path
+        (`/services/<name>/`), else `repo2docker`.
+        """,
+    ).tag(config=True)
+
+    @default("service_name")
+    def _default_service_name(self) -> str:
+        return service_name_of(urlparse(self.service_url).path)
+
     hub_admins_are_admins = Bool(
         True,
         help="""Whether hub admins may start every image, as holders of `<prefix>admin`.
@@ -179,7 +208,28 @@ class Repo2DockerMixin(Configurable):
             self.log.error("repo2docker options form for %s: %s", self.user.name, e)
             return render_options_form(None, error=str(e))
         selected = self._requested_in_query() or first_value(self.user_options.get("image"))
-        return render_options_form(answer, selected=selected, service_page=self._service_page())
+        return render_options_form(
+            answer,
+            selected=selected,
+            service_page=self._service_page(),
+            build=self._build_form_settings(),
+        )
+
+    def _build_form_settings(self) -> BuildFormSettings | None:
+        """The form's build choice, for users who may build (see :mod:`.buildform`)."""
+        if not self.build_from_form:
+            return None
+        scopes = token_scopes(
+            scopes_held(self.user), service_name=self.service_name, scope_prefix=self.scope_prefix
+        )
+        if not scopes:
+            return None
+        return BuildFormSettings(
+            service_page=self._service_page(),
+            user=self.user.name,
+            scopes=scopes,
+            token_seconds=self.build_token_seconds,
+        )
 
     @default("options_form")
     def _default_options_form(self) -> Callable[[Any], Awaitable[str]]:

@@ -13,6 +13,8 @@ import html
 from datetime import datetime
 from typing import Any
 
+from .buildform import BuildFormSettings, render_build_choice
+
 __all__ = [
     "describe_limits",
     "find_image",
@@ -71,6 +73,7 @@ def render_options_form(
     selected: str | None = None,
     service_page: str = "/services/repo2docker/",
     error: str | None = None,
+    build: BuildFormSettings | None = None,
 ) -> str:
     """The options form HTML: one radio button per image (all text escaped).
 
@@ -79,6 +82,9 @@ def render_options_form(
         selected: the reference to preselect (default: the first image).
         service_page: link to the service's environments page (to build one).
         error: a message shown instead of the list when the service could not answer.
+        build: settings of the "Build from a repository" choice (:mod:`.buildform`), or
+            None for no such choice. It comes last, and is preselected when the user has
+            no environments yet.
     """
     if error is not None:
         return (
@@ -89,10 +95,19 @@ def render_options_form(
     answer = answer or {}
     images: list[dict[str, Any]] = answer.get("images", [])
     if not images:
-        return (
+        no_images = (
             '<p id="repo2docker-no-images">You have no environments to start yet. '
             f'<a href="{esc(service_page)}">Build one from a git repository</a> first.</p>'
-            '<input type="hidden" name="image" value="">'
+        )
+        if build is None:
+            return no_images + '<input type="hidden" name="image" value="">'
+        return (
+            '<p id="repo2docker-no-images">You have no environments to start yet: build '
+            f'one here, or on the <a href="{esc(service_page)}">environments page</a>.</p>'
+            + '<fieldset id="repo2docker-images"><legend class="h6">Choose an environment'
+            + "</legend>"
+            + render_build_choice(build, checked=True)
+            + "</fieldset>"
         )
     if selected is None or find_image(answer, selected) is None:
         selected = images[0]["image"]
@@ -102,9 +117,11 @@ def render_options_form(
         # the chosen entry's radio button carries the reference asked for (e.g. a tag)
         value = selected if entry is chosen else entry["image"]
         rows.append(_image_row(i, entry, answer, value=value, checked=entry is chosen))
+    extra = render_build_choice(build, checked=False) if build is not None else ""
     return (
         '<fieldset id="repo2docker-images"><legend class="h6">Choose an environment</legend>'
         + "".join(rows)
+        + extra
         + "</fieldset>"
     )
 

@@ -76,17 +76,24 @@ def validate_ref(ref: str) -> str:
         ``ref`` unchanged.
 
     Raises:
-        InvalidInput: ``ref`` is empty, longer than 255 characters or not a valid ref name.
+        InvalidInput: ``ref`` is empty, longer than 255 characters or not a valid ref name
+            (``field="ref"``).
     """
     if not isinstance(ref, str) or not ref:
-        raise InvalidInput("ref must be a non-empty string: a branch, tag or commit SHA")
+        raise InvalidInput(
+            "ref must be a non-empty string: a branch, tag or commit SHA", field="ref"
+        )
     if len(ref) > MAX_REF_LENGTH:
-        raise InvalidInput(f"ref is too long: {len(ref)} characters, at most {MAX_REF_LENGTH}")
+        raise InvalidInput(
+            f"ref is too long: {len(ref)} characters, at most {MAX_REF_LENGTH}", field="ref"
+        )
     if ref == "HEAD" or _SHORT_SHA_RE.fullmatch(ref):
         return ref
     problem = _refname_problem(ref)
     if problem is not None:
-        raise InvalidInput(f"invalid ref {_shorten(ref)!r}: a branch or tag name {problem}")
+        raise InvalidInput(
+            f"invalid ref {_shorten(ref)!r}: a branch or tag name {problem}", field="ref"
+        )
     return ref
 
 

@@ -150,17 +150,21 @@ def validate_repo_url(
         The URL with scheme and host lowercased (path, query and fragment unchanged).
 
     Raises:
-        InvalidInput: the URL is not acceptable; the message says why.
+        InvalidInput: the URL is not acceptable; the message says why (``field="repo"``).
         ValueError: ``allowed_schemes`` names a scheme outside :data:`SUPPORTED_SCHEMES`.
     """
     allowed = _allowed_scheme_set(allowed_schemes)
-    url = _refuse_unsafe_text(url, max_length)
-    scheme = _allowed_scheme(url, allowed)
-    parts = _split_url(url)
-    if scheme == "file":
-        return _normalized_file_url(parts)
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    _refuse_credentials(scheme, userinfo, at, parts.netloc)
-    _refuse_bad_host(scheme, parts, hostport, {h.lower() for h in allowed_hosts})
+    try:
+        url = _refuse_unsafe_text(url, max_length)
+        scheme = _allowed_scheme(url, allowed)
+        parts = _split_url(url)
+        if scheme == "file":
+            return _normalized_file_url(parts)
+        userinfo, at, hostport = parts.netloc.rpartition("@")
+        _refuse_credentials(scheme, userinfo, at, parts.netloc)
+        _refuse_bad_host(scheme, parts, hostport, {h.lower() for h in allowed_hosts})
+    except InvalidInput as e:
+        e.field = "repo"  # every refusal here is about the repository URL field
+        raise
     netloc = f"{userinfo}@{hostport.lower()}" if at else hostport.lower()
     return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -86,3 +86,25 @@ def foreign_site(html: str) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+# axe-core, pinned in tests/rig/npm-clients/package-lock.json (npm ci by setup.sh)
+AXE = REPO_ROOT / ".cache" / "npm-clients" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def run_axe(page: Page, within: str | None = None) -> list[tuple[str, str, list[str]]]:
+    """axe-core's serious and critical violations on the page as it is now:
+    ``[(rule id, impact, first 5 targets)]``; ``within``: a CSS selector to check only that
+    part (our markup on a page of the hub, whose own Start button fails color-contrast)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        """async (within) => (await axe.run(within ? document.querySelector(within) : document,
+            {resultTypes: ['violations']})).violations""",
+        within,
+    )
+    return [
+        (v["id"], v["impact"], [n["target"][0] for n in v["nodes"]][:5])
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from tests.rig.api import build as api_build
 from tests.rig.api import call, follow_build
-from tests.rig.browser import login
+from tests.rig.browser import AXE, login, run_axe
 from tests.rig.engine import BASE_IMAGE
 from tests.rig.envpage import (
     BUILD_TIMEOUT,
@@ -30,14 +30,11 @@ from tests.rig.envpage import (
     uname,
     wait_state,
 )
-from tests.rig.parts import REPO_ROOT
 from tests.rig.repos import dockerfile
 from tests.rig.wait import wait_until
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker]
 
-# axe-core, pinned in tests/rig/npm-clients/package-lock.json (npm ci by setup.sh)
-AXE = REPO_ROOT / ".cache" / "npm-clients" / "node_modules" / "axe-core" / "axe.min.js"
 # (width, height): a laptop, a phone, the narrowest phone in use
 VIEWPORTS = [(1280, 900), (390, 844), (360, 740)]
 # an error line long enough to be folded in the row, with no space to break it at
@@ -302,20 +299,6 @@ def test_theme_follows_the_hub_and_the_system(browser, hub, entries, artifacts):
         context.close()
 
 
-def run_axe(page: Page) -> list[tuple[str, str, list[str]]]:
-    """axe-core's serious and critical violations on the page as it is now."""
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.add_script_tag(path=str(AXE))
-    violations = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-    )
-    return [
-        (v["id"], v["impact"], [n["target"][0] for n in v["nodes"]][:5])
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_axe_finds_no_serious_violation_on_the_page_and_dialogs(browser, hub, entries, scheme):
     assert AXE.is_file(), f"{AXE} is missing: run bash scripts/setup.sh"
@@ -450,7 +433,10 @@ STRUCTURED = [
     (422, "anything", "repo", [], "repo", []),
     (422, "ref 'x' not found in http://h/r.git", None, [], "ref", []),
     (422, "anything", "name", ["a"], None, None),  # not a field of this form's choice
-    (400, "anything", "ref", ["main"], None, None),  # only the sources' 422s
+    (400, "invalid ref 'a..b': ...", "ref", [], "ref", []),  # a refused ref
+    (400, "repo URL has no host", "repo", [], "repo", []),
+    (400, "anything", None, [], None, None),
+    (429, "anything", "ref", ["main"], None, None),
 ]
 
 

@@ -87,6 +87,7 @@ def test_repo_url_rejected(url, message):
         validate_repo_url(url)
     assert e.value.status_code == 400
     assert message in e.value.message
+    assert e.value.details() == {"field": "repo"}  # forms show it on the URL field
 
 
 @pytest.mark.parametrize(
@@ -215,6 +216,7 @@ def test_ref_rejected(ref):
     with pytest.raises(InvalidInput) as e:
         validate_ref(ref)
     assert e.value.status_code == 400
+    assert e.value.field == "ref"
 
 
 # ---------------------------------------------------------------------------

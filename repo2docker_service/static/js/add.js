@@ -17,16 +17,19 @@ import {
 
 /**
  * The field a refusal is about, in words, with the server's own reason kept after them:
- * the error JSON's `field` (`repo`, `ref`) and `suggestions` (existing branches for an
- * unknown ref), else the sources' 422 messages ("could not read <repo>: ...", "ref 'x' not
- * found in <repo>", "commit <sha> not found in <repo>", "timed out after N s contacting
- * <repo>"); null for anything else. Shared with the hub's spawn form (spawnform.js).
+ * the error JSON's `field` (`repo`, `ref`; on 400s and the sources' 422s) and
+ * `suggestions` (existing branches for an unknown ref), else the sources' 422 messages
+ * ("could not read <repo>: ...", "ref 'x' not found in <repo>", "commit <sha> not found
+ * in <repo>", "timed out after N s contacting <repo>"); null for anything else. Shared
+ * with the hub's spawn form (spawnform.js).
  */
 export function fieldOf(error) {
+  const text = String(error?.message || "");
+  const suggestions = Array.isArray(error?.suggestions) ? error.suggestions : [];
+  let name = error?.field === "repo" || error?.field === "ref" ? error.field : null;
+  // a refused URL or ref (400): the server's sentence, on its field
+  if (error?.status === 400 && name) return { name, message: text, suggestions };
   if (error?.status !== 422) return null;
-  const text = String(error.message || "");
-  const suggestions = Array.isArray(error.suggestions) ? error.suggestions : [];
-  let name = error.field === "repo" || error.field === "ref" ? error.field : null;
   if (!name && /^(could not read |timed out after .* contacting )/.test(text)) name = "repo";
   if (!name && /^(ref '.*'|commit [0-9a-f]{40}) not found in /.test(text)) name = "ref";
   if (name === "repo") {
