@@ -94,4 +94,4 @@ async def check_commit(
         raise commit_not_found(repo, sha)
     if any(marker in reason.lower() for marker in CANNOT_TELL):
         return False
-    raise SourceError(f"could not read {repo}: {reason}")
+    raise SourceError(f"could not read {repo}: {reason}", field="repo")
