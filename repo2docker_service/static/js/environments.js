@@ -84,6 +84,8 @@ function describe({ key, image, build, ended }, servers) {
     image: image ? image.image : null,
     size: image ? image.size : null,
     builtAt: image ? image.built_at : null,
+    // latest is rolled back: builds do not replace what the hub offers
+    pinned: Boolean(image?.pinned),
     state,
     position,
     error,
@@ -275,6 +277,9 @@ export class EnvironmentTable {
   statusCell(vm) {
     const parts = [statusBadge(vm)];
     if (vm.note) parts.push(" ", el("span", { class: "badge r2d-note border" }, vm.note));
+    if (vm.pinned) {
+      parts.push(" ", el("span", { class: "badge r2d-note border r2d-pinned", title: "rolled back: new builds do not replace it" }, "pinned"));
+    }
     if (vm.server) {
       const text = vm.server.ready ? "server running" : `server ${vm.server.pending === "stop" ? "stopping" : "starting"}`;
       parts.push(" ", el("span", { class: "badge r2d-note border r2d-server-state" }, text));
@@ -340,6 +345,7 @@ export class EnvironmentTable {
       );
     }
     if (vm.buildId) box.append(button("logs", "Logs", "btn-outline-secondary", `of ${name}`));
+    if (vm.image && vm.ownerSlug) box.append(button("history", "History", "btn-outline-secondary", `of ${name}`));
     if (this.canManage(vm)) {
       if (vm.active) {
         box.append(button("cancel", "Cancel", "btn-outline-danger", `the build of ${name}`));

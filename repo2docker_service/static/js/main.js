@@ -5,9 +5,11 @@
 // while the tab is hidden.
 
 import { AddDialog } from "./add.js";
+import { AdminPanel } from "./admin.js";
 import { createApi } from "./api.js";
 import { confirmAction } from "./dialogs.js";
 import { EnvironmentTable, mergeEnvironments } from "./environments.js";
+import { HistoryDialog } from "./history.js";
 import { LogDialog } from "./logs.js";
 import { Notices } from "./notices.js";
 import { ACTIVE_STATES } from "./status.js";
@@ -47,6 +49,19 @@ class EnvironmentsPage {
     this.notices = new Notices(document.getElementById("notices"), {
       openLog: (id, name) => this.logs.open(id, name),
     });
+    this.history = new HistoryDialog(this.api, document.getElementById("history-dialog"), {
+      onChanged: (message) => {
+        this.notice(message, "secondary");
+        this.refresh();
+      },
+    });
+    const adminRoot = document.getElementById("admin-panel");
+    if (adminRoot) {
+      this.admin = new AdminPanel(this.api, adminRoot, {
+        notice: (message, kind) => this.notice(message, kind),
+        onPruned: () => this.refresh(),
+      });
+    }
     this.list = [];
   }
 
@@ -70,6 +85,7 @@ class EnvironmentsPage {
         this.notice(`The add dialog is not available: ${error.message}`, "danger");
       }
     }
+    this.admin?.load();
     await this.refresh();
   }
 
@@ -185,6 +201,10 @@ class EnvironmentsPage {
   async act(action, row, button) {
     if (action === "logs") {
       this.logs.open(row.buildId, row.displayName);
+      return;
+    }
+    if (action === "history") {
+      this.history.open(row, this.table.canManage(row));
       return;
     }
     if (action === "rebuild") {
