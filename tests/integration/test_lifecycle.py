@@ -216,3 +216,32 @@ async def test_registry_rollback_pin_survives_a_fresh_catalog(make, git_http, ba
         manager.namer.repository(owner_slug="ada", name="hist").removeprefix(registry + "/")
     )
     assert sorted(tags) == sorted(["latest", *(commit_tag(b.commit) for b in (*builds, third))])
+
+
+async def test_periodic_prune(make, git_http, base_image):
+    repo_name = unique("lifecycle/periodic")
+    files = {**dockerfile(base_image, "COPY version.txt /srv/"), "version.txt": "0\n"}
+    url = git_http.create_repo(repo_name, files)
+    manager = await make()
+    builds = [await build_commit(manager, git_http, repo_name, url, n) for n in range(2)]
+    life = ImageLifecycle(catalog=manager.catalog, keep_tags=1, prune_interval=0.2, log=LOG)
+    old = (
+        f"{manager.namer.repository(owner_slug='ada', name='hist')}:{commit_tag(builds[0].commit)}"
+    )
+    assert image_exists(old)
+    life.start()
+    try:
+        for _ in range(100):
+            if not image_exists(old):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await life.close()
+    assert not image_exists(old)
+    info = await manager.catalog.get(owner_slug="ada", name="hist")
+    assert info.commit == builds[1].commit and info.tags == ["latest", commit_tag(builds[1].commit)]
+
+
+def test_negative_settings_are_refused():
+    with pytest.raises(ValueError, match="0 or more"):
+        ImageLifecycle(catalog=Catalog(), usage=None, keep_tags=-1)

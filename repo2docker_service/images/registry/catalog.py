@@ -344,10 +344,11 @@ class RegistryCatalog(Catalog):
         ] or None
 
     async def refresh(self, reference: str) -> None:
-        """Read the tags of ``reference``'s repository again into the snapshot."""
+        """Read the tags of ``reference``'s repository again into the snapshot and the
+        service's index (a push whose ``latest`` stayed pinned)."""
         repository, _ = self._split(reference)
         async with self._upstream(f"reading {repository}"):
-            await self.listing.update_repo(repository)
+            await self.listing.update_repo(repository, record=True)
 
     async def mark_pinned(self, source: str, target: str) -> None:
         """The pin marker as a manifest of its own: ``source``'s manifest with an
@@ -370,7 +371,7 @@ class RegistryCatalog(Catalog):
             await self.client.put_manifest(
                 name, split_reference(target)[1], media_type=got[0].media_type, body=body
             )
-            await self.listing.update_repo(repository)
+            await self.listing.update_repo(repository, record=True)
 
     async def tag(self, source: str, target: str) -> None:
         """Point ``target`` at the manifest of ``source`` inside the registry (manifest GET +
