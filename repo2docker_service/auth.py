@@ -138,6 +138,14 @@ class Caller:
             f"Missing permission {self.prefix + scope!r}: ask a hub admin for {self.ask_for(scope)}"
         )
 
+    def admin_only(self, action: str) -> Forbidden:
+        """The 403 for ``action`` (e.g. ``"build shared environments"``), which only the
+        admin scope allows: names the scope and what to ask for (every such refusal)."""
+        return Forbidden(
+            f"Only admins (scope {self.prefix + 'admin'!r}) may {action}: "
+            f"ask a hub admin for {self.ask_for('admin')}"
+        )
+
     def may_see(self, item: Build | ImageInfo) -> bool:
         """Whether the caller may see a build record or an image.
 

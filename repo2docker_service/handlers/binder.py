@@ -140,7 +140,7 @@ class BinderBuildHandler(APIHandler):
             f"No environment built from {repo} at {wanted.ref} exists that you can start, "
             f"and you may not build one: you lack the permission {me.prefix + 'build'!r}. "
             "Ask someone who may build to build it as a shared environment, or a hub admin "
-            "for that permission."
+            f"for {me.ask_for('build')}."
         )
 
     async def _follow(self, build: Build, wanted: BinderSpec) -> None:

@@ -11,7 +11,7 @@ from tornado.iostream import StreamClosedError
 from ..auth import APIHandler, needs_scope
 from ..builds.model import Build
 from ..builds.request import BuildRequest
-from ..errors import Forbidden, InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound
 from ..sources import GitCredentials
 
 # every field POST api/builds accepts; anything else is rejected (documented in openapi.yaml)
@@ -90,7 +90,7 @@ class BuildsMixin(APIHandler):
         """A build the caller may see and change (cancel, dismiss); 404 or 403 otherwise."""
         build = self.visible_build(build_id)
         if not self.me.may_manage_build(build):
-            raise Forbidden("Only its owner or an admin may change this build")
+            raise self.me.admin_only("change other users' or shared builds")
         return build
 
 
@@ -108,7 +108,7 @@ class BuildsHandler(BuildsMixin):
         req = parse_build_request(self.get_json_body(), username=me.name)
         if not me.may_build_for(req.owner, shared=req.shared):
             what = "shared environments" if req.shared else f"environments for {req.owner!r}"
-            raise Forbidden(f"Only admins (scope {me.prefix}admin) may build {what}")
+            raise me.admin_only(f"build {what}")
         result = await self.services.manager.submit(req)
         if result.image is not None:
             self.write_json(

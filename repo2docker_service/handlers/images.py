@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..auth import APIHandler, needs_scope
-from ..errors import Forbidden, InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound
 from ..images.catalog import ImageInfo
 from ..images.reference import is_valid_tag
 
@@ -66,7 +66,7 @@ class ImageHandler(APIHandler):
     async def delete(self, owner_slug: str, name: str) -> None:
         image = await self._visible(owner_slug, name)
         if not self.me.may_build_for(image.owner, shared=image.shared):
-            raise Forbidden("Only admins may delete shared or other users' images")
+            raise self.me.admin_only("delete shared or other users' images")
         force = self.get_argument("force", "false").lower() in ("1", "true", "yes")
         await self.services.catalog.delete(owner_slug=owner_slug, name=name, force=force)
         self.set_status(204)
@@ -80,7 +80,7 @@ class LatestHandler(ImageHandler):
         tag = parse_latest_body(self.get_json_body())
         image = await self._visible(owner_slug, name)
         if not self.me.may_build_for(image.owner, shared=image.shared):
-            raise Forbidden("Only admins may roll back shared or other users' environments")
+            raise self.me.admin_only("roll back shared or other users' environments")
         found = await self.services.lifecycle.set_latest(owner_slug=owner_slug, name=name, tag=tag)
         self.services.log.info(
             "%s/%s: latest %s by %s",

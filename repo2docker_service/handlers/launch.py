@@ -194,8 +194,8 @@ class LaunchHandler(PageHandler):
             raise Forbidden(
                 f"No environment built from {repo} at {target.ref} exists that you can "
                 f"start, and you lack the permission {full!r} to build one. Ask someone "
-                "who may build to build it (as a shared environment), or a hub admin for "
-                "that permission"
+                f"who may build to build it (as a shared environment), or a hub admin for "
+                f"{me.ask_for('build')}"
             )
         return plan
 

@@ -253,3 +253,29 @@ def test_navigation_source(headers, source):
 def test_launch_without_click(source, already_theirs, at_once):
     for me in (caller("alice", "view"), caller("alice", "build"), caller("alice", "admin")):
         assert me.may_launch_without_click(source, already_theirs=already_theirs) is at_once
+
+
+@pytest.mark.parametrize(
+    "access_help, expected",
+    [
+        (
+            {"admin": "the role 'repo2docker-admin' (or membership in the group 'ops')"},
+            "ask a hub admin for the role 'repo2docker-admin' (or membership in the group 'ops')",
+        ),
+        ({}, "ask a hub admin for a role with it"),
+        ({"build": "x"}, "ask a hub admin for a role with it"),  # another scope's help
+    ],
+)
+def test_admin_only_refusals_say_what_to_ask_for(access_help, expected):
+    """One rule for every refusal that only the admin scope would lift (shared
+    environments, other users' builds and images), for a builder and a hub admin alike."""
+    for model in (
+        {"name": "alice", "kind": "user", "scopes": [f"{P}build", f"{P}view"]},
+        {"name": "root", "kind": "user", "scopes": [f"{P}build"], "admin": True},
+    ):
+        me = Caller.from_hub_model(model, P, access_help=access_help)
+        assert not me.may_build_for("alice", shared=True)
+        message = me.admin_only("build shared environments").message
+        assert (
+            message == f"Only admins (scope '{P}admin') may build shared environments: {expected}"
+        )
