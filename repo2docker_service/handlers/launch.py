@@ -33,11 +33,12 @@ from urllib.parse import quote, urlencode
 
 from tornado import web
 
-from ..auth import Navigation, needs_scope
+from ..auth import needs_scope
 from ..builds.request import BuildRequest
 from ..errors import Forbidden, ServiceError
 from ..images.naming import validate_name
 from ..launches import LaunchPlan, plan_launch
+from ..navigation import Navigation
 from ..sources import validate_repo_url
 from .pages import PageHandler
 

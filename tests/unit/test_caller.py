@@ -3,10 +3,11 @@
 import pytest
 from tornado.httputil import HTTPHeaders
 
-from repo2docker_service.auth import Caller, Navigation, navigation_source
+from repo2docker_service.auth import Caller
 from repo2docker_service.builds.model import Build
 from repo2docker_service.errors import Forbidden
 from repo2docker_service.images.catalog import ImageInfo
+from repo2docker_service.navigation import Navigation, navigation_source
 
 P = "custom:repo2docker:"
 

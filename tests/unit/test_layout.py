@@ -34,6 +34,7 @@ RANK = {
     "errors": 0,
     "repo2docker_offline_config": 0,
     "repoid": 0,
+    "navigation": 0,
     "sizes": 0,
     "hub": 0,
     "config": 1,
