@@ -28,6 +28,10 @@ def make_build() -> Build:
     )
 
 
+#: every build writes BuildKit's inline cache metadata unless told not to
+INLINE = ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+
+
 def user(uid: str = "1000", name: str = "jovyan") -> list[str]:
     return ["--user-id", uid, "--user-name", name, "--image-name", IMAGE, "--ref", COMMIT]
 
@@ -38,17 +42,22 @@ def user(uid: str = "1000", name: str = "jovyan") -> list[str]:
         (
             {"command": ("repo2docker",)},
             {},
-            ["repo2docker", *HEAD, *user(), "--", REPO],
+            ["repo2docker", *HEAD, *user(), *INLINE, "--", REPO],
+        ),
+        (
+            {"command": ("repo2docker",), "inline_cache": False},
+            {"cache_from": ["a:latest"]},
+            ["repo2docker", *HEAD, *user(), "--cache-from", "a:latest", "--", REPO],
         ),
         (
             {"command": ("/venv/bin/python", "-m", "repo2docker"), "user_id": 1001},
             {},
-            ["/venv/bin/python", "-m", "repo2docker", *HEAD, *user("1001"), "--", REPO],
+            ["/venv/bin/python", "-m", "repo2docker", *HEAD, *user("1001"), *INLINE, "--", REPO],
         ),
         (
             {"command": ("r2d",), "user_name": "joyvan"},
             {"push": True},
-            ["r2d", *HEAD, *user(name="joyvan"), "--push", "--", REPO],
+            ["r2d", *HEAD, *user(name="joyvan"), *INLINE, "--push", "--", REPO],
         ),
         (
             {"command": ("r2d",), "config_path": "/etc/r2d.py"},
@@ -57,6 +66,7 @@ def user(uid: str = "1000", name: str = "jovyan") -> list[str]:
                 "r2d",
                 *HEAD,
                 *user(),
+                *INLINE,
                 "--cache-from",
                 "a:latest",
                 "--cache-from",
@@ -78,6 +88,7 @@ def user(uid: str = "1000", name: str = "jovyan") -> list[str]:
                 "k=v=w",
                 "--label",
                 "empty=",
+                *INLINE,
                 "--push",
                 "--build-memory-limit",
                 "4G",
@@ -137,5 +148,6 @@ def test_executors_compose_the_same_builder(tmp_path):
     assert local_argv[1:] == [
         str(config) if a == BUILDER_CONFIG_PATH else a for a in docker_argv[1:]
     ]
+    assert not LocalExecutor(inline_build_cache=False).argv.inline_cache
     no_config = DockerExecutor(builder_image="b", docker_host="tcp://127.0.0.1:2375")
     assert "--config" not in no_config.command_line(build, **options)

@@ -149,6 +149,8 @@ def test_command_line_shape():
         "a.b=x=y",
         "--label",
         "c=",
+        "--build-arg",
+        "BUILDKIT_INLINE_CACHE=1",
         "--cache-from",
         "r2d-alice/env:latest",
         "--push",

@@ -27,6 +27,10 @@ class Repo2DockerArgv:
         user_name: ``--user-name`` of the user in the image.
         extra_args: more repo2docker options, put before ``--`` (never ``--`` itself).
         config_path: the ``--config`` file as the repo2docker process sees it; None: none.
+        inline_cache: add ``--build-arg BUILDKIT_INLINE_CACHE=1``: BuildKit writes its cache
+            metadata into the image's config, so ``--cache-from`` of that image reuses its
+            layers on an engine that has only the registry (without it, only an engine that
+            built the layers itself reuses them; measured in ``benchmarks/bench_cache_from.py``).
 
     Raises:
         ValueError: an empty command, ``user_id <= 0`` or ``--`` in ``extra_args``.
@@ -37,6 +41,7 @@ class Repo2DockerArgv:
     user_name: str = "jovyan"
     extra_args: tuple[str, ...] = ()
     config_path: str | None = None
+    inline_cache: bool = True
 
     def __post_init__(self) -> None:
         if not self.command:
@@ -84,6 +89,8 @@ class Repo2DockerArgv:
         ]
         for key, value in labels.items():
             argv += ["--label", f"{key}={value}"]
+        if self.inline_cache:
+            argv += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         for image in cache_from:
             argv += ["--cache-from", image]
         if push:

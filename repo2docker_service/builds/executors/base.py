@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from traitlets import Float, Instance, Integer, List, Unicode, default
+from traitlets import Bool, Float, Instance, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ...images.dockerconfig import RegistryCredentials
@@ -118,6 +118,18 @@ class Executor(LoggingConfigurable):
         """,
     ).tag(config=True)
 
+    inline_build_cache = Bool(
+        True,
+        help="""Write BuildKit's inline cache metadata into every image (repo2docker
+        `--build-arg BUILDKIT_INLINE_CACHE=1`; a few kB in the image config).
+
+        With it, a rebuild given the environment's previous image (`--cache-from`, always
+        passed when that image exists) reuses the unchanged layers also on an engine that
+        has only the registry (another host, a fresh builder). False: only the engine
+        that built the layers reuses them (its local build cache).
+        """,
+    ).tag(config=True)
+
     build_user_id = Integer(
         1000,
         help="User id of the user inside built images (repo2docker --user-id); must be > 0.",
@@ -192,6 +204,7 @@ class Executor(LoggingConfigurable):
             user_name=str(self.build_user_name),
             extra_args=tuple(self.repo2docker_extra_args),
             config_path=config_path,
+            inline_cache=bool(self.inline_build_cache),
         )
 
     def command_line(
