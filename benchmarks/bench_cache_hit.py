@@ -2,8 +2,9 @@
 
 One build makes the image; then 200 identical requests (same repo, ref ``main``) are sent one
 after another through the hub's proxy on a keep-alive connection, each answered 200 with
-``cached: true``. Each cache hit still resolves ``main`` with ``git ls-remote`` (the branch
-may have moved) and looks the image up in the Docker engine.
+``cached: true``. Each cache hit still resolves ``main`` (the branch may have moved; with
+git's protocol v2 ``ls-refs`` since issue 19, ``bench_ref_resolution.py`` compares it with
+``git ls-remote`` side by side) and looks the image up in the Docker engine.
 
 To show where the time goes, the same run also measures:
 - the same 200 requests sent straight to the service's port (no proxy),

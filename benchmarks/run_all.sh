@@ -18,7 +18,7 @@ failed=0
   echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') (plus uncommitted changes, if any)"
 } | tee "$OUT"
 for bench in bench_build_overhead bench_cache_hit bench_images_list bench_sse_fanout \
-  bench_concurrent_dedup bench_memory bench_binder; do
+  bench_concurrent_dedup bench_memory bench_binder bench_ref_resolution bench_cache_from; do
   # each benchmark is bounded in time as well (the scripts bound their own loops too)
   if ! timeout 2400 "$PY" "benchmarks/$bench.py" 2>&1 | tee -a "$OUT"; then
     echo "!! $bench crashed (see above)" | tee -a "$OUT"
