@@ -6,7 +6,9 @@ into traitlets config and then ``exec``s each ``hub.extraConfig`` entry with its
 loads the result into a real JupyterHub app and a real KubeSpawner, and asks the profile_list
 callable for a user against the fake service of tests/rig/fake_service.py.
 
-tests/unit/test_z2jh_values.py validates the values against the chart's values.schema.yaml.
+tests/unit/test_z2jh_values.py validates the values against the chart's values.schema.yaml;
+tests/unit/test_z2jh_hub_config.py runs them through the chart's own jupyterhub_config.py
+(from its mirror). This one needs no mirror.
 """
 
 from __future__ import annotations
