@@ -45,20 +45,17 @@ from .handlers import binder_handlers, default_handlers, fallback_handlers
 from .hubservers import HubServers
 from .images.catalog import Catalog
 from .images.docker import DockerCatalog
-from .images.dockerconfig import (
-    RegistryCredentials,
-    docker_config_credentials,
-    load_docker_config,
-)
 from .images.lifecycle import ImageLifecycle
 from .images.naming import ImageNamer
 from .images.registry.catalog import RegistryCatalog
 from .images.registry.client import RegistryClient
 from .images.registry.errors import RegistryError
+from .images.registrylogin import CredentialHelperError, RegistryLogin
 from .limits import normalize_profiles
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
 from .redact import install_log_redaction
+from .registryconfig import RegistryLoginConfig
 from .repoid import RepoIdentity
 from .sources.commits import check_commit
 from .sources.resolver import PushedCommits, RefResolver
@@ -93,7 +90,9 @@ flags = {
 }
 
 
-class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, Application):
+class Repo2DockerService(
+    ServerConfig, ImagesConfig, RegistryLoginConfig, BuildsConfig, SpawnConfig, Application
+):
     """Build JupyterHub user environments from git repositories with repo2docker."""
 
     name = "repo2docker-service"
@@ -288,9 +287,9 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         self.profiles = self.make_profiles()
         self.namer = self.make_namer()
         self.rate_limiter = RateLimiter(limit=self.build_rate_limit, period=self.build_rate_period)
-        credentials = self.registry_credentials() if self.registry_url else None
-        self.catalog = self.make_catalog(credentials)
-        self.executor = self.make_executor(credentials)
+        login = self.registry_login() if self.registry_url else None
+        self.catalog = self.make_catalog(login)
+        self.executor = self.make_executor(login)
         self.store = BuildStore(history_limit=self.history_limit)
         self.metrics = ServiceMetrics(catalog=self.catalog)
         self.pushed_commits = PushedCommits()
@@ -350,49 +349,53 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             self.exit(1)
             raise  # not reached: exit raises SystemExit
 
-    def make_catalog(self, credentials: RegistryCredentials | None) -> Catalog:
+    def make_catalog(self, login: RegistryLogin | None) -> Catalog:
         """The registry's catalog when `registry_url` is set, else the local engine's."""
         if not self.registry_url:
             return DockerCatalog(namer=self.namer, log=self.log)
         client = RegistryClient(
             self.registry_url,
             api_url=self.registry_api_url or None,
-            credentials=credentials,
+            login=login,
             log=self.log,
         )
         return RegistryCatalog(
             namer=self.namer, client=client, cache_ttl=self.registry_cache_ttl, log=self.log
         )
 
-    def registry_credentials(self) -> RegistryCredentials | None:
-        """The registry login: `registry_username`/`password`, else the docker config.
+    def registry_login(self) -> RegistryLogin:
+        """The registry login: `registry_username`/`password`, else the docker config (its
+        `auths` entry now, its credential helper at first use; read again when refused and
+        every `registry_login_refresh` seconds).
 
-        Returns:
-            ``RegistryCredentials`` or None (anonymous). Exits on an unreadable docker
-            config file.
+        Exits on an unreadable docker config file.
         """
-        if self.registry_username:
-            return RegistryCredentials(self.registry_username, self.registry_password)
-        path = self.registry_config_file or str(
-            Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
-        )
         try:
-            found = docker_config_credentials(load_docker_config(path), self.registry_url)
+            login = RegistryLogin.from_settings(
+                self.registry_url,
+                username=self.registry_username,
+                password=self.registry_password,
+                config_file=self.registry_config_file,
+                refresh_interval=self.registry_login_refresh,
+                helper_timeout=self.registry_credential_helper_timeout,
+                log=self.log,
+            )
         except (OSError, ValueError) as e:
-            self.log.critical("Cannot read the registry login from %s: %s", path, e)
+            self.log.critical("Cannot read the registry login: %s", e)
             self.exit(1)
-        if found is not None:
-            self.log.info("Registry login for %s from %s", self.registry_url, path)
+            raise  # not reached: exit raises SystemExit
+        if login.current is not None or login.source.startswith("docker-credential-"):
+            self.log.info("Registry login for %s from %s", self.registry_url, login.source)
         elif self.registry_config_file:
-            self.log.warning("%s has no login for %s", path, self.registry_url)
-        return found
+            self.log.warning("%s has no login for %s", login.source, self.registry_url)
+        return login
 
-    def make_executor(self, credentials: RegistryCredentials | None) -> Executor:
+    def make_executor(self, login: RegistryLogin | None) -> Executor:
         """The `executor_class`, configured from its own options (`c.LocalExecutor.*`,
         `c.DockerExecutor.*`, `c.Executor.*`) and wired to the registry and this service.
 
         Args:
-            credentials: the registry login for pushes, or None.
+            login: the registry login for pushes, or None.
 
         Exits with the reason when an executor option is invalid (e.g. `build_user_id` 0,
         a `builder_memory_limit` that is not a size).
@@ -401,7 +404,8 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
             executor: Executor = self.executor_class(
                 parent=self,
                 registry=self.registry_url,
-                registry_credentials=credentials,
+                registry_credentials=login.current if login else None,
+                registry_login=login,
                 instance=f"{self.service_name}:{self.registry_url}/{self.image_prefix}",
                 log=self.log,
             )
@@ -412,15 +416,23 @@ class Repo2DockerService(ServerConfig, ImagesConfig, BuildsConfig, SpawnConfig, 
         return executor
 
     async def check_registry(self) -> None:
-        """Check the registry once at start: `GET /v2/` with the configured login.
+        """Check the registry once at start: the login is read (a credential helper runs),
+        then `GET /v2/` with it.
 
-        A wrong URL (not a registry, TLS mismatch) or a refused login is fatal: it is
+        A login that cannot be read (a failing credential helper), a wrong URL (not a
+        registry, TLS mismatch) or a refused login is fatal: it is
         logged as critical and the service exits. An unreachable registry is only logged:
         the service starts, listings answer 503 and builds fail at the push until the
         registry is back.
         """
         catalog = self.catalog
         assert isinstance(catalog, RegistryCatalog)  # called in registry mode only
+        try:
+            await catalog.client.login.get()
+        except (CredentialHelperError, OSError, ValueError) as e:
+            self.log.critical("Cannot read the registry login for %s: %s", self.registry_url, e)
+            await catalog.close()
+            self.exit(1)
         try:
             await catalog.start()
         except RegistryError as e:

@@ -240,8 +240,8 @@ class ImagesConfig(HasTraits):
         `registry_url`, as `docker login` writes it).
 
         Used when `registry_username` is empty. Empty (default): $DOCKER_CONFIG/config.json,
-        else ~/.docker/config.json, if it exists. Credential helpers (`credsStore`,
-        `credHelpers`) are not run. The same login is used for pushes.
+        else ~/.docker/config.json, if it exists. Credential helpers (`credHelpers`,
+        `credsStore`) run as docker runs them. The same login is used for pushes.
         """,
     ).tag(config=True)
 

@@ -4,8 +4,8 @@ The registry catalog reads its login from a docker ``config.json`` when none is 
 (:func:`load_docker_config`, :func:`docker_config_credentials`); a build that pushes gets
 its own config directory with the login merged in (:func:`write_docker_config`), so no
 password is ever part of an argv. Only ``auths`` entries are used: a base64 ``auth``
-(``user:password``) or ``username``/``password``. Credential helpers (``credsStore``,
-``credHelpers``) are not run.
+(``user:password``), ``username``/``password`` or an ``identitytoken``. Credential helpers
+(``credsStore``, ``credHelpers``) are run by :mod:`.registrylogin`.
 """
 
 from __future__ import annotations
@@ -28,13 +28,29 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RegistryCredentials:
-    """A registry username and password (or token); ``repr`` never shows the password."""
+    """A registry username and password, or an identity token; ``repr`` shows no secret.
+
+    Attributes:
+        username: the login name ("" with an identity token).
+        password: the password or access token.
+        identity_token: an OAuth2 refresh token (docker's ``identitytoken``, a credential
+            helper's ``<token>`` username): exchanged at the token realm by a POST
+            (distribution's OAuth2 token flow) instead of basic auth.
+    """
 
     username: str
     password: str = field(repr=False)
+    identity_token: str = field(default="", repr=False)
 
     def __repr__(self) -> str:
-        return f"RegistryCredentials(username={self.username!r}, password='***')"
+        kind = "identity_token" if self.identity_token else "password"
+        return f"RegistryCredentials(username={self.username!r}, {kind}='***')"
+
+    def auths_entry(self) -> dict[str, str]:
+        """This login as a docker ``config.json`` ``auths`` entry."""
+        if self.identity_token:
+            return {"identitytoken": self.identity_token}
+        return {"auth": self.basic_token()}
 
     def basic_header(self) -> str:
         """The ``Authorization: Basic ...`` value."""
@@ -96,6 +112,8 @@ def _entry_credentials(key: str, entry: Mapping[str, Any]) -> RegistryCredential
         return RegistryCredentials(user, password)
     if entry.get("username") and entry.get("password"):
         return RegistryCredentials(str(entry["username"]), str(entry["password"]))
+    if entry.get("identitytoken"):
+        return RegistryCredentials("", "", identity_token=str(entry["identitytoken"]))
     return None
 
 
@@ -105,8 +123,8 @@ def docker_config_credentials(
     """Credentials for ``registry`` from a parsed docker ``config.json``.
 
     Looks in ``auths`` under ``host[:port]`` and its ``http(s)://`` forms, taking a base64
-    ``auth`` (``user:password``) or ``username``/``password``. ``identitytoken`` (an OAuth
-    refresh token) and credential helpers (``credsStore``, ``credHelpers``) are not used.
+    ``auth`` (``user:password``), ``username``/``password`` or an ``identitytoken`` (an
+    OAuth2 refresh token). Credential helpers are :mod:`.registrylogin`'s.
 
     Args:
         config: the parsed file (see :func:`load_docker_config`).
@@ -142,7 +160,7 @@ def _with_login(
     auths = dict(config.get("auths") or {})
     for key in _auth_keys(registry):
         auths.pop(key, None)
-    auths[registry] = {"auth": credentials.basic_token()}
+    auths[registry] = credentials.auths_entry()
     config["auths"] = auths
     config.pop("credsStore", None)
     helpers = dict(config.get("credHelpers") or {})

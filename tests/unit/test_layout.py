@@ -38,6 +38,7 @@ RANK = {
     "sizes": 0,
     "hub": 0,
     "config": 1,
+    "registryconfig": 1,
     "limits": 1,
     "ratelimit": 1,
     "sources": 1,

@@ -4,6 +4,7 @@ configuration holds (never a secret)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -198,12 +199,12 @@ def test_builder_container_config_holds_no_secret(tmp_path):
     assert labels[LABEL_BUILDER] == "true" and labels[LABEL_INSTANCE] == "svc:1"
     assert labels[LABEL_IMAGE] == build.image
     # the secrets travel on stdin: git user, git password, base64 docker config
-    payload = ex._secrets(push=True, credentials=creds).decode().split("\n")
+    payload = asyncio.run(ex._secrets(push=True, credentials=creds)).decode().split("\n")
     assert payload[:2] == ["alice", SECRET]
     docker_config = json.loads(base64.b64decode(payload[2]))
     auth = base64.b64decode(docker_config["auths"]["registry.example.org"]["auth"]).decode()
     assert auth == f"pusher:{SECRET}-registry"
-    assert ex._secrets(push=False, credentials=None) is None
+    assert asyncio.run(ex._secrets(push=False, credentials=None)) is None
 
 
 def test_tcp_engine_is_passed_on():

@@ -23,6 +23,7 @@ from traitlets import Bool, Float, Instance, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ...images.dockerconfig import RegistryCredentials
+from ...images.registrylogin import CredentialHelperError, RegistryLogin
 from ..model import Build
 from .argv import Repo2DockerArgv
 from .output import LineCallback
@@ -168,6 +169,15 @@ class Executor(LoggingConfigurable):
         """,
     )
 
+    registry_login = Instance(
+        RegistryLogin,
+        allow_none=True,
+        help="""Where the login for pushes comes from (a docker config with credential
+        helpers, read again when due); overrides `registry_credentials`. None: use
+        `registry_credentials`.
+        """,
+    )
+
     instance = Unicode(
         "",
         help="""Tells this service's builds apart from other services' on the same engine.
@@ -186,6 +196,26 @@ class Executor(LoggingConfigurable):
         super().__init__(**kwargs)
         if not self.registry:
             self.registry_credentials = None
+            self.registry_login = None
+
+    async def push_credentials(self) -> RegistryCredentials | None:
+        """The login for a push, as it is now (a credential helper runs when it is due).
+
+        Returns:
+            The login, or None: the docker client's own configuration decides.
+
+        Raises:
+            BuildFailed: the credential helper failed or the docker config is unreadable
+                (the reason says which; never the secret).
+        """
+        if self.registry_login is None:
+            return self.registry_credentials
+        try:
+            return await self.registry_login.get()
+        except (CredentialHelperError, ValueError, OSError) as e:
+            raise BuildFailed(
+                f"cannot read the login for the registry {self.registry}: {e}"
+            ) from None
 
     def make_argv(self, command: Sequence[str], *, config_path: str | None) -> Repo2DockerArgv:
         """The argv builder from this executor's traits.

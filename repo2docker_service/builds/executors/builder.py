@@ -203,8 +203,7 @@ def secrets_payload(
     """
     docker_config = ""
     if login is not None:
-        raw = f"{login.username}:{login.password}"
-        config = {"auths": {registry: {"auth": base64.b64encode(raw.encode()).decode()}}}
+        config = {"auths": {registry: login.auths_entry()}}
         docker_config = base64.b64encode(json.dumps(config).encode()).decode()
     if credentials is None and not docker_config:
         return None

@@ -240,9 +240,13 @@ class DockerExecutor(Executor):
             secrets_on_stdin=secrets_on_stdin,
         )
 
-    def _secrets(self, *, push: bool, credentials: GitCredentials | None) -> bytes | None:
-        """The stdin payload (None when there is nothing secret to hand over)."""
-        login = self.registry_credentials if push else None
+    async def _secrets(self, *, push: bool, credentials: GitCredentials | None) -> bytes | None:
+        """The stdin payload (None when there is nothing secret to hand over).
+
+        Raises:
+            BuildFailed: the registry login could not be read.
+        """
+        login = await self.push_credentials() if push else None
         return secrets_payload(registry=self.registry, login=login, credentials=credentials)
 
     # ------------------------------------------------------------------ run
@@ -258,7 +262,7 @@ class DockerExecutor(Executor):
     ) -> None:
         """Run repo2docker for ``build`` in a builder container; see :meth:`Executor.build`."""
         argv = self.command_line(build, push=push, cache_from=cache_from, labels=labels)
-        secrets = self._secrets(push=push, credentials=credentials)
+        secrets = await self._secrets(push=push, credentials=credentials)
         config = self.container_config(
             build,
             argv=argv,

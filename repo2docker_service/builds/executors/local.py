@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from traitlets import Dict, List, Unicode, default
 
-from ...images.dockerconfig import write_docker_config
+from ...images.dockerconfig import RegistryCredentials, write_docker_config
 from ...images.labels import LABEL_BUILD_ID
 from ..model import Build, EventType
 from .base import BuildFailed, Executor, LostBuild
@@ -119,9 +119,11 @@ class LocalExecutor(Executor):
     ``kill_grace_period`` seconds. The build container that buildx runs inside the Docker
     engine stops when the ``docker buildx`` client goes away.
 
-    With a ``registry`` and ``registry_credentials`` each pushing build gets its own
-    ``DOCKER_CONFIG`` directory (inside its temporary directory, mode 0700, removed
-    afterwards) with that login, so no ``docker login`` and no password in argv.
+    With a ``registry`` and a login (``registry_credentials``, or ``registry_login`` read
+    again when due: credential helpers) each pushing build gets its own ``DOCKER_CONFIG``
+    directory (inside its temporary directory, mode 0700, ``config.json`` 0600, removed
+    afterwards) with that login resolved into ``auths``, so no ``docker login``, no helper
+    needed by the builder and no password in argv or the environment.
 
     Raises:
         ValueError: (when created) an empty ``repo2docker_command``, ``build_user_id <= 0``
@@ -198,11 +200,12 @@ class LocalExecutor(Executor):
     ) -> None:
         """Run repo2docker for ``build``; see :meth:`Executor.build`."""
         argv = self.command_line(build, push=push, cache_from=cache_from, labels=labels)
+        login = await self.push_credentials() if push else None
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix=f"r2ds-{build.id[:12]}-")
         try:
             env = self.process_env(credentials=credentials, tmpdir=workdir, repo=build.repo)
-            if push and self.registry_credentials is not None:
-                env["DOCKER_CONFIG"] = await self._push_login(workdir)
+            if login is not None:
+                env["DOCKER_CONFIG"] = await self._push_login(workdir, login)
             returncode, parser = await self._run_process(build, argv, env, workdir, on_line)
         finally:
             await _remove_tree(workdir)
@@ -214,14 +217,13 @@ class LocalExecutor(Executor):
                 on_line(EventType.LOG.value, {"message": cause})
             raise BuildFailed(parser.reason(returncode, cause=cause))
 
-    async def _push_login(self, workdir: str) -> str:
+    async def _push_login(self, workdir: str, login: RegistryCredentials) -> str:
         """A docker config directory with the registry login, inside ``workdir``."""
-        assert self.registry_credentials is not None
         config_dir = await asyncio.to_thread(
             write_docker_config,
             Path(workdir) / ".docker-config",
             registry=self.registry,
-            credentials=self.registry_credentials,
+            credentials=login,
             base_dir=self._base_env.get("DOCKER_CONFIG"),
         )
         return str(config_dir)

@@ -4,9 +4,13 @@ A request is first sent with what is known to work (a cached token for its scope
 auth once the registry asked for it). A ``401`` carries a challenge
 (``WWW-Authenticate: Bearer realm=...,service=...,scope=...`` or ``Basic``) that
 :meth:`RegistryAuth.answer` turns into the header to retry with: for Bearer a token is
-fetched from the realm (with basic auth when there are credentials) and cached per scope
-until shortly before it expires. Concurrent requests needing the same token share one
-fetch.
+fetched from the realm (with basic auth when there are credentials; with an identity token,
+a POST of distribution's OAuth2 ``refresh_token`` grant) and cached per scope until shortly
+before it expires. Concurrent requests needing the same token share one fetch.
+
+The login comes from a :class:`~..registrylogin.RegistryLogin`: when the token server (or
+the registry, for basic auth) refuses it, it is read again once (a credential helper's
+secret may have been renewed) before the refusal is reported.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
 from ..dockerconfig import RegistryCredentials
+from ..registrylogin import CredentialHelperError, RegistryLogin
 from .errors import RegistryError, error_detail
 
 __all__ = ["RegistryAuth", "Send", "parse_www_authenticate"]
@@ -34,7 +39,14 @@ class Send(Protocol):
     """One HTTP exchange of the client (network trouble already a RegistryError)."""
 
     def __call__(
-        self, method: str, url: str, *, headers: Mapping[str, str], redirects: bool = False
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        data: bytes | None = None,
+        max_body: int = 4 * 1024 * 1024,
+        redirects: bool = False,
     ) -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
         """Send a request; returns ``(status, headers, body)``."""
         ...
@@ -62,16 +74,22 @@ class RegistryAuth:
     """The ``Authorization`` headers of one client: basic, or Bearer tokens per scope.
 
     Args:
-        credentials: login for basic auth and token requests; None: anonymous.
+        login: where the login comes from (read again when refused).
         send: the client's HTTP exchange (token requests follow redirects).
     """
 
-    def __init__(self, credentials: RegistryCredentials | None, *, send: Send) -> None:
-        self.credentials = credentials
+    def __init__(self, login: RegistryLogin, *, send: Send) -> None:
+        self.login = login
         self._send = send
         self._basic = False  # the registry asked for basic auth
         self._tokens: dict[str, _Token] = {}
         self._token_fetches: dict[str, asyncio.Future[_Token]] = {}
+        self._basic_ok: str | None = None  # a basic header the registry accepted
+
+    @property
+    def credentials(self) -> RegistryCredentials | None:
+        """The login as last read (None: anonymous)."""
+        return self.login.current
 
     def clear(self) -> None:
         """Forget cached tokens (the client closed)."""
@@ -86,9 +104,68 @@ class RegistryAuth:
         cached = self._tokens.get(scope or "")
         if cached is not None and cached[1] > time.monotonic():
             return f"Bearer {cached[0]}"
-        if self._basic and self.credentials is not None:
-            return self.credentials.basic_header()
+        credentials = self.login.current
+        if self._basic and credentials is not None and not credentials.identity_token:
+            return credentials.basic_header()
         return None
+
+    async def send(
+        self,
+        method: str,
+        target: str,
+        *,
+        headers: Mapping[str, str],
+        data: bytes | None,
+        max_body: int,
+        scope: str | None,
+    ) -> tuple[int, Mapping[str, str], bytes, str | None]:
+        """One request with its challenges answered: ``(status, headers, body, the
+        Authorization value sent last)``. A fresh token that gets a 401 is not replaced.
+
+        Raises:
+            RegistryError: as :meth:`answer`, and the exchange's network trouble.
+        """
+        sent = self.header(scope)
+        for attempt in (1, 2, 3):
+            auth = {"Authorization": sent} if sent else {}
+            status, answer_headers, body = await self._send(
+                method, target, headers={**headers, **auth}, data=data, max_body=max_body
+            )
+            fresh_token = attempt > 1 and bool(sent and sent.startswith("Bearer "))
+            if status != 401 or attempt == 3 or fresh_token:
+                break
+            challenge = answer_headers.get("WWW-Authenticate", "")
+            retry = await self.answer(challenge, scope=scope, refused=sent)
+            if retry is None:  # nothing new to try: the login was refused
+                break
+            sent = retry
+        if status < 300 and sent and sent.startswith("Basic "):
+            self._basic_ok = sent
+        return status, answer_headers, body, sent
+
+    async def accepted(self, sent: str | None, *, api_url: str) -> bool:
+        """Whether the registry accepted the login of a request that was refused: no login
+        was asked for, its token request succeeded (a Bearer token), or the basic login
+        opens ``/v2/`` (asked once per login)."""
+        if sent is None or sent.startswith("Bearer ") or sent == self._basic_ok:
+            return True
+        status, _, _ = await self._send("GET", f"{api_url}/v2/", headers={"Authorization": sent})
+        if status < 300:
+            self._basic_ok = sent
+        return status < 300
+
+    async def _credentials(self, *, refresh: bool = False) -> RegistryCredentials | None:
+        """The login now (read again when due or ``refresh``).
+
+        Raises:
+            RegistryError: ``auth``: the credential helper failed, the config is unreadable.
+        """
+        try:
+            return await self.login.get(refresh=refresh)
+        except (CredentialHelperError, ValueError, OSError) as e:
+            raise RegistryError(
+                f"cannot read the registry login: {e}", kind="auth", status=None
+            ) from None
 
     async def answer(self, challenge: str, *, scope: str | None, refused: str | None) -> str | None:
         """The ``Authorization`` value that answers a ``401`` challenge.
@@ -100,7 +177,7 @@ class RegistryAuth:
 
         Returns:
             The header to retry with; None when there is nothing new to try (the same
-            basic login was refused).
+            basic login was refused, also after reading the login again).
 
         Raises:
             RegistryError: ``auth`` (a login is needed but there is none, the token server
@@ -108,16 +185,7 @@ class RegistryAuth:
         """
         scheme, params = parse_www_authenticate(challenge)
         if scheme == "basic":
-            if self.credentials is None:
-                raise RegistryError(
-                    "the registry requires a login (basic auth): set registry_username and "
-                    "registry_password, or registry_config_file",
-                    kind="auth",
-                    status=401,
-                )
-            self._basic = True
-            header = self.credentials.basic_header()
-            return None if refused == header else header
+            return await self._basic_answer(refused)
         if scheme == "bearer" and params.get("realm"):
             token = await self._token(
                 params["realm"], service=params.get("service", ""), scope=params.get("scope", "")
@@ -129,6 +197,21 @@ class RegistryAuth:
             kind="auth",
             status=401,
         )
+
+    async def _basic_answer(self, refused: str | None) -> str | None:
+        credentials = await self._credentials()
+        header = _basic(credentials)
+        if header is not None and refused == header and self.login.rereadable:
+            header = _basic(await self._credentials(refresh=True))
+        if header is None:
+            raise RegistryError(
+                "the registry requires a login (basic auth): set registry_username and "
+                "registry_password, or registry_config_file",
+                kind="auth",
+                status=401,
+            )
+        self._basic = True
+        return None if refused == header else header
 
     async def _token(self, realm: str, *, service: str, scope: str) -> _Token:
         """Fetch a bearer token from ``realm`` (one request per realm/service/scope at a time)."""
@@ -149,29 +232,23 @@ class RegistryAuth:
         finally:
             self._token_fetches.pop(key, None)
 
-    def _token_url(self, realm: str, *, service: str, scope: str) -> str:
-        query: list[tuple[str, str]] = []
-        if service:
-            query.append(("service", service))
-        for one in scope.split():
-            query.append(("scope", one))
-        if self.credentials is not None:
-            query.append(("account", self.credentials.username))
-        return realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
-
     async def _fetch_token(self, realm: str, *, service: str, scope: str) -> _Token:
+        """A token; a refusal reads the login again once and retries if it changed."""
         if urlsplit(realm).scheme not in ("http", "https"):
             raise RegistryError(f"token realm {realm!r} is not an http(s) URL", kind="auth")
-        url = self._token_url(realm, service=service, scope=scope)
-        headers = {}
-        if self.credentials is not None:
-            headers["Authorization"] = self.credentials.basic_header()
-        status, _, body = await self._send("GET", url, headers=headers, redirects=True)
+        credentials = await self._credentials()
+        status, body = await self._token_request(realm, service, scope, credentials)
+        if status in (401, 403) and self.login.rereadable:
+            again = await self._credentials(refresh=True)
+            if again != credentials:
+                credentials = again
+                status, body = await self._token_request(realm, service, scope, credentials)
         if status in (401, 403):
-            who = "the configured credentials" if self.credentials else "anonymous access"
+            who = "the configured credentials" if credentials else "anonymous access"
             raise RegistryError(
                 f"the registry's token server {urlsplit(realm).netloc} refused {who} "
-                f"(HTTP {status}); check registry_username/registry_password",
+                f"(HTTP {status}); check registry_username/registry_password or the "
+                "docker config's login (credential helper)",
                 kind="auth",
                 status=status,
             )
@@ -183,6 +260,43 @@ class RegistryAuth:
                 status=status,
             )
         return _read_token(body, realm=realm, status=status)
+
+    async def _token_request(
+        self, realm: str, service: str, scope: str, credentials: RegistryCredentials | None
+    ) -> tuple[int, bytes]:
+        """One token request: GET with basic auth, or (identity token) the OAuth2 POST."""
+        if credentials is not None and credentials.identity_token:
+            form: list[tuple[str, str]] = [
+                ("grant_type", "refresh_token"),
+                ("service", service),
+                ("client_id", "repo2docker-service"),
+                ("refresh_token", credentials.identity_token),
+            ]
+            form += [("scope", one) for one in scope.split()]
+            status, _, body = await self._send(
+                "POST",
+                realm,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                data=urlencode(form).encode(),
+                redirects=True,
+            )
+            return status, body
+        query: list[tuple[str, str]] = [("service", service)] if service else []
+        query += [("scope", one) for one in scope.split()]
+        headers = {}
+        if credentials is not None:
+            query.append(("account", credentials.username))
+            headers["Authorization"] = credentials.basic_header()
+        url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
+        status, _, body = await self._send("GET", url, headers=headers, redirects=True)
+        return status, body
+
+
+def _basic(credentials: RegistryCredentials | None) -> str | None:
+    """The basic ``Authorization`` value of a login (None: none, or an identity token)."""
+    if credentials is None or credentials.identity_token:
+        return None
+    return credentials.basic_header()
 
 
 def _read_token(body: bytes, *, realm: str, status: int) -> _Token:

@@ -9,6 +9,14 @@ Every request goes through one choke point (:meth:`RegistryClient._request`) tha
 network, TLS, HTTP and protocol trouble into :class:`~.errors.RegistryError` with a
 ``kind`` saying what went wrong. A missing manifest is ``None``, a missing repository an
 empty tag list.
+
+**Missing or refused** (one rule for builds, cache checks and listings, in
+:meth:`RegistryClient._request`): hosted registries answer reads of a repository that does
+not exist yet with 401 (Docker Hub) or 403, even to a valid token. Such an answer means "not
+there yet" when the login was accepted (the token request succeeded, the basic login opens
+``/v2/``, or none was asked for) and the repository is not known to exist (read from or
+listed by ``_catalog`` since the last delete there). Only a refused token request or login,
+or a refusal on a known repository, is an authentication error.
 """
 
 from __future__ import annotations
@@ -23,8 +31,11 @@ import aiohttp
 
 from ..dockerconfig import RegistryCredentials
 from ..reference import is_digest
+from ..registrylogin import RegistryLogin
 from .auth import RegistryAuth
 from .errors import RegistryError, answer_error
+from .http import Answer as _Answer
+from .http import exchange
 from .manifest import (
     MANIFEST_ACCEPT,
     ImageDetails,
@@ -45,9 +56,6 @@ _MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _MAX_CONFIG_BYTES = 8 * 1024 * 1024
 _REDIRECTS = (301, 302, 303, 307, 308)
 
-#: ``(status, headers, body)`` of one answer.
-_Answer = tuple[int, Mapping[str, str], bytes]
-
 
 class RegistryClient:
     """A client of one registry's Distribution API.
@@ -59,6 +67,8 @@ class RegistryClient:
         registry: ``host[:port]`` as it appears in image names.
         api_url: base URL of the API (default :func:`default_api_url`).
         credentials: login for basic auth and token requests; None: anonymous.
+        login: where the login comes from (read again when refused or due); overrides
+            ``credentials``.
         timeout: seconds per request (connect + answer).
         max_connections: connections kept to the registry (and token server).
         log: the logger to use.
@@ -70,6 +80,7 @@ class RegistryClient:
         *,
         api_url: str | None = None,
         credentials: RegistryCredentials | None = None,
+        login: RegistryLogin | None = None,
         timeout: float = 10.0,
         max_connections: int = 32,
         log: logging.Logger | None = None,
@@ -80,7 +91,11 @@ class RegistryClient:
         self.max_connections = max_connections
         self.log = log or logging.getLogger("repo2docker_service.registry")
         self._session: aiohttp.ClientSession | None = None
-        self._auth = RegistryAuth(credentials, send=self._send)
+        #: where the login comes from
+        self.login = login or RegistryLogin.of(credentials, registry)
+        self._auth = RegistryAuth(self.login, send=self._send)
+        #: repositories known to exist (read from, or listed by ``_catalog``)
+        self.known: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.api_url!r}, credentials={self.credentials!r})"
@@ -120,32 +135,16 @@ class RegistryClient:
         redirects: bool = False,
     ) -> _Answer:
         """One HTTP exchange; network and TLS trouble become :class:`RegistryError`."""
-        try:
-            async with self._client().request(
-                method, url, headers=dict(headers), data=data, allow_redirects=redirects
-            ) as resp:
-                body = b"" if method == "HEAD" else await _read_body(resp, max_body, method, url)
-                return resp.status, resp.headers, body
-        except RegistryError:
-            raise
-        except aiohttp.ClientSSLError as e:
-            raise RegistryError(
-                f"TLS with {url} failed ({e}); if the registry speaks plain HTTP, set "
-                "registry_api_url to its http:// URL",
-                kind="bad_url",
-            ) from None
-        except aiohttp.InvalidURL as e:
-            raise RegistryError(f"invalid registry URL {e}", kind="bad_url") from None
-        except TimeoutError:
-            raise RegistryError(
-                f"{urlsplit(url).netloc} did not answer within {self.timeout:g} s",
-                kind="unreachable",
-            ) from None
-        except (aiohttp.ClientError, OSError) as e:
-            raise RegistryError(
-                f"cannot connect to {urlsplit(url).netloc} ({e or type(e).__name__})",
-                kind="unreachable",
-            ) from None
+        return await exchange(
+            self._client(),
+            method,
+            url,
+            headers=headers,
+            data=data,
+            max_body=max_body,
+            redirects=redirects,
+            time_limit=self.timeout,
+        )
 
     async def _request(
         self,
@@ -159,6 +158,7 @@ class RegistryClient:
         missing: Sequence[int] = (),
         max_body: int = _MAX_MANIFEST_BYTES,
         url: str | None = None,
+        repository: str | None = None,
     ) -> _Answer:
         """The choke point: one API request with authentication and error mapping.
 
@@ -173,6 +173,8 @@ class RegistryClient:
             missing: statuses returned as they are (e.g. 404 for "no such manifest").
             max_body: largest body read.
             url: a full URL (pagination links).
+            repository: the repository a read of manifests or tags is about: a 401/403
+                that means "not there yet" (module docstring) is returned as 404.
 
         Returns:
             ``(status, headers, body)`` for a status in ``ok`` or ``missing``.
@@ -181,18 +183,18 @@ class RegistryClient:
             RegistryError: everything else.
         """
         target = url or f"{self.api_url}{path}"
-        sent_auth = self._auth.header(scope)
-        for attempt in (1, 2):
-            req_headers = {**(headers or {}), **({"Authorization": sent_auth} if sent_auth else {})}
-            status, resp_headers, body = await self._send(
-                method, target, headers=req_headers, data=data, max_body=max_body
-            )
-            if status != 401 or attempt == 2:
-                break
-            challenge = resp_headers.get("WWW-Authenticate", "")
-            sent_auth = await self._auth.answer(challenge, scope=scope, refused=sent_auth)
-            if sent_auth is None:  # nothing new to try: the login was refused
-                break
+        status, resp_headers, body, sent_auth = await self._auth.send(
+            method, target, headers=headers or {}, data=data, max_body=max_body, scope=scope
+        )
+        if repository is not None:
+            if status < 300:
+                self.known.add(repository)
+            elif (
+                status in (401, 403)
+                and repository not in self.known
+                and await self._auth.accepted(sent_auth, api_url=self.api_url)
+            ):
+                status = 404  # "not there yet" (module docstring)
         if status in ok or status in missing:
             return status, resp_headers, body
         where = f"{method} {urlsplit(target).path}"
@@ -225,7 +227,14 @@ class RegistryClient:
             )
 
     async def _pages(
-        self, url: str, *, scope: str, key: str, what: str, missing: Sequence[int] = ()
+        self,
+        url: str,
+        *,
+        scope: str,
+        key: str,
+        what: str,
+        missing: Sequence[int] = (),
+        repository: str | None = None,
     ) -> AsyncIterator[list[str] | None]:
         """The ``key`` lists of a paginated listing, following ``Link`` headers.
 
@@ -240,7 +249,13 @@ class RegistryClient:
         while next_url and next_url not in seen:
             seen.add(next_url)
             status, headers, body = await self._request(
-                "GET", "", url=next_url, scope=scope, missing=missing, max_body=_MAX_CONFIG_BYTES
+                "GET",
+                "",
+                url=next_url,
+                scope=scope,
+                missing=missing,
+                max_body=_MAX_CONFIG_BYTES,
+                repository=repository,
             )
             if status in missing:
                 yield None
@@ -265,6 +280,7 @@ class RegistryClient:
             url, scope="registry:catalog:*", key="repositories", what="_catalog"
         ):
             names.extend(page or [])
+        self.known.update(names)
         return names
 
     async def tags(self, name: str, *, page_size: int = 1000) -> list[str]:
@@ -276,6 +292,7 @@ class RegistryClient:
             key="tags",
             what=f"tags of {name}",
             missing=(404,),
+            repository=name,
         ):
             if page is None:
                 return tags
@@ -295,6 +312,7 @@ class RegistryClient:
             scope=f"repository:{name}:pull",
             headers={"Accept": MANIFEST_ACCEPT},
             missing=(404,),
+            repository=name,
         )
         if status == 404:
             return None
@@ -321,6 +339,7 @@ class RegistryClient:
             scope=f"repository:{name}:pull",
             headers={"Accept": MANIFEST_ACCEPT},
             missing=(404,),
+            repository=name,
         )
         if status == 404:
             return None
@@ -467,25 +486,6 @@ class RegistryClient:
             ok=(200, 202, 204),
             missing=(404,),
         )
+        # it may hold nothing now: a later 401/403 there is "not there yet" again
+        self.known.discard(name)
         return status != 404
-
-
-async def _read_body(resp: aiohttp.ClientResponse, max_body: int, method: str, url: str) -> bytes:
-    """The body of an answer, at most ``max_body`` bytes.
-
-    Raises:
-        RegistryError: the body is longer.
-    """
-    chunks: list[bytes] = []
-    size = 0
-    # (read() of a stream returns what has arrived, not the whole body)
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > max_body:
-            raise RegistryError(
-                f"{method} {url} answered more than {max_body} bytes",
-                kind="error",
-                status=resp.status,
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)

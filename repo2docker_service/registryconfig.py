@@ -1,0 +1,32 @@
+"""The Application's options for the registry login read from a docker config (credential
+helpers, re-reading). A mixin beside :mod:`.config` (which is at its size limit); they stay
+``c.Repo2DockerService.<name>``."""
+
+from __future__ import annotations
+
+from traitlets import Float, HasTraits
+
+__all__ = ["RegistryLoginConfig"]
+
+
+class RegistryLoginConfig(HasTraits):
+    """How often and how long the registry login is read from the docker config."""
+
+    registry_login_refresh = Float(
+        300,
+        help="""Seconds after which the registry login read from the docker config (its
+        `auths` entry, or the credential helper of `credHelpers` / `credsStore`) is read
+        again before its next use.
+
+        The login is also read again whenever the registry or its token server refuses it
+        (short-lived secrets of ECR, Artifact Registry and ACR helpers). 0: only at start
+        and when refused. Ignored when `registry_username` is set.
+        """,
+    ).tag(config=True)
+
+    registry_credential_helper_timeout = Float(
+        10,
+        help="""Seconds a docker credential helper (`docker-credential-<name> get`) may run
+        before it is killed and the login counts as unreadable. 0 or less: 10 seconds.
+        """,
+    ).tag(config=True)
