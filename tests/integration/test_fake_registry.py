@@ -113,6 +113,13 @@ def test_tokens_expire(front):
     assert get(f"{front.url}/v2/exp/one/tags/list", auth=bearer)[0] == 404  # valid, no repo
     time.sleep(2.1)
     assert get(f"{front.url}/v2/exp/one/tags/list", auth=bearer)[0] == 401
+    front.token_ttl = 300
+    bearer = token(front, "repository:exp/one:pull")
+    front.expire_tokens()
+    assert get(f"{front.url}/v2/exp/one/tags/list", auth=bearer)[0] == 401
+    time.sleep(1.1)
+    fresh = token(front, "repository:exp/one:pull")
+    assert get(f"{front.url}/v2/exp/one/tags/list", auth=fresh)[0] == 404
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])

@@ -11,7 +11,8 @@ adds what the hosted registries do differently, switched at run time through
   ``"token"``: Bearer tokens from the token realm (:class:`~tests.rig.registry_token
   .TokenServer`, reused: it checks the basic login, wants ``service`` and, with
   ``require_scope``, ``scope``, accepts and records ``account``, and signs tokens valid for
-  ``token_ttl`` seconds). A missing, expired or too narrow token gets ``401`` with
+  ``token_ttl`` seconds; :meth:`RegistryFront.expire_tokens` expires every token issued so
+  far). A missing, expired or too narrow token gets ``401`` with
   ``WWW-Authenticate: Bearer realm=...,service=...,scope=...`` as Distribution sends it.
 - ``catalog_404`` / ``catalog_401``: ``/v2/_catalog`` answers 404 (GHCR) or 401 (Docker Hub).
 - ``unknown_repo_status`` (401 as Docker Hub, 403, 404): the answer to manifest and tag
@@ -22,8 +23,9 @@ adds what the hosted registries do differently, switched at run time through
   buildx without provenance send) is stored under its digest and the tag gets an OCI image
   index listing an ``unknown/unknown`` attestation manifest (annotated
   ``vnd.docker.reference.type: attestation-manifest``, listed *first*) and the image with its
-  platform, as buildx pushes with provenance on. :meth:`RegistryFront.attest` does the same to
-  a tag already in the registry (e.g. pushed straight to the real registry).
+  platform, as buildx pushes with provenance on. A client that does not accept indexes gets
+  the platform image instead (as Docker Hub answers; docker 20.10 reads back what it
+  pushed). :meth:`RegistryFront.attest` does the same to a tag already in the registry.
 
 Pushes go through the front (request bodies are streamed, ``Location`` headers point at the
 front because the ``Host`` header is passed on). The front counts what it answered
@@ -40,6 +42,7 @@ import hmac
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +55,8 @@ from tests.rig.oci import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
-    attestation_blobs,
-    attestation_manifest,
-    attested_index,
+    attest_tag,
+    backend_call,
     digest_of,
 )
 from tests.rig.registry import RegistryInstance, start_registry
@@ -153,6 +155,7 @@ class RegistryFront:
         self._session: aiohttp.ClientSession | None = None
         self.port = 0
         self._lock = threading.Lock()
+        self._expired_before = 0
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -190,7 +193,17 @@ class RegistryFront:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not value:
             return None
-        return self.token_server.verify(value.strip())
+        claims = self.token_server.verify(value.strip())
+        if claims is not None and int(claims.get("iat", 0)) <= self._expired_before:
+            return None
+        return claims
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far counts as expired from now on (as if their lifetime
+        had passed: docker clients keep a token for at least 60 s whatever ``expires_in``
+        says, so a short ``token_ttl`` breaks pushes). Tokens issued within the same second
+        count as expired too: wait a second before asking for new ones."""
+        self._expired_before = int(time.time())
 
     def _refuse(self, request: web.Request) -> web.Response | None:
         """The 401 for a request the configured auth does not let through, or None."""
@@ -266,7 +279,7 @@ class RegistryFront:
         if answer is None:
             answer = await self._unknown_repo(request)
         if answer is None and self.behaviour.attestation_index:
-            answer = await self._attested_put(request)
+            answer = await self._attested_put(request) or await self._platform_image(request)
         if answer is None:
             answer = await self._forward(request)
         with self._lock:
@@ -304,63 +317,13 @@ class RegistryFront:
         self, method: str, path: str, *, body: bytes = b"", ctype: str = ""
     ) -> tuple[int, dict[str, str], bytes]:
         assert self._session is not None
-        headers = {"Content-Type": ctype} if ctype else {}
-        if method in ("GET", "HEAD"):
-            headers["Accept"] = ", ".join([OCI_INDEX, *_IMAGE_MANIFESTS])
-        async with self._session.request(
-            method, self.backend.url + path, data=body or None, headers=headers
-        ) as resp:
-            return resp.status, dict(resp.headers), await resp.read()
-
-    async def _upload_blob(self, name: str, data: bytes) -> str:
-        digest = digest_of(data)
-        status, headers, _ = await self._backend("POST", f"/v2/{name}/blobs/uploads/")
-        if status != 202:
-            raise RuntimeError(f"upload to {name} answered {status}")
-        location = headers["Location"]
-        location = location if "://" not in location else "/" + location.split("/", 3)[3]
-        sep = "&" if "?" in location else "?"
-        status, _, body = await self._backend(
-            "PUT", f"{location}{sep}digest={digest}", body=data, ctype="application/octet-stream"
+        return await backend_call(
+            self._session, self.backend.url, method, path, body=body, ctype=ctype
         )
-        if status != 201:
-            raise RuntimeError(f"blob PUT to {name} answered {status}: {body[:200]!r}")
-        return digest
-
-    async def _put_manifest(self, name: str, ref: str, body: bytes, ctype: str) -> str:
-        status, _, answer = await self._backend(
-            "PUT", f"/v2/{name}/manifests/{ref}", body=body, ctype=ctype
-        )
-        if status != 201:
-            raise RuntimeError(f"manifest PUT {name}:{ref} answered {status}: {answer[:300]!r}")
-        return digest_of(body)
 
     async def _index_for(self, name: str, tag: str, image: bytes, media_type: str) -> str:
-        """Store ``image`` by digest, an attestation manifest, and an index under ``tag``."""
-        image_digest = await self._put_manifest(name, digest_of(image), image, media_type)
-        manifest = json.loads(image)
-        config = json.loads(
-            (await self._backend("GET", f"/v2/{name}/blobs/{manifest['config']['digest']}"))[2]
-        )
-        att_config, statement = attestation_blobs(image_digest)
-        attestation = attestation_manifest(
-            config=await self._upload_blob(name, att_config),
-            config_size=len(att_config),
-            layer=await self._upload_blob(name, statement),
-            layer_size=len(statement),
-        )
-        att_digest = await self._put_manifest(
-            name, digest_of(attestation), attestation, OCI_MANIFEST
-        )
-        index = attested_index(
-            attestation=(att_digest, len(attestation)),
-            image=(image_digest, len(image), media_type),
-            platform={
-                "architecture": config.get("architecture", "amd64"),
-                "os": config.get("os", "linux"),
-            },
-        )
-        return await self._put_manifest(name, tag, index, OCI_INDEX)
+        assert self._session is not None
+        return await attest_tag(self._session, self.backend.url, name, tag, image, media_type)
 
     async def _attested_put(self, request: web.Request) -> web.Response | None:
         m = _REPO_PATH.match(request.path)
@@ -379,6 +342,36 @@ class RegistryFront:
                 "Docker-Content-Digest": digest,
                 "Location": f"/v2/{m.group('name')}/manifests/{digest}",
             },
+        )
+
+    async def _platform_image(self, request: web.Request) -> web.Response | None:
+        """An index read by a client that does not accept indexes (docker 20.10 reads the
+        tag it just pushed) gets the index's platform image, as Docker Hub answers."""
+        m = _REPO_PATH.match(request.path)
+        accept = request.headers.get("Accept", "")
+        if not (m and m.group("kind") == "manifests" and request.method in ("GET", "HEAD")):
+            return None
+        if OCI_INDEX in accept:
+            return None
+        name, ref = m.group("name"), (m.group("rest") or "/").lstrip("/")
+        status, headers, body = await self._backend("GET", f"/v2/{name}/manifests/{ref}")
+        if status != 200 or headers.get("Content-Type", "").split(";")[0] != OCI_INDEX:
+            return None
+        image = next(
+            (e for e in json.loads(body)["manifests"] if e["platform"]["os"] != "unknown"), None
+        )
+        if image is None:
+            return None
+        status, headers, body = await self._backend(
+            "GET", f"/v2/{name}/manifests/{image['digest']}"
+        )
+        out = {
+            "Content-Type": headers.get("Content-Type", ""),
+            "Docker-Content-Digest": image["digest"],
+            "Content-Length": str(len(body)),
+        }
+        return web.Response(
+            status=status, body=None if request.method == "HEAD" else body, headers=out
         )
 
     def attest(self, name: str, tag: str) -> str:

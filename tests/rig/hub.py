@@ -264,7 +264,7 @@ def start_hub(
         **(env or {}),
         "REPO2DOCKER_SERVICE_PORT": str(service_port),
         "REPO2DOCKER_SERVICE_CONFIG": str(svc_config),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "PATH": f"{Path(sys.executable).parent}:{(env or os.environ).get('PATH', '')}",
     }
     hub = Hub(
         url=f"http://127.0.0.1:{proxy_port}",

@@ -18,15 +18,19 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
+
 from tests.rig.net import no_proxy_opener
 
 __all__ = [
     "DOCKER_MANIFEST",
     "OCI_INDEX",
     "OCI_MANIFEST",
+    "attest_tag",
     "attestation_blobs",
     "attestation_manifest",
     "attested_index",
+    "backend_call",
     "digest_of",
     "push_test_image",
 ]
@@ -203,3 +207,93 @@ def push_test_image(
     with send("PUT", f"/v2/{name}/manifests/{tag}", manifest, DOCKER_MANIFEST):
         pass
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+#: ``(status, headers, body)`` of one answer of the registry.
+Answer = tuple[int, dict[str, str], bytes]
+
+
+async def backend_call(
+    session: aiohttp.ClientSession,
+    base: str,
+    method: str,
+    path: str,
+    *,
+    body: bytes = b"",
+    ctype: str = "",
+) -> Answer:
+    """One request to the registry at ``base`` (every manifest kind accepted)."""
+    headers = {"Content-Type": ctype} if ctype else {}
+    if method in ("GET", "HEAD"):
+        headers["Accept"] = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST])
+    async with session.request(method, base + path, data=body or None, headers=headers) as resp:
+        return resp.status, dict(resp.headers), await resp.read()
+
+
+async def _upload_blob(session: aiohttp.ClientSession, base: str, name: str, data: bytes) -> str:
+    digest = digest_of(data)
+    status, headers, _ = await backend_call(session, base, "POST", f"/v2/{name}/blobs/uploads/")
+    if status != 202:
+        raise RuntimeError(f"upload to {name} answered {status}")
+    location = headers["Location"]
+    location = location if "://" not in location else "/" + location.split("/", 3)[3]
+    sep = "&" if "?" in location else "?"
+    status, _, body = await backend_call(
+        session,
+        base,
+        "PUT",
+        f"{location}{sep}digest={digest}",
+        body=data,
+        ctype="application/octet-stream",
+    )
+    if status != 201:
+        raise RuntimeError(f"blob PUT to {name} answered {status}: {body[:200]!r}")
+    return digest
+
+
+async def _put_manifest(
+    session: aiohttp.ClientSession, base: str, name: str, ref: str, body: bytes, ctype: str
+) -> str:
+    status, _, answer = await backend_call(
+        session, base, "PUT", f"/v2/{name}/manifests/{ref}", body=body, ctype=ctype
+    )
+    if status != 201:
+        raise RuntimeError(f"manifest PUT {name}:{ref} answered {status}: {answer[:300]!r}")
+    return digest_of(body)
+
+
+async def attest_tag(
+    session: aiohttp.ClientSession, base: str, name: str, tag: str, image: bytes, media_type: str
+) -> str:
+    """Store the image manifest ``image`` by digest, an attestation manifest for it, and an
+    attested index under ``tag`` in the registry at ``base``.
+
+    Returns:
+        The index's digest.
+
+    Raises:
+        RuntimeError: the registry refused a write.
+    """
+    image_digest = await _put_manifest(session, base, name, digest_of(image), image, media_type)
+    manifest = json.loads(image)
+    config_path = f"/v2/{name}/blobs/{manifest['config']['digest']}"
+    config = json.loads((await backend_call(session, base, "GET", config_path))[2])
+    att_config, statement = attestation_blobs(image_digest)
+    attestation = attestation_manifest(
+        config=await _upload_blob(session, base, name, att_config),
+        config_size=len(att_config),
+        layer=await _upload_blob(session, base, name, statement),
+        layer_size=len(statement),
+    )
+    att_digest = await _put_manifest(
+        session, base, name, digest_of(attestation), attestation, OCI_MANIFEST
+    )
+    index = attested_index(
+        attestation=(att_digest, len(attestation)),
+        image=(image_digest, len(image), media_type),
+        platform={
+            "architecture": config.get("architecture", "amd64"),
+            "os": config.get("os", "linux"),
+        },
+    )
+    return await _put_manifest(session, base, name, tag, index, OCI_INDEX)

@@ -187,8 +187,12 @@ class RegistryAuth:
         if scheme == "basic":
             return await self._basic_answer(refused)
         if scheme == "bearer" and params.get("realm"):
+            # a challenge without a scope (``/v2/``) gets the request's: realms that want
+            # a scope refuse a token request without one
             token = await self._token(
-                params["realm"], service=params.get("service", ""), scope=params.get("scope", "")
+                params["realm"],
+                service=params.get("service", ""),
+                scope=params.get("scope") or scope or "",
             )
             self._tokens[scope or ""] = token
             return f"Bearer {token[0]}"

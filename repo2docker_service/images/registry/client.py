@@ -209,7 +209,8 @@ class RegistryClient:
                 ``bad_url`` (TLS failure, or the URL does not answer like a registry).
         """
         try:
-            _, headers, _ = await self._request("GET", "/v2/", scope=None)
+            # any scope proves the login; some token realms refuse requests without one
+            _, headers, _ = await self._request("GET", "/v2/", scope="registry:catalog:*")
         except RegistryError as e:
             if e.kind == "error" and e.status is not None and e.status < 500:
                 raise RegistryError(

@@ -1,0 +1,210 @@
+"""The whole service against a registry that behaves like the hosted ones, through a real hub.
+
+The fake front (tests/rig/fake_registry.py, over a real docker-registry) asks for Bearer
+tokens from a realm that wants ``service`` and ``scope``, answers 401 (as Docker Hub does)
+to reads of a repository that does not exist yet, expires every token mid-way, and turns
+every pushed tag into an OCI index with an attestation manifest listed first (as buildx
+with provenance). The login comes from a docker credential helper, a small
+script on PATH named in the docker config's ``credHelpers``; its secret changes mid-way.
+
+Through it: a build (POST api/builds answered 502 before the missing-vs-refused rule), a
+cache hit, a listing after the tokens expired, a listing after the login was rotated, a
+restart of the service that lists the same images, a delete; the secrets appear in no log
+and no answer. A helper that fails stops the service at start with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from tests.rig.api import call, sse_events
+from tests.rig.engine import local_images, remove_images
+from tests.rig.fake_registry import FrontBehaviour, RegistryFront, start_front
+from tests.rig.hub import Hub, start_hub
+from tests.rig.net import free_port, loopback_env
+from tests.rig.parts import OFFLINE_CONFIG, require
+from tests.rig.repos import dockerfile
+
+pytestmark = pytest.mark.docker
+
+PREFIX = f"r2dhost{uuid.uuid4().hex[:6]}-"
+HELPER = "r2dstest"
+
+
+def write_helper(bin_dir, secret_file, calls_file) -> None:
+    """``docker-credential-r2dstest``: the login from ``secret_file``, one line per call."""
+    path = bin_dir / f"docker-credential-{HELPER}"
+    path.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = get ] || exit 2\n'
+        f'server=$(cat); echo "$server" >> {calls_file}\n'
+        f"cat {secret_file}\n"
+    )
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def set_login(front: RegistryFront, secret_file, password: str) -> None:
+    front.password = front.token_server.password = password
+    secret_file.write_text(
+        json.dumps({"ServerURL": front.host, "Username": front.username, "Secret": password})
+    )
+
+
+@pytest.fixture(scope="module")
+def hosted(tmp_path_factory, docker_engine):
+    work = tmp_path_factory.mktemp("hosted")
+    front = require(start_front, work / "front", password="pw-" + secrets.token_hex(8))
+    front.behaviour = FrontBehaviour(auth="token", unknown_repo_status=401, attestation_index=True)
+    bin_dir = work / "bin"
+    bin_dir.mkdir()
+    secret_file, calls = work / "secret.json", work / "calls"
+    set_login(front, secret_file, front.password)
+    write_helper(bin_dir, secret_file, calls)
+    docker_config = work / "docker-config.json"
+    docker_config.write_text(json.dumps({"credHelpers": {front.host: HELPER}}))
+    service_config = (
+        'c.Repo2DockerService.allowed_repo_schemes = ["http"]\n'
+        f"c.Executor.repo2docker_config = {str(OFFLINE_CONFIG)!r}\n"
+        f"c.Repo2DockerService.image_prefix = {PREFIX!r}\n"
+        f"c.Repo2DockerService.registry_url = {front.host!r}\n"
+        f"c.Repo2DockerService.registry_config_file = {str(docker_config)!r}\n"
+        "c.Repo2DockerService.build_rate_limit = 0\n"
+        "c.Repo2DockerService.registry_cache_ttl = 1\n"
+    )
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    state = {"front": front, "secret_file": secret_file, "calls": calls, "passwords": []}
+    state["passwords"].append(front.password)
+
+    def start(name: str) -> Hub:
+        try:
+            return start_hub(work / name, service_config=service_config, env=env)
+        except RuntimeError as e:
+            pytest.fail(f"Could not start JupyterHub: {e}")
+
+    state["start"] = start
+    yield state
+    front.close()
+    remove_images(local_images(PREFIX))
+
+
+def test_build_cache_hit_listing_restart_delete(hosted, git_http, base_image):
+    front: RegistryFront = hosted["front"]
+    hub = hosted["start"]("hub1")
+    try:
+        url = git_http.create_repo(
+            f"hosted/env-{uuid.uuid4().hex[:6]}", dockerfile(base_image, "RUN echo hosted")
+        )
+        status, posted = call(hub, "POST", "api/builds", "alice", {"repo": url, "name": "hosted"})
+        assert status == 202, posted  # was 502: "registry refused the configured credentials"
+        events = sse_events(hub, posted["build"]["id"], "alice")
+        done = events[-1]["data"]
+        assert done["state"] == "built", [
+            [e["data"] for e in events][-5:],
+            front.answered(401)[-10:],
+            [(r[1].get("scope"), r[2]) for r in front.token_server.requests][-10:],
+            front.answers[-30:],
+        ]
+        assert front.answered(401), "the front never asked for a login"
+        # the tag is an attested index; the service took the platform image's labels
+        status, images = call(hub, "GET", "api/images", "alice")
+        mine = [i for i in images["images"] if i["name"] == "hosted"]
+        assert status == 200 and [i["image"] for i in mine] == [done["image"]], images
+        assert mine[0]["repo"] == url
+        owner_slug = mine[0]["owner_slug"]
+
+        # a cache hit
+        status, again = call(hub, "POST", "api/builds", "alice", {"repo": url, "name": "hosted"})
+        assert status == 200 and again["cached"] is True, again
+        assert again["image"]["image"] == done["image"]
+
+        # every token expires between listings: fetched again, never a refusal
+        front.expire_tokens()
+        time.sleep(1.1 + 1)  # (registry_cache_ttl 1 s: the next listing reads the registry)
+        refused_before = [r for r in front.token_server.requests if r[2] != 200]
+        status, images = call(hub, "GET", "api/images", "alice")
+        assert status == 200 and "hosted" in [i["name"] for i in images["images"]]
+        assert [r for r in front.token_server.requests if r[2] != 200] == refused_before
+
+        # the helper's secret rotates: the refused token request reads the login again
+        calls_before = len(hosted["calls"].read_text().splitlines())
+        new_password = "pw-" + secrets.token_hex(8)
+        hosted["passwords"].append(new_password)
+        set_login(front, hosted["secret_file"], new_password)
+        front.expire_tokens()
+        time.sleep(1.1)
+        status, images = call(hub, "GET", f"api/images/{owner_slug}/hosted", "alice")
+        assert status == 200, images
+        calls = hosted["calls"].read_text().splitlines()
+        assert len(calls) > calls_before and set(calls) == {front.host}
+    finally:
+        hub.stop()
+    logs = hub.log_text()
+
+    # a restarted service lists the same images; a delete removes them
+    hub = hosted["start"]("hub2")
+    try:
+        status, images = call(hub, "GET", "api/images", "alice")
+        assert status == 200 and [
+            i["image"] for i in images["images"] if i["name"] == "hosted"
+        ] == [done["image"]]
+        status, _ = call(hub, "DELETE", f"api/images/{owner_slug}/hosted", "alice")
+        assert status == 204
+        status, images = call(hub, "GET", "api/images", "alice")
+        assert status == 200 and "hosted" not in [i["name"] for i in images["images"]]
+        # a name that was deleted is free again (the repository is unknown: a 401 there
+        # means "not there yet")
+        assert call(hub, "GET", f"api/images/{owner_slug}/hosted", "alice")[0] == 404
+    finally:
+        hub.stop()
+    logs += hub.log_text()
+    for password in hosted["passwords"]:
+        assert password not in logs
+    assert "Registry login for" in logs and f"docker-credential-{HELPER}" in logs
+
+
+def test_failing_helper_stops_the_service_at_start(tmp_path, hosted):
+    front: RegistryFront = hosted["front"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    broken = bin_dir / "docker-credential-broken"
+    broken.write_text("#!/bin/sh\necho 'vault sealed'; exit 1\n")
+    broken.chmod(0o755)
+    docker_config = tmp_path / "config.json"
+    docker_config.write_text(json.dumps({"credsStore": "broken"}))
+    config = tmp_path / "empty_config.py"
+    config.write_text("")
+    env = {k: v for k, v in loopback_env().items() if not k.startswith(("JUPYTERHUB_", "REPO2"))}
+    env.update(
+        {
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "REPO2DOCKER_SERVICE_CONFIG": str(config),
+        }
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "repo2docker_service",
+            "--port",
+            str(free_port()),
+            f"--registry-url={front.host}",
+            f"--Repo2DockerService.registry_config_file={docker_config}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "[C " in out and f"Cannot read the registry login for {front.host}" in out, out
+    assert "docker-credential-broken get failed with exit status 1: vault sealed" in out
