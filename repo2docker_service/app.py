@@ -50,7 +50,7 @@ from .images.naming import ImageNamer
 from .images.registry.catalog import RegistryCatalog
 from .images.registry.client import RegistryClient
 from .images.registry.errors import RegistryError
-from .images.registrylogin import CredentialHelperError, RegistryLogin
+from .images.registrylogin import RegistryLogin
 from .limits import normalize_profiles
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
@@ -364,14 +364,10 @@ class Repo2DockerService(
         )
 
     def registry_login(self) -> RegistryLogin:
-        """The registry login: `registry_username`/`password`, else the docker config (its
-        `auths` entry now, its credential helper at first use; read again when refused and
-        every `registry_login_refresh` seconds).
-
-        Exits on an unreadable docker config file.
-        """
+        """The registry login (see :meth:`RegistryLogin.from_settings`); exits on an
+        unreadable docker config file."""
         try:
-            login = RegistryLogin.from_settings(
+            return RegistryLogin.from_settings(
                 self.registry_url,
                 username=self.registry_username,
                 password=self.registry_password,
@@ -384,11 +380,6 @@ class Repo2DockerService(
             self.log.critical("Cannot read the registry login: %s", e)
             self.exit(1)
             raise  # not reached: exit raises SystemExit
-        if login.current is not None or login.source.startswith("docker-credential-"):
-            self.log.info("Registry login for %s from %s", self.registry_url, login.source)
-        elif self.registry_config_file:
-            self.log.warning("%s has no login for %s", login.source, self.registry_url)
-        return login
 
     def make_executor(self, login: RegistryLogin | None) -> Executor:
         """The `executor_class`, configured from its own options (`c.LocalExecutor.*`,
@@ -427,12 +418,6 @@ class Repo2DockerService(
         """
         catalog = self.catalog
         assert isinstance(catalog, RegistryCatalog)  # called in registry mode only
-        try:
-            await catalog.client.login.get()
-        except (CredentialHelperError, OSError, ValueError) as e:
-            self.log.critical("Cannot read the registry login for %s: %s", self.registry_url, e)
-            await catalog.close()
-            self.exit(1)
         try:
             await catalog.start()
         except RegistryError as e:

@@ -196,7 +196,7 @@ class RegistryLogin:
         """The login the service's settings name: ``username``/``password`` when a username
         is set, else the docker config ``config_file`` (default ``$DOCKER_CONFIG/config.json``
         or ``~/.docker/config.json``). Its ``auths`` entry is read now; a credential helper
-        runs at the first :meth:`get`.
+        runs at the first :meth:`get`. Where the login comes from is logged.
 
         Raises:
             ValueError, OSError: the docker config exists but cannot be read as JSON.
@@ -219,6 +219,10 @@ class RegistryLogin:
             log=log,
         )
         login.source = f"{HELPER_PREFIX}{helper} ({path})" if helper else str(path)
+        if login.current is not None or helper:
+            login.log.info("Registry login for %s from %s", registry, login.source)
+        elif config_file:
+            login.log.warning("%s has no login for %s", path, registry)
         return login
 
     @property

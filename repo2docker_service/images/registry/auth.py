@@ -154,7 +154,7 @@ class RegistryAuth:
             self._basic_ok = sent
         return status < 300
 
-    async def _credentials(self, *, refresh: bool = False) -> RegistryCredentials | None:
+    async def read_login(self, *, refresh: bool = False) -> RegistryCredentials | None:
         """The login now (read again when due or ``refresh``).
 
         Raises:
@@ -203,10 +203,10 @@ class RegistryAuth:
         )
 
     async def _basic_answer(self, refused: str | None) -> str | None:
-        credentials = await self._credentials()
+        credentials = await self.read_login()
         header = _basic(credentials)
         if header is not None and refused == header and self.login.rereadable:
-            header = _basic(await self._credentials(refresh=True))
+            header = _basic(await self.read_login(refresh=True))
         if header is None:
             raise RegistryError(
                 "the registry requires a login (basic auth): set registry_username and "
@@ -240,10 +240,10 @@ class RegistryAuth:
         """A token; a refusal reads the login again once and retries if it changed."""
         if urlsplit(realm).scheme not in ("http", "https"):
             raise RegistryError(f"token realm {realm!r} is not an http(s) URL", kind="auth")
-        credentials = await self._credentials()
+        credentials = await self.read_login()
         status, body = await self._token_request(realm, service, scope, credentials)
         if status in (401, 403) and self.login.rereadable:
-            again = await self._credentials(refresh=True)
+            again = await self.read_login(refresh=True)
             if again != credentials:
                 credentials = again
                 status, body = await self._token_request(realm, service, scope, credentials)

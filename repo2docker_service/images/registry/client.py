@@ -205,9 +205,10 @@ class RegistryClient:
         """``GET /v2/`` with authentication: the registry answers and accepts the login.
 
         Raises:
-            RegistryError: ``unreachable``; ``auth`` (login missing or refused);
+            RegistryError: ``unreachable``; ``auth`` (login missing, unreadable or refused);
                 ``bad_url`` (TLS failure, or the URL does not answer like a registry).
         """
+        await self._auth.read_login()  # (a credential helper runs now)
         try:
             # any scope proves the login; some token realms refuse requests without one
             _, headers, _ = await self._request("GET", "/v2/", scope="registry:catalog:*")
