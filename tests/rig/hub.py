@@ -259,12 +259,14 @@ def start_hub(
     )
     svc_config = workdir / "repo2docker_service_config.py"
     svc_config.write_text(service_config)
+    path = (env or {}).get("PATH") or os.environ.get("PATH", "")
     hub_env = {
         **os.environ,
         **(env or {}),
         "REPO2DOCKER_SERVICE_PORT": str(service_port),
         "REPO2DOCKER_SERVICE_CONFIG": str(svc_config),
-        "PATH": f"{Path(sys.executable).parent}:{(env or os.environ).get('PATH', '')}",
+        # (env may bring its own PATH, e.g. with a docker credential helper on it)
+        "PATH": f"{Path(sys.executable).parent}:{path}",
     }
     hub = Hub(
         url=f"http://127.0.0.1:{proxy_port}",
