@@ -94,3 +94,27 @@ def test_wheel_installs_in_a_clean_venv_and_runs(dist, tmp_path):
         "import repo2docker_service.app, repo2docker_service.hub.config",
     )
     assert not (venv / "bin" / "pytest").exists()
+
+
+@pytest.mark.parametrize(
+    "python, refused",
+    [("3.9", True), ("3.10", True), ("3.11", False), ("3.12", False), ("3.13", False)],
+)
+def test_pip_refuses_the_wheel_on_an_unsupported_python(dist, tmp_path, python, refused):
+    """What TLJH's installer meets on a system whose python3 is older (docs/tljh.md quotes
+    the message): pip's requires-python check, asked for another Python with
+    ``--python-version`` (no older Python is installed here), on the wheel itself."""
+    (wheel,) = dist.glob("*.whl")
+    argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+    proc = subprocess.run(
+        [*argv, "--python-version", python, "-d", str(tmp_path), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    message = (
+        f"ERROR: Package 'repo2docker-service' requires a different Python: "
+        f"{python}.0 not in '>=3.11'"
+    )
+    assert (proc.returncode != 0) is refused, proc.stderr
+    assert (message in proc.stderr) is refused, proc.stderr
