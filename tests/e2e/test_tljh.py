@@ -22,9 +22,10 @@ Everything else is TLJH's and the plugin's: FirstUseAuthenticator, the admin fro
 config.yaml, the idle culler, the plugin's Docker spawner on the host network with its
 per-user volume, ``pull_policy = "never"``.
 
-Time: about 30 s for the hub venv (pip, with its download cache warm), 10-20 s until the
-service answers; the image's pip layer takes about a minute the first time on a machine and
-comes from the engine's build cache afterwards.
+Time (2 cores under a load average of 8): 81-83 s in all when TLJH's requirements venv
+(kept under ~/.cache/repo2docker-service/tljh-hub-env, tests/rig/tljh.py) and the image's
+layers are cached; the first run on a machine adds 30-80 s for that venv and about a minute
+for the image's pip layer.
 """
 
 from __future__ import annotations
