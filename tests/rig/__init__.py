@@ -25,6 +25,17 @@ One module per part; the fixtures in the ``conftest.py`` files wrap them:
 - :mod:`tests.rig.browser`: Chromium through Playwright, logging in at the hub.
 - :mod:`tests.rig.fake_service`: the fake images endpoint and kube config of the spawner
   unit tests.
+- :mod:`tests.rig.upstream`: upstream projects' source read at test time from their git
+  mirrors (``$R2DS_UPSTREAM_MIRRORS``, default ``/work/.mirror``); a missing mirror skips
+  the test with a reason naming it (nothing of upstream is committed here).
+- :mod:`tests.rig.tljh`: The Littlest JupyterHub from its mirror, its hub environment laid
+  out by its own installer functions with this package as the plugin, its hub started
+  through its own ``jupyterhub_config.py``.
+- :mod:`tests.rig.z2jh`: zero-to-jupyterhub's chart from its mirror: its values schema,
+  and the hub pod's files (the chart's ``jupyterhub_config.py`` with a Secret and ConfigMap
+  laid out as the chart mounts them).
 
-Nothing here sends traffic anywhere but 127.0.0.0/8 and the local Docker engine.
+Nothing here sends traffic anywhere but 127.0.0.0/8 and the local Docker engine, except
+:mod:`tests.rig.tljh`, whose pip installs TLJH's hub requirements from the package index
+(once per machine; kept under ``~/.cache/repo2docker-service/``).
 """
