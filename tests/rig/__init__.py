@@ -36,6 +36,7 @@ One module per part; the fixtures in the ``conftest.py`` files wrap them:
   laid out as the chart mounts them).
 
 Nothing here sends traffic anywhere but 127.0.0.0/8 and the local Docker engine, except
-:mod:`tests.rig.tljh`, whose pip installs TLJH's hub requirements from the package index
-(once per machine; kept under ``~/.cache/repo2docker-service/``).
+:mod:`tests.rig.tljh`, where TLJH's installer runs pip against the package index (as it
+does on a real install; TLJH's own requirements are installed once per machine and kept
+under ``~/.cache/repo2docker-service/``).
 """
