@@ -32,13 +32,7 @@ from .bodylimit import MAX_DRAIN_BYTES, BodyLimit
 from .builds.executors import DockerExecutor, Executor, LocalExecutor
 from .builds.manager import BuildManager
 from .builds.store import BuildStore
-from .config import (
-    DEFAULT_ACCESS_HELP,
-    BuildsConfig,
-    ImagesConfig,
-    ServerConfig,
-    SpawnConfig,
-)
+from .config import DEFAULT_ACCESS_HELP, BuildsConfig, ImagesConfig, ServerConfig, SpawnConfig
 from .context import HandlerSettings, Services
 from .errors import UpstreamError
 from .handlers import binder_handlers, default_handlers, fallback_handlers
@@ -54,6 +48,7 @@ from .images.registrylogin import RegistryLogin
 from .limits import normalize_profiles
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
+from .readiness import Readiness
 from .redact import install_log_redaction
 from .registryconfig import RegistryLoginConfig
 from .repoid import RepoIdentity
@@ -140,7 +135,7 @@ class Repo2DockerService(
     ).tag(config=True)
 
     #: parts that read their own options, c.<Class>.* (c.Executor.* too), for --help-all
-    classes = [LocalExecutor, DockerExecutor, RefResolver, ImageLifecycle]
+    classes = [LocalExecutor, DockerExecutor, RefResolver, ImageLifecycle, Readiness]
 
     # ------------------------------------------------------------------ lifecycle
     @catch_config_error
@@ -235,6 +230,7 @@ class Repo2DockerService(
             servers=HubServers(HubOAuth(parent=self).api_url),
             pushed=self.pushed_commits,
             lifecycle=self.lifecycle,
+            readiness=self.readiness,
         )
 
     def make_web_app(self) -> web.Application:
@@ -291,6 +287,9 @@ class Repo2DockerService(
         self.catalog = self.make_catalog(login)
         self.executor = self.make_executor(login)
         self.store = BuildStore(history_limit=self.history_limit)
+        self.readiness = Readiness.for_parts(
+            executor=self.executor, catalog=self.catalog, parent=self
+        )
         self.metrics = ServiceMetrics(catalog=self.catalog)
         self.pushed_commits = PushedCommits()
         self.ref_resolver = RefResolver(parent=self, pushed=self.pushed_commits)
@@ -311,8 +310,10 @@ class Repo2DockerService(
             machine_profiles=[p["slug"] for p in self.profiles],
             commit_checker=check_commit,
             resolver=self.ref_resolver,
+            gate=self.readiness,
             log=self.log,
         )
+        self.readiness.queue_status = self.manager.status
         self.metrics.observe(self.manager)
         try:  # containers are asked of the catalog's engine, or DOCKER_HOST's
             self.lifecycle = ImageLifecycle(parent=self, catalog=self.catalog, log=self.log)
@@ -476,6 +477,7 @@ class Repo2DockerService(
         await self.executor.close()
         await self.catalog.close()
         await self.ref_resolver.close()
+        await self.readiness.close()
 
     def start(self) -> None:
         if self.generate_config:

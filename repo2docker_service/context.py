@@ -21,6 +21,7 @@ from .images.catalog import Catalog
 from .images.lifecycle import ImageLifecycle
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
+from .readiness import Readiness
 from .sources.resolver import PushedCommits
 
 __all__ = ["HandlerSettings", "Services"]
@@ -81,6 +82,7 @@ class Services:
         templates: the Jinja environment of the UI's templates (autoescaping on).
         servers: asks the hub which servers the caller runs (with the caller's token).
         lifecycle: tag history, roll back, retention and disk space of the images.
+        readiness: each part's state (``GET ready``).
         pushed: commits signed push webhooks announce to the ref resolver.
     """
 
@@ -93,4 +95,5 @@ class Services:
     templates: jinja2.Environment
     servers: HubServers
     lifecycle: ImageLifecycle
+    readiness: Readiness
     pushed: PushedCommits = field(default_factory=PushedCommits)

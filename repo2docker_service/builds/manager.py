@@ -25,12 +25,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from ..errors import Conflict, NotFound, UpstreamError
+from ..errors import Conflict, NotFound, Unavailable, UpstreamError
 from ..images.catalog import Catalog
 from ..images.naming import ImageNamer
 from ..repoid import RepoIdentity
 from ..sources import resolve_ref
 from .executors import Executor
+from .gate import PartsGate
 from .model import Build, BuildState, EventType
 from .names import name_taken
 from .observer import BuildObserver, Observers
@@ -71,6 +72,8 @@ class BuildManager:
         machine_profiles: slugs of the machine profiles a ``profile`` hint may name.
         commit_checker: ``check_commit(repo, sha, *, credentials, timeout)``, asked before a
             full SHA (taken as it is) is built; None: not asked (the build finds out).
+        gate: whether the parts builds need (engine, registry) answer, and what builds do
+            while one is down (:mod:`.gate`); None: builds always run.
         log: the logger to use.
 
     Raises:
@@ -99,6 +102,7 @@ class BuildManager:
         repo_identity: RepoIdentity | None = None,
         machine_profiles: Iterable[str] = (),
         commit_checker: Callable[..., Awaitable[bool]] | None = None,
+        gate: PartsGate | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         if concurrency < 1:
@@ -113,13 +117,13 @@ class BuildManager:
         self.allowed_repo_schemes = tuple(allowed_repo_schemes)
         self.allowed_repo_hosts = tuple(allowed_repo_hosts)
         self.concurrency = concurrency
-        self.max_queue = max_queue
-        self.log_limit_bytes = log_limit_bytes
+        self.max_queue, self.log_limit_bytes = max_queue, log_limit_bytes
         self.resolve_timeout = resolve_timeout
         self.cancel_wait = cancel_wait
         self.repo_identity = repo_identity or RepoIdentity()
         self.machine_profiles = tuple(machine_profiles)
         self.commit_checker = commit_checker
+        self.gate = gate
         self.log = log or logging.getLogger("repo2docker_service.builds")
         self.runner = self._make_runner(push, build_timeout, build_idle_timeout)
         self.previewer = self._make_previewer()
@@ -133,6 +137,7 @@ class BuildManager:
             executor=self.executor,
             concurrency=concurrency,
             log=self.log,
+            gate=gate,
         )
         self._stopping = False
 
@@ -302,6 +307,8 @@ class BuildManager:
             InvalidInput: malformed repo, ref, name, display name or hints (nothing queued).
             SourceError: the repository or ref cannot be read.
             QueueFull: ``concurrency + max_queue`` builds are already active.
+            Unavailable: a part builds need is down and builds fail while it is (the
+                gate's ``fail``); the message names it.
             UpstreamError: the catalog cannot be read, or the manager is stopping.
         """
         try:
@@ -326,6 +333,7 @@ class BuildManager:
         if plan.existing is not None:
             return SubmitResult(build=None, image=plan.existing, cached=True)
         checked, commit, image = plan.checked, plan.commit, plan.image
+        await self._check_parts()
 
         # no await from here on: the join check and enqueueing are atomic
         existing = self._active_build(image)
@@ -346,6 +354,14 @@ class BuildManager:
         )
         self._enqueue(build)
         return SubmitResult(build=build, image=None)
+
+    async def _check_parts(self) -> None:
+        """With ``builds_when_down = "fail"``: refuse while a part builds need is down."""
+        if self.gate is None or self.gate.when_down != "fail":
+            return
+        reason = await self.gate.blocking()
+        if reason is not None:
+            raise Unavailable(f"Cannot build now: {reason}")
 
     def _check_running(self) -> None:
         if self._stopping:

@@ -63,11 +63,15 @@ class BuildQueue:
         self._waiting.clear()
         return builds
 
-    async def take(self) -> Build:
-        """The oldest queued build, waiting until there is one."""
+    async def wait_for_build(self) -> None:
+        """Return once a build is queued (without taking it)."""
         while not self._waiting:
             wakeup = self._wakeup
             await wakeup.wait()
+
+    async def take(self) -> Build:
+        """The oldest queued build, waiting until there is one."""
+        await self.wait_for_build()
         build = self._waiting.popleft()
         self._update_positions()
         return build

@@ -14,7 +14,8 @@ import logging
 from typing import Any
 
 from .executors import AdoptedBuild, Executor
-from .model import ACTIVE_STATES, Build, BuildState
+from .gate import PartsGate
+from .model import ACTIVE_STATES, Build, BuildState, EventType
 from .observer import Observers
 from .queue import BuildQueue
 from .run import BuildRunner, RunningBuild
@@ -39,6 +40,8 @@ class Workers:
         executor: the executor (``adoptable`` decides what a stop leaves running).
         concurrency: worker tasks, i.e. builds running at once (>= 1).
         log: the logger.
+        gate: whether the parts builds need answer (None: builds always run); see
+            :mod:`.gate` for what ``fail`` and ``queue`` do.
     """
 
     def __init__(
@@ -51,8 +54,10 @@ class Workers:
         executor: Executor,
         concurrency: int,
         log: logging.Logger,
+        gate: PartsGate | None = None,
     ) -> None:
         self.runner = runner
+        self.gate = gate
         self.queue = queue
         self.store = store
         self.observers = observers
@@ -136,8 +141,13 @@ class Workers:
 
     async def _work(self, number: int) -> None:
         while True:
+            await self.queue.wait_for_build()
+            if self.gate is not None and self.gate.when_down == "queue":
+                await self._wait_for_parts()  # the builds stay queued meanwhile
             build = await self.queue.take()
             try:
+                if await self._refused(build):
+                    continue
                 await self._run(build)
             except asyncio.CancelledError:
                 raise
@@ -148,6 +158,37 @@ class Workers:
                 self.runs.pop(build.id, None)
                 if not build.terminal:
                     self.end(build, BuildState.FAILED, error="internal error (see service log)")
+
+    async def _wait_for_parts(self) -> None:
+        """Wait until the parts builds need answer, telling the queued builds why they wait."""
+        assert self.gate is not None
+        told: str | None = None
+        while (reason := await self.gate.blocking()) is not None:
+            if reason != told:
+                self.log.warning("builds wait in the queue: %s", reason)
+                for build in self.queue:
+                    build.add_event(
+                        EventType.PHASE,
+                        {"phase": build.state.value, "message": f"Waiting: {reason}"},
+                    )
+                told = reason
+            await asyncio.sleep(1.0)
+
+    async def _refused(self, build: Build) -> bool:
+        """With ``fail``: end ``build`` as failed, saying why, when a part it needs is down.
+
+        Returns:
+            Whether it was refused.
+        """
+        if self.gate is None or self.gate.when_down != "fail":
+            return False
+        reason = await self.gate.blocking()
+        if reason is None:
+            return False
+        self.end(build, BuildState.FAILED, message=reason, error=f"cannot build now: {reason}")
+        log_build(self.log, build, logging.WARNING, "failed before starting: %s", reason)
+        self.store.prune()
+        return True
 
     async def _run(self, build: Build, *, adopted: AdoptedBuild | None = None) -> None:
         """Run one build to a terminal state (the worker's part; or follow an adopted one)."""
@@ -179,6 +220,10 @@ class Workers:
             # (an adoptable executor's build goes on; the next start finishes it)
             await self.runner.remove_partial(build, run, quick=stopping)
         self.runs.pop(build.id, None)
+        if state is BuildState.FAILED and self.gate is not None and not stopping:
+            # a part that went down mid-build is the reason, whatever repo2docker said
+            reason = await self.gate.blocking(fresh=True)
+            error = f"{error}; {reason}" if reason else error
         if state is BuildState.BUILT:
             self.queue.record_duration(asyncio.get_running_loop().time() - run.started)
             self.end(build, state, message=f"Built {build.image}")

@@ -23,6 +23,24 @@ class HealthHandler(BaseHandler):
         self.finish({"status": "ok", "version": __version__})
 
 
+class ReadyHandler(BaseHandler):
+    """Readiness: each part's state; 503 when the service cannot build or list.
+
+    Public like ``health`` (probes carry no token): the body says nothing sensitive (see
+    :mod:`repo2docker_service.readiness`).
+    """
+
+    async def prepare(self) -> None:  # no hub round-trip: the hub is one of the parts
+        return
+
+    async def get(self) -> None:
+        report = await self.services.readiness.report()
+        self.set_status(200 if report.ready else 503)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(report.to_dict())
+
+
 class OpenAPIHandler(BaseHandler):
     """The API contract (public, like the hub's own REST API docs)."""
 
@@ -92,6 +110,7 @@ class MetricsHandler(APIHandler):
 
 default_handlers = [
     (r"health", HealthHandler),
+    (r"ready", ReadyHandler),
     (r"metrics", MetricsHandler),
     (r"api/openapi.yaml", OpenAPIHandler),
     (r"api/info", InfoHandler),

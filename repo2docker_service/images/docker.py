@@ -12,7 +12,8 @@ images (Docker walks every image to apply the label filter), so listings are ser
 an in-memory index (:class:`~repo2docker_service.images.dockerindex.ImageIndex`) instead:
 
 - it is filled by one full list when the catalog starts watching (on first use);
-- a background task follows the engine's image events (tag, untag, delete, load, import,
+- a background task (:class:`~repo2docker_service.images.dockerevents.EventFeed`)
+  follows the engine's image events (tag, untag, delete, load, import,
   pull) and re-inspects the one image each event names (~1 ms), so images that other
   writers add or remove (``docker rmi``, another service, repo2docker) show up within
   milliseconds;
@@ -20,8 +21,11 @@ an in-memory index (:class:`~repo2docker_service.images.dockerindex.ImageIndex`)
   (the cache check) always inspects the engine;
 - the event stream is subscribed with ``since`` a second before the full list, so nothing
   between the two is missed; when the stream drops, listings go back to asking the engine
-  on every request until it is re-established (with a fresh full list), and a full list
-  every ``resync_interval`` seconds is a safety net.
+  on every request until it is re-established (with a fresh full list, retried every few
+  seconds), and a full list every ``resync_interval`` seconds is a safety net;
+- while the engine does not answer, listings are served from the last good index, marked
+  stale (:attr:`DockerCatalog.freshness`); before any listing worked they raise
+  :class:`~repo2docker_service.errors.Unavailable` (503) saying what to check.
 
 All Docker calls go through the choke point of
 :class:`~repo2docker_service.images.dockerengine.DockerEngine`, which turns "cannot
@@ -32,19 +36,16 @@ the method.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import time
 from collections.abc import Mapping
-from contextlib import suppress
 from typing import Any
 
 from aiodocker.exceptions import DockerError
 
-from ..errors import Conflict, NotFound, UpstreamError
-from .catalog import Catalog, ImageInfo, TagRecord, select_images
+from ..errors import Conflict, NotFound, Unavailable, UpstreamError
+from .catalog import Catalog, CatalogState, ImageInfo, TagRecord, select_images
 from .dockerengine import DockerEngine
+from .dockerevents import EventFeed
 from .dockerindex import (
     ImageIndex,
     Key,
@@ -54,13 +55,11 @@ from .dockerindex import (
     item_from_inspect,
     tag_record,
 )
+from .freshness import Freshness
 from .naming import ImageNamer
 from .reference import split_reference
 
 __all__ = ["DockerCatalog"]
-
-#: image event actions that change nothing the catalog shows
-_IGNORED_ACTIONS = frozenset({"push", "save", "inspect"})
 
 
 class DockerCatalog(Catalog):
@@ -106,9 +105,16 @@ class DockerCatalog(Catalog):
         #: the event-fed index (complete only while :attr:`live`)
         self.index = ImageIndex(namer=namer, log=self.log)
         self._registry_auth = dict(registry_auth) if registry_auth else None
-        self._live = False  # the index is complete and the event stream is followed
-        self._watcher: asyncio.Task[None] | None = None
-        self._attempted = asyncio.Event()  # set after each (re)connection attempt
+        #: the index's freshness (it is kept, and answers marked stale, when the engine goes)
+        self.freshness = Freshness("engine")
+        #: keeps the index current from the engine's events
+        self.feed = EventFeed(
+            engine=self.engine,
+            index=self.index,
+            freshness=self.freshness,
+            resync_interval=resync_interval,
+            log=self.log,
+        )
 
     def __repr__(self) -> str:
         return f"DockerCatalog(url={self.engine.url!r}, namer={self.namer!r})"
@@ -123,119 +129,55 @@ class DockerCatalog(Catalog):
 
     async def close(self) -> None:
         """Stop watching and close the client (a later call connects again)."""
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            with suppress(asyncio.CancelledError):
-                await watcher
-        self._set_live(False)
+        await self.feed.close()
         await self.engine.close()
 
     # ------------------------------------------------------------------ the index
     @property
     def live(self) -> bool:
         """Whether listings are answered from the event-fed index."""
-        return self._live
+        return self.feed.live
 
-    def _set_live(self, live: bool) -> None:
-        if not live:
-            self.index.clear()
-        self._live = live
+    def state(self) -> CatalogState:
+        """Live, or serving the last good index (stale) while the engine does not answer."""
+        return self.freshness.state()
 
     async def _index_ready(self) -> bool:
-        """Start watching on first use (waiting for the first full list); whether the
-        index can answer now."""
-        if not self.watch:
-            return False
-        if self._watcher is None or self._watcher.done():
-            self._attempted.clear()
-            self._watcher = asyncio.create_task(self._watch(), name="docker-catalog-events")
-            with suppress(TimeoutError):
-                async with asyncio.timeout(self.engine.request_timeout):
-                    await self._attempted.wait()
-        return self._live
+        """Whether the event-fed index can answer now (following starts on first use)."""
+        return self.watch and await self.feed.ready()
 
-    async def _watch(self) -> None:
-        """Follow the engine's image events forever, reconnecting with back-off."""
-        delay = 0.5
-        while True:
-            docker = self.engine.client()
-            try:
-                since = await self.engine.clock() - 1
-                # aiodocker's events API has no type hints
-                subscriber = docker.events.subscribe(  # type: ignore[no-untyped-call]
-                    filters=json.dumps({"type": ["image"]}), since=str(since)
-                )
-                items = await self.engine.list_labelled()
-                self.index.load(items)
-                self._set_live(True)
-                self._attempted.set()
-                self.log.debug("image index loaded (%d images); following events", len(items))
-                delay = 0.5
-                await self._follow(subscriber)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # never let the watcher die; listings fall back
-                if self._live:
-                    self.log.warning(
-                        "Lost the Docker image events (%s); listing from the engine until "
-                        "they are back",
-                        e,
-                    )
-                else:
-                    self.log.debug("image events unavailable: %s", e)
-            finally:
-                self._set_live(False)
-                self._attempted.set()
-                with suppress(Exception):
-                    await docker.events.stop()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-    async def _follow(self, subscriber: Any) -> None:
-        """Apply the events of ``subscriber`` (an aiodocker ``ChannelSubscriber``), with a
-        full re-list every ``resync_interval`` seconds, until the stream ends.
+    async def _read_all(self) -> list[ImageInfo]:
+        """Every environment: from the engine (refreshing the index), else, when the engine
+        does not answer, from the last good index, marked stale.
 
         Raises:
-            UpstreamError: the engine closed the stream or cannot be reached.
+            Unavailable: the engine does not answer and nothing was ever read.
+            UpstreamError: the engine answered with a failure.
         """
-        resync_at = time.monotonic() + self.resync_interval
-        while True:
-            try:
-                async with asyncio.timeout(max(0.0, resync_at - time.monotonic())):
-                    event = await subscriber.get()
-            except TimeoutError:
-                self.index.load(await self.engine.list_labelled())
-                resync_at = time.monotonic() + self.resync_interval
-                continue
-            if event is None:
-                raise UpstreamError("the engine closed its event stream")
-            await self._on_event(event)
-
-    async def _on_event(self, event: Mapping[str, Any]) -> None:
-        """Re-read the image an engine event names (a delete drops it)."""
-        action = str(event.get("Action") or event.get("status") or "")
-        actor = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
-        if not actor or action in _IGNORED_ACTIONS:
-            return
-        if action == "delete":
-            self.index.drop_image(actor)
-            return
-        await self._refresh(actor)
-
-    async def _refresh(self, reference: str) -> None:
-        """Re-read one image (by id or reference) into the index."""
-        data = await self.engine.inspect(reference)
-        if data is None:
-            self.index.drop_image(reference)
-        else:
-            self.index.upsert(item_from_inspect(data))
+        try:
+            items = await self.engine.list_labelled()
+        except Unavailable as e:
+            if not self.freshness.read_failed():
+                raise Unavailable(
+                    f"{e}. No listing was read since the service started, so there is "
+                    "nothing to show until the engine answers."
+                ) from None
+            return self.index.infos()
+        self.index.load(items)
+        self.freshness.read_ok()
+        return self.index.infos()
 
     async def _groups_for(self, repository: str) -> dict[Key, list[Tagged]]:
-        """Tags of one repository: from the index when live, else from the engine."""
+        """Tags of one repository: from the index when live, else from the engine, else
+        (the engine does not answer) from the last good index."""
         if await self._index_ready():
             return self.index.repository(repository)
-        return self._group(await self.engine.list_labelled(repository=repository))
+        try:
+            return self._group(await self.engine.list_labelled(repository=repository))
+        except Unavailable:
+            if not self.freshness.read_failed():
+                raise
+            return self.index.repository(repository)
 
     def _group(self, items: list[dict[str, Any]]) -> dict[Key, list[Tagged]]:
         """Tags of the service's images by (owner_slug, name), checked against labels."""
@@ -272,13 +214,14 @@ class DockerCatalog(Catalog):
             ImageInfo list sorted by (shared, owner, name).
 
         Raises:
-            UpstreamError: the engine is unreachable.
+            Unavailable: the engine does not answer and no listing was read before (once
+                one was, the last good one answers, see :attr:`freshness`).
+            UpstreamError: the engine failed.
         """
         if await self._index_ready():
             infos = self.index.infos()
         else:
-            groups = self._group(await self.engine.list_labelled())
-            infos = [describe(key, tagged) for key, tagged in groups.items()]
+            infos = await self._read_all()
         return select_images(infos, owner=owner, include_shared=include_shared)
 
     async def get(self, *, owner_slug: str, name: str) -> ImageInfo | None:
@@ -355,8 +298,8 @@ class DockerCatalog(Catalog):
             raise UpstreamError(
                 f"Docker refused to tag {source} as {target}: {e.message}"
             ) from None
-        if self._live:
-            await self._refresh(target)
+        if self.feed.live:
+            await self.feed.refresh(target)
 
     async def remove_tag(self, reference: str) -> bool:
         """Remove the reference ``reference`` (untag; the image goes if it was the last tag
@@ -376,8 +319,8 @@ class DockerCatalog(Catalog):
 
     async def refresh(self, reference: str) -> None:
         """Re-inspect ``reference`` into the index (buildx's exports send no tag event)."""
-        if self._live:
-            await self._refresh(reference)
+        if self.feed.live:
+            await self.feed.refresh(reference)
 
     async def prune_tag(self, reference: str) -> bool:
         """Untag ``reference`` unless it is the last tag of an image a container uses

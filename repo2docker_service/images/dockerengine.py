@@ -1,7 +1,9 @@
 """One Docker engine's API client (aiodocker), and the one choke point every call goes through.
 
-:meth:`DockerEngine.upstream` turns "cannot connect", timeouts and engine failures into
-:class:`~repo2docker_service.errors.UpstreamError` with a message saying what to check;
+:meth:`DockerEngine.upstream` turns "cannot connect" and timeouts into
+:class:`~repo2docker_service.errors.Unavailable` (503: the engine is down, try again once it
+is back) and engine failures (5xx) into :class:`~repo2docker_service.errors.UpstreamError`
+(502), each with a message saying what to check;
 client errors (4xx) pass through as ``DockerError`` for the caller to map ("not found"
 becomes None, False or :class:`~repo2docker_service.errors.NotFound`).
 """
@@ -19,7 +21,7 @@ import aiodocker
 import aiohttp
 from aiodocker.exceptions import DockerError
 
-from ..errors import UpstreamError
+from ..errors import Unavailable, UpstreamError
 from .dockerindex import epoch
 from .labels import LABEL_OWNER
 
@@ -54,7 +56,7 @@ class DockerEngine:
         """The aiodocker client (created on first use).
 
         Raises:
-            UpstreamError: no engine found (no socket, bad URL).
+            Unavailable: no engine found (no socket, bad URL).
         """
         if self._docker is None:
             # DOCKER_HOST first, as the docker CLI (and so repo2docker) does; aiodocker alone
@@ -63,7 +65,7 @@ class DockerEngine:
             try:
                 self._docker = aiodocker.Docker(url=url)
             except (AssertionError, ValueError, OSError) as e:
-                raise UpstreamError(
+                raise Unavailable(
                     f"No Docker engine found ({e or 'no socket'}): start dockerd or set "
                     "DOCKER_HOST to the engine the service should use"
                 ) from None
@@ -84,7 +86,8 @@ class DockerEngine:
             limit: seconds for the call (-1: ``request_timeout``; None: no limit).
 
         Raises:
-            UpstreamError: timeout, no connection, or an engine failure (5xx).
+            Unavailable: timeout or no connection (the engine is down or hung).
+            UpstreamError: an engine failure (5xx).
             DockerError: a 4xx answer.
         """
         if limit == -1:
@@ -93,7 +96,7 @@ class DockerEngine:
             async with asyncio.timeout(limit):
                 yield
         except TimeoutError:
-            raise UpstreamError(
+            raise Unavailable(
                 f"Docker engine at {self.where} did not answer in {limit:.0f} s while "
                 f"{what}: check that dockerd is healthy"
             ) from None
@@ -101,7 +104,7 @@ class DockerEngine:
             if 400 <= e.status < 500:
                 raise
             if e.status == 900:  # aiodocker's "cannot connect"
-                raise UpstreamError(
+                raise Unavailable(
                     f"Cannot reach the Docker engine at {self.where} while {what}: check "
                     "that dockerd is running and DOCKER_HOST points at it"
                 ) from None
@@ -109,18 +112,22 @@ class DockerEngine:
                 f"Docker engine at {self.where} failed while {what}: {e.message}"
             ) from None
         except (OSError, aiohttp.ClientError) as e:
-            raise UpstreamError(
+            raise Unavailable(
                 f"Cannot reach the Docker engine at {self.where} while {what} ({e}): check "
                 "that dockerd is running and DOCKER_HOST points at it"
             ) from None
 
-    async def check(self) -> None:
-        """Connect and check that the engine answers.
+    async def check(self, *, limit: float = -1) -> None:
+        """Connect and check that the engine answers (its version).
+
+        Args:
+            limit: seconds to wait (-1: ``request_timeout``).
 
         Raises:
-            UpstreamError: the engine is unreachable.
+            Unavailable: the engine is unreachable or did not answer in time.
+            UpstreamError: it answered with a failure.
         """
-        async with self.upstream("connecting"):
+        async with self.upstream("connecting", limit=limit):
             await self.client().version()
 
     async def clock(self) -> int:

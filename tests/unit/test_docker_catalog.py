@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from repo2docker_service.builds.model import Build
-from repo2docker_service.errors import UpstreamError
+from repo2docker_service.errors import Unavailable, UpstreamError
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.dockerindex import epoch, item_from_inspect
 from repo2docker_service.images.naming import ImageNamer, escape_owner
@@ -161,7 +161,9 @@ async def test_groups_tags_per_environment(catalog, monkeypatch, mode):
 
 
 @pytest.mark.parametrize("url", ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"])
-async def test_unreachable_engine_is_upstream_error(url):
+async def test_unreachable_engine_is_unavailable(url):
+    """An engine that does not answer is a 503 (Unavailable, an UpstreamError) saying
+    what to check; a listing says there was no earlier one to show."""
     catalog = DockerCatalog(namer=ImageNamer(prefix="r2d-"), url=url, request_timeout=5)
     try:
         for call in (
@@ -170,9 +172,9 @@ async def test_unreachable_engine_is_upstream_error(url):
             catalog.list_images(),
             catalog.tag("a/b:c", "a/b:latest"),
         ):
-            with pytest.raises(UpstreamError) as info:
+            with pytest.raises(Unavailable) as info:
                 await call
-            assert info.value.status_code == 502
+            assert isinstance(info.value, UpstreamError) and info.value.status_code == 503
             assert url in info.value.message and "dockerd is running" in info.value.message
     finally:
         await catalog.close()
@@ -221,27 +223,76 @@ async def test_index_follows_events(catalog, monkeypatch):
     engine["sha256:new"] = item(
         "sha256:new", [f"{env}:{a2[:12]}", f"{env}:latest"], labels_for("alice", "env", a2)
     )
-    await catalog._on_event({"Type": "image", "Action": "tag", "Actor": {"ID": "sha256:new"}})
+    await catalog.feed.on_event({"Type": "image", "Action": "tag", "Actor": {"ID": "sha256:new"}})
     assert await tags() == {"env": (a2, ["latest", a2[:12], a1[:12]])}
     assert catalog.index.by_tag[f"{env}:latest"] == "sha256:new"
 
     # pushes change nothing; an untag re-reads the image; a delete drops it
-    await catalog._on_event({"Action": "push", "Actor": {"ID": f"{env}:latest"}})
+    await catalog.feed.on_event({"Action": "push", "Actor": {"ID": f"{env}:latest"}})
     engine["sha256:old"]["RepoTags"] = []
-    await catalog._on_event({"Action": "untag", "Actor": {"ID": "sha256:old"}})
+    await catalog.feed.on_event({"Action": "untag", "Actor": {"ID": "sha256:old"}})
     assert "sha256:old" not in catalog.index.items
     assert await tags() == {"env": (a2, ["latest", a2[:12]])}
     del engine["sha256:new"]
-    await catalog._on_event({"Action": "delete", "Actor": {"ID": "sha256:new"}})
+    await catalog.feed.on_event({"Action": "delete", "Actor": {"ID": "sha256:new"}})
     assert await tags() == {}
     assert catalog.index.by_tag == {}
 
     # images without the service's labels are never indexed
     engine["sha256:foreign"] = item("sha256:foreign", [f"{env}:latest"], {"maintainer": "x"})
-    await catalog._on_event({"Action": "load", "Actor": {"ID": f"{env}:latest"}})
+    await catalog.feed.on_event({"Action": "load", "Actor": {"ID": f"{env}:latest"}})
     assert catalog.index.items == {}
 
     # own writes update the index without waiting for the event
     catalog.index.load([item("sha256:n", [f"{env}:{a2[:12]}"], labels_for("alice", "env", a2))])
     catalog.index.drop_tag(f"{env}:{a2[:12]}")
     assert await tags() == {}
+
+
+async def test_engine_down_listings_are_the_last_good_one_marked_stale(catalog, monkeypatch):
+    """Once a listing was read, an engine that stops answering leaves listings answering
+    the last good read, marked stale with since when; a failure answer (5xx) is no reason
+    to serve old data; the next good read is live again. Before any good read: 503."""
+    a1 = "a" * 40
+    items = [
+        item(
+            "sha256:a",
+            [f"{REG}/r2d-alice/env:{a1[:12]}", f"{REG}/r2d-alice/env:latest"],
+            labels_for("alice", "env", a1),
+        ),
+    ]
+    answer: dict = {"down": True}
+
+    async def engine_list(*, repository=None):
+        if answer["down"] is True:
+            raise Unavailable("Cannot reach the Docker engine at tcp://x: check dockerd")
+        if answer["down"] == "broken":
+            raise UpstreamError("Docker engine failed")
+        return items
+
+    monkeypatch.setattr(catalog.engine, "list_labelled", engine_list)
+    with pytest.raises(Unavailable) as info:
+        await catalog.list_images()
+    assert "No listing was read since the service started" in info.value.message
+    assert catalog.state().to_dict()["live"] is False
+    answer["down"] = False
+    assert [i.name for i in await catalog.list_images()] == ["env"]
+    assert catalog.state().to_dict() | {"last_good_age_s": 0} == {
+        "live": True,
+        "stale": False,
+        "since": None,
+        "last_good_age_s": 0,
+        "source": "engine",
+        "note": "",
+    }
+    answer["down"] = True
+    assert [i.name for i in await catalog.list_images()] == ["env"]
+    assert (await catalog.get(owner_slug=escape_owner("alice"), name="env")).commit == a1
+    state = catalog.state().to_dict()
+    assert state["stale"] is True and state["live"] is False and state["since"] > 0
+    answer["down"] = "broken"
+    with pytest.raises(UpstreamError):
+        await catalog.list_images()
+    answer["down"] = False
+    await catalog.list_images()
+    assert catalog.state().to_dict()["stale"] is False

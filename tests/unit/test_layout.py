@@ -49,6 +49,7 @@ RANK = {
     "webhooks": 4,
     "launches": 4,
     "binder": 4,
+    "readiness": 4,
     "context": 5,
     "auth": 6,
     "handlers": 7,
@@ -307,6 +308,10 @@ def test_the_test_import_check_can_fail(tmp_path: Path, source: str, bad: bool):
 #: Handler methods that need no hub login, each with the reason.
 PUBLIC_METHODS = {
     ("HealthHandler", "get"): "liveness probe: no authentication, no secrets",
+    ("ReadyHandler", "get"): (
+        "readiness probe (probes carry no token): the body names parts, up/down, since when, "
+        "what to check and queue counts, never an address, version, user or credential"
+    ),
     ("OpenAPIHandler", "get"): "the API contract is public, like the hub's REST API docs",
     ("MetricsHandler", "get"): "checks metrics_require_auth itself, then needs_scope('admin')",
     ("WebhookHandler", "post"): "authenticated by webhook_secret (HMAC), not by the hub",
@@ -378,7 +383,7 @@ def test_every_api_route_is_in_the_openapi_document():
         route
         for route, _ in default_handlers
         if route != r"api/.*"
-        and (route.startswith("api/") or route in ("health", "metrics"))
+        and (route.startswith("api/") or route in ("health", "ready", "metrics"))
         and not any(p.fullmatch("/" + _sample_path(route)) for p in patterns)
     ]
     assert not undocumented, f"add these routes to repo2docker_service/openapi.yaml: {undocumented}"

@@ -866,3 +866,76 @@ async def test_the_commit_is_asked_only_for_full_shas_without_an_image(make_mana
     # a branch was resolved by the remote already: nothing more to ask
     await done((await manager.submit(req(url, ref="main"))).build)
     assert checker.calls == [(url, sha)]
+
+
+# ------------------------------------------------------------- parts down (builds/gate.py)
+class FakeGate:
+    """The readiness gate: ``down`` is what keeps builds from running (None: all up)."""
+
+    def __init__(self, when_down):
+        self.when_down = when_down
+        self.down: str | None = None
+        self.asked = 0
+
+    async def blocking(self, *, fresh=False):
+        self.asked += 1
+        await asyncio.sleep(0)
+        return self.down
+
+
+DOWN = "the docker part is down since 2026-11-30T05:40:01Z: check that dockerd is running"
+
+
+async def test_fail_refuses_new_builds_while_down_and_fails_queued_ones(make_manager, executor):
+    gate = FakeGate("fail")
+    manager = await make_manager(gate=gate)
+    gate.down = DOWN
+    with pytest.raises(Unavailable) as info:
+        await manager.submit(req())
+    assert info.value.status_code == 503 and DOWN in info.value.message
+    assert manager.list() == [] and executor.calls == []
+    # up: a build runs; a second one queued behind it finds the engine gone
+    gate.down = None
+    hold = asyncio.Event()
+    executor.scripts["https://git.example.org/alice/held"] = Script(gate=hold)
+    first = (await manager.submit(req("https://git.example.org/alice/held"))).build
+    second = (await manager.submit(req("https://git.example.org/alice/next"))).build
+    await asyncio.wait_for(executor.started_event(first.repo).wait(), 5)
+    gate.down = DOWN
+    hold.set()
+    await done(first)
+    await done(second)
+    assert first.state is BuildState.BUILT
+    assert second.state is BuildState.FAILED and DOWN in second.error
+    assert second.error.startswith("cannot build now")
+    assert [c["build"].id for c in executor.calls] == [first.id]
+
+
+async def test_queue_keeps_builds_waiting_until_the_part_is_back(make_manager, executor):
+    gate = FakeGate("queue")
+    manager = await make_manager(gate=gate)
+    gate.down = DOWN
+    waiting = (await manager.submit(req())).build
+    cancelled = (await manager.submit(req("https://git.example.org/alice/other"))).build
+    while not any("Waiting: " + DOWN in json.dumps(e.data) for e in waiting.events()):
+        await asyncio.sleep(0.01)
+    assert waiting.state is BuildState.QUEUED and executor.calls == []
+    await manager.cancel(cancelled.id)  # a waiting build can be cancelled
+    assert cancelled.state is BuildState.CANCELLED
+    gate.down = None
+    await done(waiting, timeout=10)
+    assert waiting.state is BuildState.BUILT
+
+
+async def test_a_build_failing_while_a_part_is_down_names_the_part(make_manager, executor):
+    gate = FakeGate("fail")
+    manager = await make_manager(gate=gate)
+    hold = asyncio.Event()
+    executor.scripts["https://git.example.org/alice/env"] = Script(gate=hold, fail="exit 1")
+    build = (await manager.submit(req())).build
+    await asyncio.wait_for(executor.started_event(build.repo).wait(), 5)
+    gate.down = DOWN
+    hold.set()
+    await done(build)
+    assert build.state is BuildState.FAILED
+    assert "exit 1" in build.error and DOWN in build.error
