@@ -4,6 +4,10 @@ It has its own data root, exec root and pid file, and listens on loopback only. 
 bridge of its own (``r2dsbr<port>``, no NAT, no iptables changes, removed afterwards):
 ``--bridge none`` is not an option because dockerd then *deletes* the host's ``docker0`` (the
 first engine's bridge). Images are copied into it with ``docker save | load``.
+
+:meth:`RemoteEngine.halt` stops only the daemon (data, bridge and port stay) and
+:meth:`RemoteEngine.resume` starts it again on them: the fault tests' "the engine went away
+and came back" (never done to the shared engine).
 """
 
 from __future__ import annotations
@@ -112,6 +116,14 @@ class RemoteEngine:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         had_docker0 = DOCKER0.exists()
         self._make_bridge()
+        self._launch(timeout)
+        if had_docker0 and not DOCKER0.exists():
+            self.stop()
+            raise RuntimeError("the second dockerd removed docker0 (bridge settings?)")
+        return self
+
+    def _launch(self, timeout: float) -> None:
+        """Start dockerd on the existing root and bridge; wait until it answers."""
         with open(self.root / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(
                 self._dockerd_argv(),
@@ -127,10 +139,30 @@ class RemoteEngine:
             raise RuntimeError(
                 f"dockerd on {self.host} not up in {timeout} s: {self.log_tail()}"
             ) from None
-        if had_docker0 and not DOCKER0.exists():
-            self.stop()
-            raise RuntimeError("the second dockerd removed docker0 (bridge settings?)")
-        return self
+
+    def halt(self, *, kill: bool = False) -> None:
+        """Stop the daemon only (SIGTERM; SIGKILL with ``kill``), keeping its data, bridge
+        and port for :meth:`resume`; containers it ran stop with it."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if kill:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def resume(self, *, timeout: float = 60) -> None:
+        """Start the daemon again after :meth:`halt` (same data root, bridge and port).
+
+        Raises:
+            RuntimeError: it did not come up (it is stopped and removed then).
+        """
+        (self.root / "dockerd.pid").unlink(missing_ok=True)
+        self._launch(timeout)
 
     def log_tail(self) -> str:
         """The last 2000 characters of dockerd's log."""
