@@ -22,7 +22,7 @@ Everything else is TLJH's and the plugin's: FirstUseAuthenticator, the admin fro
 config.yaml, the idle culler, the plugin's Docker spawner on the host network with its
 per-user volume, ``pull_policy = "never"``.
 
-Time (2 cores under a load average of 8): 81-83 s in all when TLJH's requirements venv
+Time (2 cores, load average 2-8): 46-83 s in all when TLJH's requirements venv
 (kept under ~/.cache/repo2docker-service/tljh-hub-env, tests/rig/tljh.py) and the image's
 layers are cached; the first run on a machine adds 30-80 s for that venv and about a minute
 for the image's pip layer.
