@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+import urllib.parse
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from repo2docker_service.handlers.launch import spawn_url
 from tests.rig.api import build as api_build
 from tests.rig.api import call, follow_build
 from tests.rig.browser import AXE, login, run_axe
@@ -470,3 +472,33 @@ def test_refusals_go_on_the_field_they_are_about(page, hub):
         assert (got or {}).get("name") == field, (status, message, got)
         if got:
             assert message in got["message"]
+
+
+# (hub prefix, user, server, image): the page's launch links against the service's rule
+SPAWN_URLS = [
+    ("/hub/", "alice", "hello", "127.0.0.1:5000/r2d/alice-hello:abc"),
+    ("/jupyter/hub/", "first.last@example.org", "my-env", "r2d/x:1"),
+    ("/hub/", "ünïcode user", "b-analysis", "r2d/a b:c"),
+    ("/a/b/hub", "tilde~user", "env_1.x", "img"),
+]
+
+
+def test_launch_links_end_on_the_server_url_as_the_service_makes_them(page, hub):
+    """static/js/util.js spawnUrl and handlers/launch.py spawn_url: one rule (next = the
+    server's URL, so ?image= does not follow the user onto JupyterLab)."""
+    open_page(page, hub, "bob")
+    got = page.evaluate(
+        """async (cases) => {
+            const root = document.getElementById("environments").dataset.baseUrl;
+            const util = await import(root + "static/js/util.js");
+            return cases.map((c) => util.spawnUrl(...c));
+        }""",
+        [list(case) for case in SPAWN_URLS],
+    )
+
+    # the same path, and the same query once decoded (the browser writes ~ as %7E in it)
+    def parts(url):
+        split = urllib.parse.urlsplit(url)
+        return split.path, urllib.parse.parse_qs(split.query, strict_parsing=True)
+
+    assert [parts(u) for u in got] == [parts(spawn_url(*case)) for case in SPAWN_URLS]
