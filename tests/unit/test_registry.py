@@ -565,6 +565,7 @@ async def test_listing_cache_ttl_and_invalidation(fake, catalog_for):
     await asyncio.sleep(0.7)
     await catalog.list_images()
     await asyncio.wait_for(asyncio.shield(catalog.listing.refreshing), 5)
+    await asyncio.wait_for(asyncio.shield(catalog.listing.checking), 5)  # in the background
     assert [i.name for i in await catalog.list_images()] == ["a", "b"]
     assert reg.count("GET", "/v2/_catalog") == catalogs + 1
     # labels are fetched once per digest (the new image's config; then from the index)
@@ -689,6 +690,8 @@ async def test_no_catalog_lists_from_the_index_across_restarts(fake, catalog_for
         for catalog in (first, second, third):
             catalog.listing._scan_at = None  # a _catalog check is due again
             await catalog.list_images()
+            if catalog.listing.checking is not None:
+                await asyncio.gather(catalog.listing.checking, return_exceptions=True)
     said = [r for r in caplog.records if "to /v2/_catalog" in r.getMessage()]
     assert len(said) == 6  # once per service (three per registry), not at later refreshes
 
@@ -709,6 +712,7 @@ async def test_index_is_rebuilt_from_catalog_and_checked(fake, catalog_for):
     await asyncio.sleep(0.35)
     await catalog.list_images()
     await asyncio.wait_for(asyncio.shield(catalog.listing.refreshing), 5)
+    await asyncio.wait_for(asyncio.shield(catalog.listing.checking), 5)
     assert await catalog.list_images() == []
     reg.catalog_status = 404
     assert await (await catalog_for(reg)).list_images() == []

@@ -64,6 +64,7 @@ __all__ = [
     "IndexState",
     "RegistryIndex",
     "TagEntry",
+    "changes",
     "merge",
 ]
 
@@ -245,6 +246,40 @@ def merge(*states: IndexState, now: float | None = None) -> IndexState:
     used = {d for tags in merged.live().values() for d in tags.values()}
     merged.images = {d: f for d, f in merged.images.items() if d in used}
     return merged
+
+
+def changes(
+    read: Mapping[str, Mapping[str, str] | None],
+    *,
+    facts: Mapping[str, ImageFacts],
+    known: IndexState,
+    at: float,
+) -> IndexState:
+    """The index entries for repositories as just read.
+
+    Args:
+        read: repository API name -> tag -> digest as read (None: the repository is gone).
+        facts: the facts of the service's images by digest (a tag whose digest has none is
+            not the service's and is left out).
+        known: the index as last read (its tags missing from ``read`` get tombstones).
+        at: wall-clock seconds at which the reading started.
+
+    Returns:
+        The change to merge.
+    """
+    change = IndexState()
+    for name, tags in read.items():
+        entries: dict[str, TagEntry] = {}
+        for tag, digest in (tags or {}).items():
+            if digest in facts:
+                entries[tag] = TagEntry(digest=digest, at=at)
+                change.images[digest] = facts[digest]
+        for tag, old in known.repositories.get(name, {}).items():
+            if tag not in entries and not old.deleted:
+                entries[tag] = TagEntry(digest="", at=at, deleted=True)
+        if entries:
+            change.repositories[name] = entries
+    return change
 
 
 class RegistryIndex:

@@ -5,15 +5,16 @@ Where the listing comes from (:class:`RegistryListing`; the catalog answers from
 - The **service's index** (:mod:`.index`), an artifact in the registry that lists the
   service's repositories, their tags and the labels of each digest: one manifest GET and
   one blob GET give the whole listing, on any registry, with no local file.
-- **``_catalog``**, where the registry offers it, rebuilds or checks the index: at the
-  first refresh (always when there is no index yet) and then every ``max_stale`` seconds,
-  every repository of the service is read (tag list, manifest HEADs, labels) and what
-  differs from the index is merged into it. Where ``_catalog`` answers 401, 403, 404 or
-  405 (GHCR, Docker Hub), this is said once in the log and in :meth:`RegistryListing.state`
-  and the index alone is the listing: images pushed by anything but this service (or a
-  version without the index) are not listed there. When the index cannot be read or
-  written but ``_catalog`` works, the listing comes from ``_catalog`` (source
-  ``"_catalog"``).
+- **``_catalog``**, where the registry offers it, rebuilds or checks the index: when there
+  is no index yet, before the first listing; else in the background after the first
+  refresh and then every ``max_stale`` seconds (listings answer from the index
+  meanwhile). Every repository of the service is read (tag list, manifest HEADs, labels),
+  what differs from the index is merged into it, and what was read replaces the snapshot.
+  Where ``_catalog`` answers 401, 403, 404 or 405 (GHCR, Docker Hub), this is said once
+  in the log and in :meth:`RegistryListing.state` and the index alone is the listing:
+  images pushed by anything but this service (or a version without the index) are not
+  listed there. When the index cannot be read but ``_catalog`` works, the listing comes
+  from ``_catalog`` (source ``"_catalog"``).
 
 Caching rules:
 
@@ -51,7 +52,7 @@ from ..naming import ImageNamer
 from ..reference import LATEST, is_valid_tag
 from .client import RegistryClient
 from .errors import RegistryError
-from .index import ImageFacts, IndexState, RegistryIndex, TagEntry
+from .index import ImageFacts, IndexState, RegistryIndex, changes
 from .manifest import ManifestRef
 
 __all__ = ["ImageMeta", "RegistryListing", "RepoTags"]
@@ -139,6 +140,7 @@ class RegistryListing:
         self._failed_since: float | None = None  # wall-clock start of the failing streak
         self._error = ""
         self._retry_handle: asyncio.TimerHandle | None = None
+        self._checking: asyncio.Task[None] | None = None
 
     @property
     def refreshing(self) -> asyncio.Task[None] | None:
@@ -150,15 +152,24 @@ class RegistryListing:
         return repository.removeprefix(f"{self.namer.registry}/")
 
     @property
+    def checking(self) -> asyncio.Task[None] | None:
+        """The ``_catalog`` check started last (it may be done), or None."""
+        return self._checking
+
+    @property
     def retry_interval(self) -> float:
         """Seconds between refreshes while the registry fails: ``cache_ttl``, within 1-10."""
         return min(10.0, max(1.0, self.cache_ttl))
 
     async def close(self) -> None:
-        """Stop a background refresh (and its retries)."""
+        """Stop a background refresh (and its retries) and a running ``_catalog`` check."""
         if self._retry_handle is not None:
             self._retry_handle.cancel()
             self._retry_handle = None
+        check, self._checking = self._checking, None
+        if check is not None and not check.done():
+            check.cancel()
+            await asyncio.gather(check, return_exceptions=True)
         task, self._refreshing = self._refreshing, None
         if task is not None and not task.done():
             task.cancel()
@@ -269,29 +280,13 @@ class RegistryListing:
             return None
         return ImageFacts(labels=meta.labels.to_labels(), size=meta.size, created=meta.created)
 
-    def _change(self, repos: dict[str, RepoTags | None], *, at: float) -> IndexState:
-        """Index entries for repositories as just read (None: gone): their tags of our
-        images at ``at``, tombstones for tags the last index state had and they lack."""
-        change = IndexState()
-        for repository, repo in repos.items():
-            name = self.api_name(repository)
-            entries: dict[str, TagEntry] = {}
-            for tag, digest in (repo.tags if repo else {}).items():
-                facts = self._facts(digest)
-                if facts is not None:
-                    entries[tag] = TagEntry(digest=digest, at=at)
-                    change.images[digest] = facts
-            for tag, old in self._state.repositories.get(name, {}).items():
-                if tag not in entries and not old.deleted:
-                    entries[tag] = TagEntry(digest="", at=at, deleted=True)
-            if entries:
-                change.repositories[name] = entries
-        return change
-
     async def _record(self, repos: dict[str, RepoTags | None], *, at: float) -> None:
         """Merge what was read into the index (a failure is logged: it is written again
         by a later read, see :mod:`.index`)."""
-        change = self._change(repos, at=at)
+        read = {self.api_name(r): (repo.tags if repo else None) for r, repo in repos.items()}
+        digests = {d for tags in read.values() for d in (tags or {}).values()}
+        facts = {d: f for d in digests if (f := self._facts(d)) is not None}
+        change = changes(read, facts=facts, known=self._state, at=at)
         if not change.repositories or self._state.covers(change):
             return
         try:
@@ -339,7 +334,7 @@ class RegistryListing:
 
     # ------------------------------------------------------------------ the snapshot
     async def _refresh_all(self) -> None:
-        started, wall = time.monotonic(), time.time()
+        started = time.monotonic()
         scan_due = self._scan_at is None or started - self._scan_at > self.max_stale
         index_error: RegistryError | None = None
         try:
@@ -348,23 +343,53 @@ class RegistryListing:
             if e.kind in ("unreachable", "auth"):
                 raise
             self.log.warning("cannot read the service's index %r: %s", self.index, e)
-            state, scan_due, self.source, index_error = None, True, "_catalog", e
+            state, self.source, index_error = None, "_catalog", e
         else:
             self.source = "index"
             self._state = state or IndexState()
         repos = self._from_index(self._state, read_at=started)
-        if (scan_due or state is None) and not self.no_catalog:
-            scanned = await self._scan(known={} if scan_due else repos)
-            if scanned is not None:
-                self._scan_at = started
-                gone: dict[str, RepoTags | None] = {r: None for r in repos if r not in scanned}
-                if self.source == "index":
-                    await self._record({**gone, **scanned}, at=wall)
-                repos = scanned
+        if state is None and not self.no_catalog:  # no index yet (or unreadable): rebuild
+            repos = await self._check(repos, started=started) or repos
+        elif scan_due and not self.no_catalog:  # answer from the index, check meanwhile
+            self._scan_at = started
+            task = asyncio.create_task(self._check_guarded(repos, started), name="index-check")
+            self._checking = task
         if index_error is not None and self.no_catalog:
             raise index_error  # and no _catalog to list from instead
         self._keep_own_writes(repos, started)
         self._good(repos, started)
+
+    async def _check(
+        self, repos: dict[str, RepoTags], *, started: float
+    ) -> dict[str, RepoTags] | None:
+        """Read every repository by ``_catalog`` and merge the differences into the index.
+
+        Returns:
+            The repositories read; None where ``_catalog`` is refused.
+
+        Raises:
+            RegistryError: the registry failed.
+        """
+        wall = time.time()
+        scanned = await self._scan(known={})
+        if scanned is None:
+            return None
+        self._scan_at = started
+        if self.source == "index":
+            gone: dict[str, RepoTags | None] = {r: None for r in repos if r not in scanned}
+            await self._record({**gone, **scanned}, at=wall)
+        return scanned
+
+    async def _check_guarded(self, repos: dict[str, RepoTags], started: float) -> None:
+        """:meth:`_check` in the background; what it read replaces the snapshot."""
+        try:
+            scanned = await self._check(repos, started=started)
+        except RegistryError as e:
+            self.log.warning("checking the service's index against _catalog failed: %s", e)
+            return
+        if scanned is not None and self._snapshot_at is not None:
+            self._keep_own_writes(scanned, started)
+            self._repos = scanned
 
     def _keep_own_writes(self, fresh: dict[str, RepoTags], started: float) -> None:
         """The service's own writes during a refresh are newer than what it read."""
