@@ -1,26 +1,28 @@
 """Registry benchmark 2: listing 1,000 images that live in a registry (goal: GET api/images
-p99 <= 100 ms with caching).
+p99 <= 50 ms, as in local mode, with the service's index in the registry).
 
 A registry of this run (Debian's ``docker-registry`` on a loopback port) is filled through
 the Distribution API with 1,000 labelled images (100 owners x 10 environments, a commit tag
 and ``latest`` each; one shared empty layer). The service runs in registry mode behind a
 real hub; ``admin1`` lists all 1,000 environments, ``alice`` (no images here) only her own.
 
-How the listing cache works and is invalidated (see ``images/registry/listing.py``): labels
-are cached by manifest digest (immutable). The listing (repositories -> tags -> digests) is
-a snapshot: younger than ``registry_cache_ttl`` it is used as is; older, it is answered at
-once while one background refresh re-reads the registry (stale-while-revalidate); the
-service's own builds and deletes update the affected repository in the snapshot at once;
-changes by others appear after at most the TTL plus one refresh.
+Where the listing comes from (see ``images/registry/listing.py`` and ``index.py``): the
+service's index in the registry (one manifest and one blob list every repository, tag and
+the labels); ``_catalog`` rebuilds it when it is missing and checks it in the background
+every ``max_stale``. Labels are cached by manifest digest (immutable). The listing is a
+snapshot: younger than ``registry_cache_ttl`` it is used as is; older, it is answered at
+once while one background refresh reads the index again.
 
 Figures printed:
-- in this process, with the service's RegistryCatalog code: the cold read of the registry
-  (every label fetched), a refresh (catalog, tag lists, HEAD of ``latest``: what every
-  listing would cost without the cache), and ``list_images`` from a warm cache;
+- in this process, with the service's RegistryCatalog code: the first start with no index
+  (``_catalog``, every tag list, HEAD and label read, the index written), the first
+  listing of a restarted service (from the index), a refresh (the index read again: what
+  every listing would cost without the cache), and ``list_images`` from a warm cache;
 - GET api/images through the hub's proxy, as admin (1,000 entries) and as a user, twice:
   with a TTL longer than the run (all answers from the cache: the goal), and with a 5 s
-  TTL while the requests run for several TTLs, so background refreshes compete with them
-  for the service's event loop and the machine's cores.
+  TTL while the requests run for several TTLs, so background refreshes of the index
+  compete with them for the service's event loop and the machine's cores (also held to
+  the goal now that a refresh is two requests).
 
 Run: .venv/bin/python benchmarks/registry_listing.py [--images 1000] [--requests 300]
 """
@@ -56,43 +58,53 @@ from repo2docker_service.images.naming import ImageNamer
 from repo2docker_service.images.registry.catalog import RegistryCatalog
 from repo2docker_service.images.registry.client import RegistryClient
 
-GOAL_P99_MS = 100.0
+GOAL_P99_MS = 50.0
 SHORT_TTL = 5.0
 LONG_TTL = 3600.0
 
 
+async def timed_list(catalog: RegistryCatalog, n_images: int) -> float:
+    t = time.perf_counter()
+    infos = await catalog.list_images()
+    took = time.perf_counter() - t
+    if len(infos) != n_images:
+        raise RuntimeError(f"listed {len(infos)} of {n_images}")
+    return took
+
+
 async def in_process(reg, prefix: str, n_images: int) -> None:
     namer = ImageNamer(registry=reg.host, prefix=prefix)
-    cold = []
+
+    def new(ttl: float) -> RegistryCatalog:
+        return RegistryCatalog(namer=namer, client=RegistryClient(reg.host), cache_ttl=ttl)
+
+    # the first start: no index yet, so _catalog rebuilds it (every label fetched)
+    first = new(0)
+    rebuild = await timed_list(first, n_images)
+    await first.close()
+    print(f"no index: _catalog rebuild   {rebuild * 1000:8.1f} ms  (every label fetched, written)")
+    # a restarted service: the index answers (the _catalog check runs in the background)
+    restart = []
     for _ in range(3):
-        catalog = RegistryCatalog(namer=namer, client=RegistryClient(reg.host), cache_ttl=0)
-        t = time.perf_counter()
-        infos = await catalog.list_images()
-        cold.append(time.perf_counter() - t)
+        catalog = new(0)
+        restart.append(await timed_list(catalog, n_images))
         await catalog.close()
-        if len(infos) != n_images:
-            raise RuntimeError(f"listed {len(infos)} of {n_images}")
-    print(f"cold read of the registry    {summary_ms(cold)}  (every label fetched)")
-    catalog = RegistryCatalog(namer=namer, client=RegistryClient(reg.host), cache_ttl=0)
-    await catalog.list_images()
-    refresh = []
-    for _ in range(3):
-        t = time.perf_counter()
-        await catalog.list_images()
-        refresh.append(time.perf_counter() - t)
-    print(f"refresh (= listing, TTL 0)   {summary_ms(refresh)}  (catalog, tags, HEAD latest)")
+    print(f"restart: first listing       {summary_ms(restart)}  (index manifest + blob)")
+    catalog = new(0)
+    await timed_list(catalog, n_images)
+    if catalog.listing.checking is not None:
+        await catalog.listing.checking
+    refresh = [await timed_list(catalog, n_images) for _ in range(10)]
+    print(f"refresh (= listing, TTL 0)   {summary_ms(refresh)}  (the index read again)")
     await catalog.close()
-    catalog = RegistryCatalog(namer=namer, client=RegistryClient(reg.host), cache_ttl=LONG_TTL)
+    catalog = new(LONG_TTL)
     await catalog.list_images()
-    warm = []
-    for _ in range(200):
-        t = time.perf_counter()
-        await catalog.list_images()
-        warm.append(time.perf_counter() - t)
+    warm = [await timed_list(catalog, n_images) for _ in range(200)]
     print(f"list_images, warm cache      {summary_ms(warm)}  (in process)")
     await catalog.close()
     note(
-        f"cache gain in process: median refresh / median warm listing = "
+        f"restart gain: _catalog rebuild / median first listing from the index = "
+        f"{rebuild / percentile(restart, 50):.0f} x; refresh / warm = "
         f"{percentile(refresh, 50) / percentile(warm, 50):.0f} x"
     )
 
@@ -132,13 +144,11 @@ async def through_service(rig: Rig, n_images: int, n_requests: int, ttl: float) 
     if ttl < span:
         note(
             f"the requests spanned {span:.1f} s = {span / ttl:.1f} x the {ttl:g} s TTL: "
-            "background refreshes ran meanwhile"
+            "background refreshes of the index ran meanwhile"
         )
-        print(
-            f"admin p99 while refreshes run: {p99:.1f} ms "
-            f"(ratio to the {GOAL_P99_MS:g} ms goal {p99 / GOAL_P99_MS:.2f}; no goal)"
+        return goal_line(
+            f"GET api/images p99, {n_images} registry images, refreshing", p99, GOAL_P99_MS, "ms"
         )
-        return True
     note(f"the requests spanned {span:.1f} s, within the {ttl:g} s TTL: all from the cache")
     return goal_line(
         f"GET api/images p99, {n_images} registry images, cached", p99, GOAL_P99_MS, "ms"

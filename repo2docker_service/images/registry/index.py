@@ -297,6 +297,8 @@ class RegistryIndex:
         self.log = log
         #: own changes not older than HEAL_WINDOW: (wall-clock time made, change)
         self._pending: list[tuple[float, IndexState]] = []
+        #: (manifest digest, state) last read or written: an unchanged digest needs no blob
+        self._last: tuple[str, IndexState] | None = None
 
     def __repr__(self) -> str:
         return f"RegistryIndex({self.name}:{INDEX_TAG})"
@@ -307,6 +309,8 @@ class RegistryIndex:
         if got is None:
             return None
         ref, raw = got
+        if self._last is not None and self._last[0] == ref.digest:
+            return self._last  # content-addressed: the same digest is the same state
         where = f"the service's index {self.name}@{ref.digest}"
         manifest = json_object(raw, what=where)
         layers = [
@@ -319,7 +323,8 @@ class RegistryIndex:
         blob = await self.client.get_blob(
             self.name, str(layers[0].get("digest")), max_bytes=_MAX_INDEX_BYTES
         )
-        return ref.digest, IndexState.from_bytes(blob, where=where)
+        self._last = ref.digest, IndexState.from_bytes(blob, where=where)
+        return self._last
 
     def _own_changes(self) -> IndexState | None:
         """Own changes still kept (see :data:`HEAL_WINDOW`), merged; None when none."""
@@ -373,6 +378,7 @@ class RegistryIndex:
             written = await self._put(state)
             head = await self.client.head_manifest(self.name, INDEX_TAG)
             if head is not None and head.digest == written:
+                self._last = written, state
                 return state
             self.log.info(
                 "the service's index changed while writing it (attempt %d): merging again", attempt

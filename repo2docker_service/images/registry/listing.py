@@ -141,6 +141,7 @@ class RegistryListing:
         self._error = ""
         self._retry_handle: asyncio.TimerHandle | None = None
         self._checking: asyncio.Task[None] | None = None
+        self._from_state: tuple[IndexState, dict[str, RepoTags]] | None = None
 
     @property
     def refreshing(self) -> asyncio.Task[None] | None:
@@ -295,6 +296,10 @@ class RegistryListing:
             self.log.warning("could not update the service's index %r: %s", self.index, e)
 
     def _from_index(self, state: IndexState, *, read_at: float) -> dict[str, RepoTags]:
+        if self._from_state is not None and self._from_state[0] is state:
+            for repo in self._from_state[1].values():  # the same index as last time
+                repo.read_at = read_at
+            return dict(self._from_state[1])
         registry = self.namer.registry
         repos = {}
         for name, tags in state.live().items():
@@ -307,7 +312,8 @@ class RegistryListing:
                 self._meta[digest] = ImageMeta(
                     labels=labels, size=facts.size, created=facts.created
                 )
-        return repos
+        self._from_state = state, repos
+        return dict(repos)
 
     # ------------------------------------------------------------------ _catalog
     async def _scan(self, *, known: dict[str, RepoTags]) -> dict[str, RepoTags] | None:
