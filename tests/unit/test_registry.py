@@ -282,9 +282,8 @@ class FakeRegistry:
                 {}, headers={"Docker-Distribution-API-Version": "registry/2.0"}
             )
         if path == "/v2/_catalog" and self.catalog_status:
-            return web.json_response(
-                {"errors": [{"code": "UNSUPPORTED"}]}, status=self.catalog_status
-            )
+            code = "UNAUTHORIZED" if self.catalog_status == 401 else "NOT_FOUND"
+            return web.json_response({"errors": [{"code": code}]}, status=self.catalog_status)
         if "/blobs/uploads/" in path:
             return await self._upload(request, path)
         if path == "/v2/_catalog":
