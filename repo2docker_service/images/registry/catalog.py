@@ -344,11 +344,11 @@ class RegistryCatalog(Catalog):
         ] or None
 
     async def refresh(self, reference: str) -> None:
-        """Read the tags of ``reference``'s repository again into the snapshot and the
-        service's index (a push whose ``latest`` stayed pinned)."""
+        """Read the tags of ``reference``'s repository again into the snapshot (and the
+        service's index: a pushed tag that no tag move announces)."""
         repository, _ = self._split(reference)
         async with self._upstream(f"reading {repository}"):
-            await self.listing.update_repo(repository, record=True)
+            await self.listing.update_repo(repository)
 
     async def mark_pinned(self, source: str, target: str) -> None:
         """The pin marker as a manifest of its own: ``source``'s manifest with an
@@ -371,7 +371,7 @@ class RegistryCatalog(Catalog):
             await self.client.put_manifest(
                 name, split_reference(target)[1], media_type=got[0].media_type, body=body
             )
-            await self.listing.update_repo(repository, record=True)
+            await self.listing.update_repo(repository)
 
     async def tag(self, source: str, target: str) -> None:
         """Point ``target`` at the manifest of ``source`` inside the registry (manifest GET +
@@ -396,7 +396,7 @@ class RegistryCatalog(Catalog):
                 raise NotFound(f"image {source} not found in the registry")
             ref, body = got
             await self.client.put_manifest(name, target_tag, media_type=ref.media_type, body=body)
-            await self.listing.update_repo(target_repo, record=True)
+            await self.listing.update_repo(target_repo)
         self.log.info("tagged %s as %s in the registry", source, target)
 
     async def remove_tag(self, reference: str) -> bool:
@@ -419,7 +419,7 @@ class RegistryCatalog(Catalog):
             if head is None:
                 return False
             removed = await self.client.delete_manifest(name, head.digest)
-            await self.listing.update_repo(repository, record=True)
+            await self.listing.update_repo(repository)
         return removed
 
     async def push(self, reference: str) -> None:
@@ -459,7 +459,7 @@ class RegistryCatalog(Catalog):
                 raise NotFound(f"no image {owner_slug}/{name}")
             for digest in dict.fromkeys(e.digest for e in entries):
                 await self.client.delete_manifest(api_name, digest)
-            await self.listing.update_repo(repository, record=True)
+            await self.listing.update_repo(repository)
         removed = [f"{repository}:{e.tag}" for e in entries]
         self.log.info("deleted %s from the registry (%d tags)", repository, len(removed))
         return removed

@@ -379,6 +379,8 @@ class RegistryIndex:
             head = await self.client.head_manifest(self.name, INDEX_TAG)
             if head is not None and head.digest == written:
                 self._last = written, state
+                if found is not None and found[0] != written:
+                    await self._drop(found[0])
                 return state
             self.log.info(
                 "the service's index changed while writing it (attempt %d): merging again", attempt
@@ -388,6 +390,14 @@ class RegistryIndex:
             f"the service's index {self.name} kept changing during {_MAX_TRIES} writes",
             kind="error",
         )
+
+    async def _drop(self, digest: str) -> None:
+        """Delete the version just replaced (untagged now), where the registry allows it;
+        its blob goes at the registry's next garbage collection."""
+        try:
+            await self.client.delete_manifest(self.name, digest)
+        except RegistryError as e:
+            self.log.debug("old index version %s stays: %s", digest, e)
 
     async def _put(self, state: IndexState) -> str:
         """Upload the blobs and ``PUT`` the manifest; the manifest digest written."""

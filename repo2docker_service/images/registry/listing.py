@@ -239,13 +239,11 @@ class RegistryListing:
             return None
         return RepoTags(tags=found, read_at=time.monotonic())
 
-    async def update_repo(self, repository: str, *, record: bool = False) -> RepoTags | None:
-        """Re-read one repository into the snapshot (the invalidation of our own writes).
-
-        Args:
-            repository: the full repository name.
-            record: merge what was read into the service's index (after the service's own
-                writes: pushes, ``latest`` moves, deletes).
+    async def update_repo(self, repository: str) -> RepoTags | None:
+        """Re-read one repository into the snapshot (the invalidation of our own writes)
+        and merge what was read into the service's index when it differs (after the
+        service's own pushes, tag moves and deletes; a read that finds the index behind
+        repairs it the same way).
 
         Raises:
             RegistryError: the registry failed (a failed index write is only logged).
@@ -257,8 +255,7 @@ class RegistryListing:
             self._repos.pop(repository, None)
         else:
             self._repos[repository] = repo
-        if record:
-            await self._record({repository: repo}, at=at)
+        await self._record({repository: repo}, at=at)
         return repo
 
     def fresh_repo(self, repository: str, *, tag: str, digest: str) -> RepoTags | None:
