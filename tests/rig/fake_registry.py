@@ -50,6 +50,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from tests.rig.oci import (
     DOCKER_MANIFEST,
@@ -288,7 +289,11 @@ class RegistryFront:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        # a multidict: Docker sends one Accept header per manifest type, and a registry
+        # that sees only the last converts (another digest: pushes then fail)
+        headers = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP
+        )
         data: Any = None
         if request.body_exists:
             data = request.content.iter_any()
