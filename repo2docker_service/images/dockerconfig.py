@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DOCKER_HUB_SERVER",
     "RegistryCredentials",
     "docker_config_credentials",
+    "docker_server_address",
     "load_docker_config",
     "write_docker_config",
 ]
@@ -85,9 +87,22 @@ def load_docker_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+#: The server address docker files Docker Hub's login under (docker/cli's ``IndexServer``).
+DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
+_DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
+def docker_server_address(registry: str) -> str:
+    """The key docker files the login of ``registry`` under (``auths``, credential helpers'
+    server address): :data:`DOCKER_HUB_SERVER` for Docker Hub, else ``host[:port]``."""
+    return DOCKER_HUB_SERVER if registry in _DOCKER_HUB_NAMES else registry
+
+
 def _auth_keys(registry: str) -> list[str]:
     """Keys a docker config may use for ``registry`` (as ``docker login`` writes them)."""
+    hub = [DOCKER_HUB_SERVER, "index.docker.io"] if registry in _DOCKER_HUB_NAMES else []
     return [
+        *hub,
         registry,
         f"https://{registry}",
         f"http://{registry}",
@@ -160,7 +175,7 @@ def _with_login(
     auths = dict(config.get("auths") or {})
     for key in _auth_keys(registry):
         auths.pop(key, None)
-    auths[registry] = credentials.auths_entry()
+    auths[docker_server_address(registry)] = credentials.auths_entry()
     config["auths"] = auths
     config.pop("credsStore", None)
     helpers = dict(config.get("credHelpers") or {})

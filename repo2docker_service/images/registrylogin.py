@@ -30,7 +30,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .dockerconfig import RegistryCredentials, docker_config_credentials, load_docker_config
+from .dockerconfig import (
+    RegistryCredentials,
+    docker_config_credentials,
+    docker_server_address,
+    load_docker_config,
+)
 
 __all__ = [
     "CredentialHelperError",
@@ -57,14 +62,16 @@ def config_helper(config: Mapping[str, Any], registry: str) -> str | None:
 
     Args:
         config: a parsed docker ``config.json``.
-        registry: ``host[:port]``.
+        registry: ``host[:port]`` (Docker Hub's helper may be keyed by its server address).
 
     Returns:
         The helper's suffix (``ecr-login`` for ``docker-credential-ecr-login``), or None.
     """
     helpers = config.get("credHelpers")
-    if isinstance(helpers, Mapping) and helpers.get(registry):
-        return str(helpers[registry])
+    if isinstance(helpers, Mapping):
+        for key in dict.fromkeys((registry, docker_server_address(registry))):
+            if helpers.get(key):
+                return str(helpers[key])
     store = config.get("credsStore")
     return str(store) if store else None
 
@@ -260,7 +267,7 @@ class RegistryLogin:
         helper = config_helper(config, self.registry)
         if helper is not None:
             found = await run_credential_helper(
-                helper, self.registry, time_limit=self.helper_timeout
+                helper, docker_server_address(self.registry), time_limit=self.helper_timeout
             )
             self.source = f"{HELPER_PREFIX}{helper} ({self.config_path})"
         else:

@@ -126,3 +126,27 @@ async def test_expiring_tokens_are_fetched_again(front):
         assert all(status == 200 for _, _, status in asked), asked
     finally:
         await client.close()
+
+
+async def test_identity_token_through_the_oauth2_post(front):
+    """A helper's ``<token>`` login is exchanged by the OAuth2 refresh_token POST."""
+    front.behaviour = FrontBehaviour(auth="token", unknown_repo_status=401)
+    front.token_server.identity_token = "idt-" + secrets.token_hex(6)
+    good = RegistryCredentials("", "", identity_token=front.token_server.identity_token)
+    client = RegistryClient(front.host, credentials=good)
+    try:
+        assert await client.tags("there/env") == ["v1"]
+        assert await client.head_manifest("not/yet", "v1") is None
+        assert front.token_server.requests[-1][1]["grant_type"] == ["refresh_token"]
+    finally:
+        await client.close()
+    wrong = RegistryClient(
+        front.host, credentials=RegistryCredentials("", "", identity_token="idt-wrong")
+    )
+    try:
+        with pytest.raises(RegistryError) as err:
+            await wrong.tags("there/env")
+        assert err.value.kind == "auth" and "idt-wrong" not in err.value.message
+    finally:
+        await wrong.close()
+        front.token_server.identity_token = ""

@@ -127,6 +127,30 @@ class _TokenHandler(BaseHTTPRequestHandler):
             },
         )
 
+    def do_POST(self) -> None:
+        """The OAuth2 ``refresh_token`` grant (distribution's token spec): an identity token
+        in place of the basic login."""
+        ts = self.server.token_server
+        length = int(self.headers.get("Content-Length") or 0)
+        params = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        if self.path.partition("?")[0] != "/token":
+            self._send(404, {"error": "not found"})
+            return
+        given = params.get("refresh_token", [""])[0]
+        if (
+            params.get("grant_type") != ["refresh_token"]
+            or not ts.identity_token
+            or not hmac.compare_digest(given.encode(), ts.identity_token.encode())
+        ):
+            self._deny(None, params, 401, "UNAUTHORIZED", "bad refresh token")
+            return
+        if params.get("service", [""])[0] != SERVICE:
+            self._deny(ts.username, params, 400, "DENIED", "unknown service")
+            return
+        token = ts.sign(subject=ts.username, access=_requested_access(params, anonymous=False))
+        ts.record(ts.username, params, 200)
+        self._send(200, {"access_token": token, "expires_in": ts.expires_in})
+
 
 class _TokenHTTPD(ThreadingHTTPServer):
     daemon_threads = True
@@ -159,7 +183,8 @@ class TokenServer:
     server does for requests it cannot grant anything. ``account`` is accepted (and
     recorded) as docker sends it. ``requests`` records ``(user, query parameters, status)``
     of every answer. Fields may be changed while it serves (e.g. a new ``password``, a
-    shorter ``expires_in``); :meth:`verify` checks the tokens it signed.
+    shorter ``expires_in``); :meth:`verify` checks the tokens it signed. A POST with the
+    OAuth2 ``refresh_token`` grant is accepted when the token is ``identity_token``.
     """
 
     workdir: Path
@@ -168,6 +193,7 @@ class TokenServer:
     anonymous_pull: bool = False
     expires_in: int = 300
     require_scope: bool = False
+    identity_token: str = ""
     requests: list[tuple[str | None, Params, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -5,6 +5,7 @@ address on stdin, JSON out; ``<token>`` means an identity token)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -14,7 +15,12 @@ import pytest
 
 from repo2docker_service.builds.executors import BuildFailed, LocalExecutor
 from repo2docker_service.builds.model import Build
-from repo2docker_service.images.dockerconfig import RegistryCredentials
+from repo2docker_service.images.dockerconfig import (
+    DOCKER_HUB_SERVER,
+    RegistryCredentials,
+    docker_server_address,
+    write_docker_config,
+)
 from repo2docker_service.images.registrylogin import (
     CredentialHelperError,
     RegistryLogin,
@@ -221,3 +227,30 @@ async def test_a_failing_helper_fails_the_build_clearly(bin_dir, tmp_path):
     assert "docker-credential-broken get failed with exit status 1: vault sealed" in str(
         err.value.reason
     )
+
+
+async def test_docker_hub_is_filed_under_its_server_address(bin_dir, tmp_path):
+    """docker files Docker Hub's login under https://index.docker.io/v1/ (auths, helpers'
+    stdin, credHelpers key): the service reads and writes it there too."""
+    seen = tmp_path / "stdin"
+    helper(bin_dir, "hub", f'cat > {seen}; printf \'{{"Username":"ada","Secret":"s"}}\'\n')
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credHelpers": {DOCKER_HUB_SERVER: "hub"}}))
+    login = RegistryLogin.from_settings(
+        "docker.io",
+        username="",
+        password="",
+        config_file=str(config),
+        refresh_interval=0,
+        helper_timeout=5,
+    )
+    assert await login.get() == RegistryCredentials("ada", "s")
+    assert seen.read_text() == DOCKER_HUB_SERVER
+    auth = base64.b64encode(b"bob:pw").decode()
+    config.write_text(json.dumps({"auths": {DOCKER_HUB_SERVER: {"auth": auth}}}))
+    assert await login.get(refresh=True) == RegistryCredentials("bob", "pw")
+    written = write_docker_config(
+        tmp_path / "out", registry="docker.io", credentials=RegistryCredentials("bob", "pw")
+    )
+    assert list(json.loads((written / "config.json").read_text())["auths"]) == [DOCKER_HUB_SERVER]
+    assert docker_server_address("ghcr.io") == "ghcr.io"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ...images.dockerconfig import RegistryCredentials
+from ...images.dockerconfig import RegistryCredentials, docker_server_address
 from ...images.labels import ImageLabels
 from ..model import Build
 
@@ -203,7 +203,7 @@ def secrets_payload(
     """
     docker_config = ""
     if login is not None:
-        config = {"auths": {registry: login.auths_entry()}}
+        config = {"auths": {docker_server_address(registry): login.auths_entry()}}
         docker_config = base64.b64encode(json.dumps(config).encode()).decode()
     if credentials is None and not docker_config:
         return None
