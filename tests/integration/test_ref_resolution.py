@@ -10,6 +10,7 @@ say which path ran.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -175,8 +176,13 @@ async def test_every_resolution_asks_the_server(
 
 @pytest.mark.parametrize("kind", ["http", "https"])
 async def test_private_repository(
-    servers: dict[str, GitHTTPServer], kind: str, resolver: RefResolver, env: dict[str, str]
+    servers: dict[str, GitHTTPServer],
+    kind: str,
+    resolver: RefResolver,
+    env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     server = servers[kind]
     name = f"private-{kind}"
     commits = _history(server, name, auth=(USER, PASSWORD))
@@ -199,6 +205,8 @@ async def test_private_repository(
         assert ours.startswith("error: could not read")
         assert ours == await _answer(resolve_ref, url, "main", credentials=given, env=env)
         assert "wrong-Pw-9" not in ours
+    assert "protocol v2 not served" in caplog.text  # the hand-over to git was logged...
+    assert PASSWORD not in caplog.text and "wrong-Pw-9" not in caplog.text  # ...no secret
 
 
 async def test_server_without_v2_falls_back_to_git(
