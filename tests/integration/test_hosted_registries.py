@@ -10,11 +10,15 @@ script on PATH named in the docker config's ``credHelpers``; its secret changes 
 Through it: a build (POST api/builds answered 502 before the missing-vs-refused rule), a
 cache hit, a listing after the tokens expired, a listing after the login was rotated, a
 restart of the service that lists the same images, a delete; the secrets appear in no log
-and no answer. A helper that fails stops the service at start with a clear message.
+and no answer. A helper that fails stops the service at start with a clear message. The
+DockerExecutor's builder container pushes with the helper's login through the same front.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
 import os
 import secrets
@@ -24,8 +28,20 @@ import sys
 import time
 import uuid
 
+import aiodocker
 import pytest
 
+from repo2docker_service.builds.executors import DockerExecutor
+from repo2docker_service.builds.executors.builder import LABEL_INSTANCE
+from repo2docker_service.builds.manager import BuildManager
+from repo2docker_service.builds.model import BuildState
+from repo2docker_service.builds.request import BuildRequest
+from repo2docker_service.builds.store import BuildStore
+from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
+from repo2docker_service.images.registry.catalog import RegistryCatalog
+from repo2docker_service.images.registry.client import RegistryClient
+from repo2docker_service.images.registrylogin import RegistryLogin
+from repo2docker_service.sources import resolve_ref
 from tests.rig.api import call, sse_events
 from tests.rig.engine import local_images, remove_images
 from tests.rig.fake_registry import FrontBehaviour, RegistryFront, start_front
@@ -209,3 +225,71 @@ def test_failing_helper_stops_the_service_at_start(tmp_path, hosted):
     assert "[C " in out and f"Registry {front.host}" in out, out
     assert "cannot read the registry login" in out
     assert "docker-credential-broken get failed with exit status 1: vault sealed" in out
+
+
+async def test_builder_container_pushes_with_the_helpers_login(
+    tmp_path, monkeypatch, hosted, git_http, base_image, builder_image, repo2docker_config
+):
+    """The DockerExecutor's builder container gets the helper's login (resolved, on stdin)
+    and pushes through the front; the secret is in no container's configuration."""
+    front: RegistryFront = hosted["front"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    write_helper(bin_dir, hosted["secret_file"], hosted["calls"])
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    docker_config = tmp_path / "config.json"
+    docker_config.write_text(json.dumps({"credHelpers": {front.host: HELPER}}))
+    login = RegistryLogin.from_settings(
+        front.host,
+        username="",
+        password="",
+        config_file=str(docker_config),
+        refresh_interval=0,
+        helper_timeout=10,
+    )
+    namer = ImageNamer(template=DEFAULT_TEMPLATE, registry=front.host, prefix=PREFIX)
+    catalog = RegistryCatalog(namer=namer, client=RegistryClient(front.host, login=login))
+    instance = f"hosted-{uuid.uuid4().hex[:8]}"
+    executor = DockerExecutor(
+        builder_image=builder_image,
+        repo2docker_config=repo2docker_config,
+        instance=instance,
+        registry=front.host,
+        registry_login=login,
+        builder_env={k: v for k, v in loopback_env().items() if k.lower() == "no_proxy"},
+    )
+    manager = BuildManager(
+        executor=executor,
+        catalog=catalog,
+        namer=namer,
+        store=BuildStore(),
+        resolver=functools.partial(resolve_ref, env=loopback_env()),
+        allowed_repo_schemes=("http",),
+        push=True,
+    )
+    await manager.start()
+    inspected: list[str] = []
+    try:
+        url = git_http.create_repo(
+            f"hosted/builder-{uuid.uuid4().hex[:6]}",
+            dockerfile(base_image, "RUN echo hosted-builder && sleep 2"),
+        )
+        build = (await manager.submit(BuildRequest(owner="hal", repo=url, name="hb"))).build
+        async with aiodocker.Docker() as docker:
+            while not build.terminal:
+                for c in await docker.containers.list(
+                    all=True, filters={"label": [f"{LABEL_INSTANCE}={instance}"]}
+                ):
+                    with contextlib.suppress(aiodocker.DockerError):
+                        inspected.append(json.dumps(await c.show()))
+                await asyncio.sleep(0.2)
+        assert build.state is BuildState.BUILT, build.log_text()
+        info = await catalog.image_info(build.image)
+        assert info is not None and info.latest == build.latest_image and info.repo == url
+        assert inspected, "never saw the builder container"
+        for password in hosted["passwords"]:
+            assert password not in "\n".join(inspected) + build.log_text()
+    finally:
+        await manager.stop()
+        await executor.close()
+        await catalog.close()
