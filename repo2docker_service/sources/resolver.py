@@ -66,15 +66,22 @@ def ls_refs_prefixes(ref: str) -> list[str]:
 class PushedCommits:
     """Commits signed push webhooks announce, for the rebuilds those webhooks submit.
 
-    The rule: :meth:`announced` holds ``repo``'s branch at the pushed commit only while the
-    webhook that announced it submits its own rebuilds (the ``with`` block); before and
-    after, the server is asked. Within that block the commit is what the signed payload
-    says the branch became, at most as old as the webhook request being handled, so it is
-    never older than an answer the server could have given when that request arrived. The
-    webhook announces a push only for an environment built from the commit the push moved
-    the branch away from (``before``): a delayed or repeated delivery of an older push,
-    after a newer one was built, is resolved by asking the server. Only plain branch names
-    and ``HEAD`` (for the default branch) are answered; tags and full ref names are asked.
+    The rule: :meth:`announced` answers ``repo``'s branch with the pushed commit only while
+    the webhook that announced it submits its own rebuilds (the ``with`` block); before and
+    after, the server is asked. The webhook announces a push only to the rebuild of an
+    environment built from the push's ``before`` (``webhooks.announced_refs``): the
+    environment is exactly one push behind, and this push is the next one. Only plain branch
+    names and ``HEAD`` (for the default branch) are answered; tags and full ref names are
+    asked.
+
+    Why this cannot build a commit the branch has left behind, unnoticed (a TTL cache can):
+    the commit is the signed payload's ``after``, the tip that push set; nothing keeps it
+    past the webhook request. A delivery handled after a newer push was built (delayed,
+    out of order, repeated) no longer matches the environment's commit, so the server is
+    asked. A newer push whose own webhook has not been handled yet is the one case the
+    payload cannot know about; that webhook rebuilds the environment when it arrives (its
+    ``before`` is this push's ``after``, so the check lets it through), as it would have
+    without announcements.
     """
 
     def __init__(self) -> None:
