@@ -113,15 +113,24 @@ def hosted(tmp_path_factory, docker_engine):
 
 
 def test_build_cache_hit_listing_restart_delete(hosted, git_http, base_image):
+    answers: list[str] = []
+
+    def ask(hub: Hub, *args: object) -> tuple[object, ...]:
+        """``call``, keeping every answer to look for secrets in."""
+        result = call(hub, *args)  # type: ignore[arg-type]
+        answers.append(json.dumps(result))
+        return result
+
     front: RegistryFront = hosted["front"]
     hub = hosted["start"]("hub1")
     try:
         url = git_http.create_repo(
             f"hosted/env-{uuid.uuid4().hex[:6]}", dockerfile(base_image, "RUN echo hosted")
         )
-        status, posted = call(hub, "POST", "api/builds", "alice", {"repo": url, "name": "hosted"})
+        status, posted = ask(hub, "POST", "api/builds", "alice", {"repo": url, "name": "hosted"})
         assert status == 202, posted  # was 502: "registry refused the configured credentials"
         events = sse_events(hub, posted["build"]["id"], "alice")
+        answers.append(json.dumps(events))
         done = events[-1]["data"]
         assert done["state"] == "built", [
             [e["data"] for e in events][-5:],
@@ -131,14 +140,14 @@ def test_build_cache_hit_listing_restart_delete(hosted, git_http, base_image):
         ]
         assert front.answered(401), "the front never asked for a login"
         # the tag is an attested index; the service took the platform image's labels
-        status, images = call(hub, "GET", "api/images", "alice")
+        status, images = ask(hub, "GET", "api/images", "alice")
         mine = [i for i in images["images"] if i["name"] == "hosted"]
         assert status == 200 and [i["image"] for i in mine] == [done["image"]], images
         assert mine[0]["repo"] == url
         owner_slug = mine[0]["owner_slug"]
 
         # a cache hit
-        status, again = call(hub, "POST", "api/builds", "alice", {"repo": url, "name": "hosted"})
+        status, again = ask(hub, "POST", "api/builds", "alice", {"repo": url, "name": "hosted"})
         assert status == 200 and again["cached"] is True, again
         assert again["image"]["image"] == done["image"]
 
@@ -146,7 +155,7 @@ def test_build_cache_hit_listing_restart_delete(hosted, git_http, base_image):
         front.expire_tokens()
         time.sleep(1.1 + 1)  # (registry_cache_ttl 1 s: the next listing reads the registry)
         refused_before = [r for r in front.token_server.requests if r[2] != 200]
-        status, images = call(hub, "GET", "api/images", "alice")
+        status, images = ask(hub, "GET", "api/images", "alice")
         assert status == 200 and "hosted" in [i["name"] for i in images["images"]]
         assert [r for r in front.token_server.requests if r[2] != 200] == refused_before
 
@@ -157,7 +166,7 @@ def test_build_cache_hit_listing_restart_delete(hosted, git_http, base_image):
         set_login(front, hosted["secret_file"], new_password)
         front.expire_tokens()
         time.sleep(1.1)
-        status, images = call(hub, "GET", f"api/images/{owner_slug}/hosted", "alice")
+        status, images = ask(hub, "GET", f"api/images/{owner_slug}/hosted", "alice")
         assert status == 200, images
         calls = hosted["calls"].read_text().splitlines()
         assert len(calls) > calls_before and set(calls) == {front.host}
@@ -168,22 +177,23 @@ def test_build_cache_hit_listing_restart_delete(hosted, git_http, base_image):
     # a restarted service lists the same images; a delete removes them
     hub = hosted["start"]("hub2")
     try:
-        status, images = call(hub, "GET", "api/images", "alice")
+        status, images = ask(hub, "GET", "api/images", "alice")
         assert status == 200 and [
             i["image"] for i in images["images"] if i["name"] == "hosted"
         ] == [done["image"]]
-        status, _ = call(hub, "DELETE", f"api/images/{owner_slug}/hosted", "alice")
+        status, _ = ask(hub, "DELETE", f"api/images/{owner_slug}/hosted", "alice")
         assert status == 204
-        status, images = call(hub, "GET", "api/images", "alice")
+        status, images = ask(hub, "GET", "api/images", "alice")
         assert status == 200 and "hosted" not in [i["name"] for i in images["images"]]
         # a name that was deleted is free again (the repository is unknown: a 401 there
         # means "not there yet")
-        assert call(hub, "GET", f"api/images/{owner_slug}/hosted", "alice")[0] == 404
+        assert ask(hub, "GET", f"api/images/{owner_slug}/hosted", "alice")[0] == 404
     finally:
         hub.stop()
     logs += hub.log_text()
     for password in hosted["passwords"]:
         assert password not in logs
+        assert password not in "\n".join(answers)
     assert "Registry login for" in logs and f"docker-credential-{HELPER}" in logs
 
 
