@@ -23,8 +23,6 @@ Events (each with an id that is strictly increasing per build, starting at 1):
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
@@ -34,6 +32,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from ..images.labels import ImageLabels
+from .events import Event, EventType
 
 if TYPE_CHECKING:
     from ..sources import GitCredentials
@@ -82,49 +81,6 @@ TERMINAL_STATES: frozenset[BuildState] = frozenset(
 ACTIVE_STATES: frozenset[BuildState] = frozenset(
     {BuildState.QUEUED, BuildState.BUILDING, BuildState.PUSHING}
 )
-
-
-class EventType(StrEnum):
-    """The three kinds of build events (the SSE ``event:`` field)."""
-
-    PHASE = "phase"
-    LOG = "log"
-    DONE = "done"
-
-
-# ---------------------------------------------------------------------------- events
-@dataclass(frozen=True)
-class Event:
-    """One build event.
-
-    Attributes:
-        id: strictly increasing per build, from 1 (the SSE id clients resume from).
-        type: ``phase``, ``log`` or ``done`` (see :class:`EventType`).
-        data: JSON-ready payload.
-    """
-
-    id: int
-    type: str
-    data: dict[str, Any]
-
-    def to_sse(self) -> str:
-        """The event as one Server-Sent Events message.
-
-        Serialized once per event, however many viewers follow the build.
-
-        Returns:
-            ``"id: N\\nevent: TYPE\\ndata: JSON\\n\\n"`` (the JSON is on one line).
-        """
-        return self._sse
-
-    @functools.cached_property
-    def _sse(self) -> str:
-        payload = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
-        return f"id: {self.id}\nevent: {self.type}\ndata: {payload}\n\n"
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"id": int, "type": str, "data": dict}``."""
-        return {"id": self.id, "type": self.type, "data": self.data}
 
 
 # ---------------------------------------------------------------------------- build
@@ -178,6 +134,7 @@ class Build:
     _drop_noted: bool = field(default=False, init=False, repr=False)
     _changed: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
     _done: bool = field(default=False, init=False, repr=False)
+    _detached: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.display_name:
@@ -205,9 +162,20 @@ class Build:
         return self._dropped_events
 
     @property
+    def dropped_log_bytes(self) -> int:
+        """UTF-8 bytes of the log events dropped because of ``log_limit_bytes``."""
+        return self._dropped_bytes
+
+    @property
     def last_event_id(self) -> int:
         """The id of the newest event (0 before the first)."""
         return self._next_id - 1
+
+    @property
+    def detached(self) -> str | None:
+        """Why this service stopped following the build while it goes on (see
+        :meth:`detach`), or None."""
+        return self._detached
 
     @property
     def duration(self) -> float | None:
@@ -217,6 +185,38 @@ class Build:
         return (self.finished - self.started).total_seconds()
 
     # ------------------------------------------------------------------ events
+    def continue_ids(self, next_id: int) -> None:
+        """Number the next event ``next_id``: a build adopted after a restart continues the
+        ids the previous run of the service gave its events.
+
+        Raises:
+            ValueError: the build already has events, or ``next_id`` < 1.
+        """
+        if self._next_id != 1 or next_id < 1:
+            raise ValueError(f"build {self.id}: ids continue only before the first event")
+        self._next_id = next_id
+
+    def restore_events(self, events: list[Event], *, dropped: tuple[int, int]) -> None:
+        """Take back the kept events of a stored record (:mod:`.history`), before any other;
+        ``dropped``: the log events and bytes ``log_limit_bytes`` had dropped."""
+        if self._next_id != 1:
+            raise ValueError(f"build {self.id}: events are restored before any other")
+        self._dropped_events, self._dropped_bytes = dropped
+        self._drop_noted = dropped[0] > 0
+        for event in events:
+            self._recent.append(event)
+            self._log_bytes += _message_size(event) if event.type == EventType.LOG else 0
+            self._done = self._done or event.type == EventType.DONE
+            self._next_id = event.id + 1
+
+    def detach(self, reason: str) -> None:
+        """Stop following a build that goes on without this service (it is stopping, and
+        the next start adopts the build): wake every follower so that its stream ends now,
+        without a ``done`` event, since the build has not ended. Adds no event."""
+        self._detached = reason
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
     def add_event(self, type: str | EventType, data: dict[str, Any]) -> Event:
         """Append an event and wake every follower. Never blocks.
 
@@ -334,13 +334,21 @@ class Build:
             after: the last event id the caller has.
             max_wait: seconds to wait when nothing is newer (None: until something is).
 
+        A viewer whose ``after`` lies beyond the build's last event after it ended holds ids
+        of an earlier run of the service that died (a ``lost`` record starts its ids anew):
+        it gets the final ``phase`` and ``done`` events numbered after ``after``, so that it
+        learns how the build ended and drops nothing as already seen.
+
         Returns:
             The newer events (possibly ending with ``done``); ``[]`` on timeout, or at once
-            when the build has ended and nothing is newer than ``after``.
+            when the build has ended and nothing is newer than ``after``, or was detached.
         """
         waiter = self._changed
+        if self._done and after > self.last_event_id:
+            ending = [e for e in self.events() if e.type != EventType.LOG][-2:]
+            return [Event(after + 1 + n, e.type, e.data) for n, e in enumerate(ending)]
         batch = self.events(after=after)
-        if batch or self._done:
+        if batch or self._done or self._detached:
             return batch
         try:
             async with asyncio.timeout(max_wait):

@@ -20,6 +20,7 @@ from ..sources.commits import commit_not_found
 from .executors import AdoptedBuild, BuildFailed, Executor
 from .executors.output import STAGES, LineCallback
 from .model import Build, BuildState, EventType
+from .recovery import LOST_ERROR
 
 __all__ = ["BuildRunner", "RunningBuild"]
 
@@ -289,7 +290,9 @@ class BuildRunner:
 
         Returns:
             ``(state, error, stopping)``; ``stopping`` is also True when the pipeline was
-            cancelled without a timeout or a cancel request (the service is stopping).
+            cancelled without a timeout or a cancel request (the service is stopping):
+            then the build is ``lost``, as one a killed service left (an adoptable
+            executor's build goes on instead: see ``Workers``).
         """
         assert run.task is not None and run.task.done()
         task = run.task
@@ -298,7 +301,7 @@ class BuildRunner:
                 return BuildState.FAILED, timeout_reason, stopping
             if build.cancel_requested:
                 return BuildState.CANCELLED, "cancelled", stopping
-            return BuildState.CANCELLED, "the service is shutting down", True
+            return BuildState.LOST, LOST_ERROR, True
         exc = task.exception()
         if exc is None:
             return BuildState.BUILT, None, stopping

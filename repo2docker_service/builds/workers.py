@@ -21,7 +21,13 @@ from .queue import BuildQueue
 from .run import BuildRunner, RunningBuild
 from .store import BuildStore
 
-__all__ = ["Workers", "log_build"]
+__all__ = ["RESTARTING", "Workers", "log_build"]
+
+#: why the viewers of a build that outlives the service lose their stream
+RESTARTING = (
+    "The service is restarting; this build goes on and is followed again when it is back: "
+    "reconnect to see the rest."
+)
 
 
 def log_build(log: logging.Logger, build: Build, level: int, msg: str, *args: Any) -> None:
@@ -216,8 +222,14 @@ class Workers:
         state, error, stopping = self.runner.outcome(
             build, run, timeout_reason=timeout_reason, stopping=stopping
         )
-        if state is not BuildState.BUILT and not (stopping and self.executor.adoptable):
-            # (an adoptable executor's build goes on; the next start finishes it)
+        if stopping and self.executor.adoptable and state is BuildState.LOST:
+            # the build goes on in the engine and the next start adopts it: it has not
+            # ended, so its viewers' streams end without a done event (they resume then)
+            self.runs.pop(build.id, None)
+            build.detach(RESTARTING)
+            log_build(self.log, build, logging.INFO, "left running for the next start")
+            return
+        if state is not BuildState.BUILT:
             await self.runner.remove_partial(build, run, quick=stopping)
         self.runs.pop(build.id, None)
         if state is BuildState.FAILED and self.gate is not None and not stopping:

@@ -153,8 +153,8 @@ class BinderBuildHandler(APIHandler):
             await self.flush()
             while True:
                 batch = await build.wait_events(after, max_wait=KEEPALIVE_SECONDS)
-                if not batch and build.ended:
-                    break
+                if not batch and (build.ended or build.detached):
+                    break  # detached: the build goes on; the client asks again later
                 if not batch:
                     self.write(":keepalive\n\n")
                 for event in batch:

@@ -9,6 +9,7 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 
 from ..auth import APIHandler, needs_scope
+from ..builds.events import EventType, unnumbered_sse
 from ..builds.model import Build
 from ..builds.request import BuildRequest
 from ..errors import InvalidInput, NotFound
@@ -183,6 +184,13 @@ class BuildEventsHandler(BuildsMixin):
                 batch = await build.wait_events(after, max_wait=KEEPALIVE_SECONDS)
                 if not batch:
                     if build.ended:
+                        break
+                    if build.detached:
+                        # the build goes on without this service: say so (no id, no
+                        # state change) and end the stream; the viewer resumes later
+                        note = {"phase": build.state.value, "message": build.detached}
+                        self.write(unnumbered_sse(EventType.PHASE, note))
+                        await self.flush()
                         break
                     self.write(": keepalive\n\n")
                 else:

@@ -665,10 +665,36 @@ async def test_stop_cancels_everything(namer, catalog, executor, resolver):
     queued = (await manager.submit(req("https://git.example.org/alice/s1"))).build
     await asyncio.wait_for(executor.started_event(running.repo).wait(), 2)
     await asyncio.wait_for(manager.stop(), 5)
-    assert running.state is BuildState.CANCELLED and queued.state is BuildState.CANCELLED
+    # the running build was stopped by the stop: lost, as after a crash; the queued one
+    # never started
+    assert running.state is BuildState.LOST and "service stopped" in running.error
+    assert queued.state is BuildState.CANCELLED
     assert executor.cancelled == [running.id]
     with pytest.raises(UpstreamError):
         await manager.submit(req("https://git.example.org/alice/s2"))
+
+
+async def test_stop_leaves_an_adoptable_build_running_and_not_ended(
+    namer, catalog, executor, resolver
+):
+    """An adoptable executor's build goes on after a stop: it gets no terminal state (its
+    viewers must not hear "cancelled" or done), and its streams are woken to end."""
+    executor.scripts["https://git.example.org/alice/goes-on"] = Script(hang=True)
+    executor.adoptable = True
+    executor.detach = lambda: None
+    manager = BuildManager(
+        executor=executor, catalog=catalog, namer=namer, store=BuildStore(10), resolver=resolver
+    )
+    await manager.start()
+    build = (await manager.submit(req("https://git.example.org/alice/goes-on"))).build
+    await asyncio.wait_for(executor.started_event(build.repo).wait(), 2)
+    waiting = asyncio.create_task(build.wait_events(build.last_event_id, max_wait=30))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(manager.stop(), 5)
+    assert await asyncio.wait_for(waiting, 1) == []
+    assert build.state is BuildState.BUILDING and not build.ended
+    assert build.detached and "restarting" in build.detached
+    assert [e.type for e in build.events()][-1] != "done"
 
 
 # ----------------------------------------------------------------------------- events, logs

@@ -418,3 +418,58 @@ def test_display_name():
 
 def test_event_type_values():
     assert [t.value for t in EventType] == ["phase", "log", "done"]
+
+
+# ------------------------------------------------------------------ ids across restarts
+def plain_build() -> Build:
+    return Build(
+        owner="alice",
+        owner_slug="alice",
+        name="env",
+        repo="https://example.org/r",
+        ref="main",
+        commit=COMMIT,
+        image="x/env:0123456789ab",
+        latest_image="x/env:latest",
+    )
+
+
+def test_continue_ids_numbers_the_adopted_build_as_before():
+    first = plain_build()
+    first.add_event(EventType.PHASE, {"phase": "queued", "position": None, "message": "q"})
+    first.set_state(BuildState.BUILDING)
+    start = first.last_event_id + 1  # what the builder container's label records
+    for n in range(5):
+        first.add_event(EventType.LOG, {"message": f"line {n}"})
+    adopted = plain_build()
+    adopted.continue_ids(start - 1)
+    adopted.set_state(BuildState.BUILDING)
+    for n in range(5):
+        adopted.add_event(EventType.LOG, {"message": f"line {n}"})
+    ids = {e.id: e.data["message"] for e in first.events() if e.type == "log"}
+    assert ids == {e.id: e.data["message"] for e in adopted.events() if e.type == "log"}
+    with pytest.raises(ValueError):
+        adopted.continue_ids(100)  # only before the first event
+
+
+async def test_a_viewer_past_the_end_learns_how_the_build_ended():
+    """A viewer holding ids of a dead run (a lost record starts anew) gets the final phase
+    and done, numbered after its Last-Event-ID; one that is not past the end is unchanged."""
+    build = plain_build()
+    build.set_state(BuildState.LOST, error="gone")
+    tail = await build.wait_events(57)
+    assert [(e.id, e.type) for e in tail] == [(58, "phase"), (59, "done")]
+    assert tail[0].data["phase"] == "lost" and tail[1].data["state"] == "lost"
+    assert await build.wait_events(build.last_event_id) == []
+    assert [e.type for e in await build.wait_events(0)] == ["phase", "done"]
+
+
+async def test_detach_wakes_followers_without_an_event():
+    build = plain_build()
+    build.set_state(BuildState.BUILDING)
+    waiting = asyncio.create_task(build.wait_events(build.last_event_id, max_wait=30))
+    await asyncio.sleep(0)
+    before = build.last_event_id
+    build.detach("restarting")
+    assert await asyncio.wait_for(waiting, 1) == []
+    assert build.last_event_id == before and not build.ended and build.detached == "restarting"

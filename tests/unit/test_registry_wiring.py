@@ -20,7 +20,7 @@ from repo2docker_service.builds.executors.builder import (
     LABEL_INSTANCE,
     build_from_container,
 )
-from repo2docker_service.builds.model import Build
+from repo2docker_service.builds.model import Build, BuildState
 from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.dockerconfig import RegistryCredentials
 from repo2docker_service.images.registry.catalog import RegistryCatalog
@@ -219,6 +219,8 @@ def test_tcp_engine_is_passed_on():
 
 def test_build_is_rebuilt_from_container_labels():
     build = make_build()
+    build.add_event("phase", {"phase": "queued", "position": None, "message": "queued"})
+    build.set_state(BuildState.BUILDING)
     ex = DockerExecutor(builder_image="b", instance="svc:1")
     labels = ex.container_labels(build, build.image_labels().to_labels())
     info = {"Config": {"Labels": labels}, "State": {"StartedAt": "2026-11-23T10:00:00.123456789Z"}}
@@ -228,5 +230,10 @@ def test_build_is_rebuilt_from_container_labels():
         assert getattr(again, attr) == getattr(build, attr), attr
     assert again.hints == {"cpu": "2"} and again.credentials is None
     assert again.started.isoformat().startswith("2026-11-23T10:00:00.123456")
+    # the container's first line keeps its event id: the adopted build's first event (its
+    # building phase) takes the id before it
+    assert labels["repo2docker-service.first-event-id"] == str(build.last_event_id + 1)
+    again.set_state(BuildState.BUILDING)
+    assert again.last_event_id == build.last_event_id == 2
     del labels[LABEL_IMAGE]
     assert build_from_container({"Config": {"Labels": labels}}) is None

@@ -33,6 +33,7 @@ __all__ = [
     "BUILDER_CONFIG_PATH",
     "BUILDER_SECRETS_DIR",
     "LABEL_BUILDER",
+    "LABEL_FIRST_EVENT_ID",
     "LABEL_FORCE",
     "LABEL_IMAGE",
     "LABEL_INSTANCE",
@@ -56,6 +57,9 @@ LABEL_OWNER_SLUG = "repo2docker-service.owner-slug"
 LABEL_REQUESTED_BY = "repo2docker-service.requested-by"
 #: ``"true"`` or ``"false"``: the build was forced.
 LABEL_FORCE = "repo2docker-service.force"
+#: the event id of the container's first log line: an adopted build numbers its events
+#: as before (line N of the replayed log gets the id it had), so viewers resume exactly.
+LABEL_FIRST_EVENT_ID = "repo2docker-service.first-event-id"
 
 #: Where the repo2docker config file is copied into builder containers.
 BUILDER_CONFIG_PATH = "/etc/repo2docker-service/repo2docker_config.py"
@@ -118,6 +122,8 @@ class BuilderSpec:
             LABEL_OWNER_SLUG: build.owner_slug,
             LABEL_REQUESTED_BY: build.owner,
             LABEL_FORCE: "true" if build.force else "false",
+            # the container's output is the build's next event; nothing comes in between
+            LABEL_FIRST_EVENT_ID: str(build.last_event_id + 1),
         }
 
     def environment(
@@ -238,7 +244,9 @@ def build_from_container(info: Mapping[str, Any]) -> Build | None:
 
     Returns:
         A new ``queued`` :class:`Build` with the original id, owner, image..., its
-        ``created`` from the built-at label and ``started`` from the container's start;
+        ``created`` from the built-at label and ``started`` from the container's start,
+        numbering its events so that the replayed log's lines get the ids they had
+        (:data:`LABEL_FIRST_EVENT_ID`; its ``building`` phase takes the id just before);
         None when a label it needs is missing.
     """
     labels = (info.get("Config") or {}).get("Labels") or {}
@@ -272,6 +280,9 @@ def build_from_container(info: Mapping[str, Any]) -> Build | None:
         build.created = created
     if started is not None:
         build.started = started
+    first = labels.get(LABEL_FIRST_EVENT_ID, "")
+    if first.isdigit() and int(first) >= 2:
+        build.continue_ids(int(first) - 1)
     return build
 
 
