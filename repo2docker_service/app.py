@@ -30,6 +30,7 @@ from traitlets.config import Application, catch_config_error
 from ._version import __version__
 from .bodylimit import MAX_DRAIN_BYTES, BodyLimit
 from .builds.executors import DockerExecutor, Executor, LocalExecutor
+from .builds.history import BuildHistory, HistoryConfig
 from .builds.manager import BuildManager
 from .builds.store import BuildStore
 from .config import DEFAULT_ACCESS_HELP, BuildsConfig, ImagesConfig, ServerConfig, SpawnConfig
@@ -86,7 +87,13 @@ flags = {
 
 
 class Repo2DockerService(
-    ServerConfig, ImagesConfig, RegistryLoginConfig, BuildsConfig, SpawnConfig, Application
+    ServerConfig,
+    ImagesConfig,
+    RegistryLoginConfig,
+    BuildsConfig,
+    SpawnConfig,
+    HistoryConfig,
+    Application,
 ):
     """Build JupyterHub user environments from git repositories with repo2docker."""
 
@@ -286,7 +293,8 @@ class Repo2DockerService(
         login = self.registry_login() if self.registry_url else None
         self.catalog = self.make_catalog(login)
         self.executor = self.make_executor(login)
-        self.store = BuildStore(history_limit=self.history_limit)
+        history = BuildHistory(self.db_url, log=self.log) if self.db_url else None
+        self.store = BuildStore(history_limit=self.history_limit, history=history)
         self.readiness = Readiness.for_parts(
             executor=self.executor, catalog=self.catalog, parent=self
         )
@@ -441,6 +449,11 @@ class Repo2DockerService(
         self.init_components()
         if self.registry_url:
             await self.check_registry()
+        try:
+            await self.store.open()
+        except Exception as e:  # any driver's error: say which and stop
+            self.log.critical("Cannot use the build history database (db_url): %s", e)
+            self.exit(1)
         await self.manager.start()
         self.lifecycle.start()
         try:
@@ -474,6 +487,7 @@ class Repo2DockerService(
         """Stop running builds and release the Docker clients."""
         await self.manager.stop()
         await self.lifecycle.close()
+        await self.store.close()
         await self.executor.close()
         await self.catalog.close()
         await self.ref_resolver.close()

@@ -259,10 +259,10 @@ step_venv() {
     skipped "${created}pyproject.toml unchanged (stamp $(basename "$stamp" | cut -c1-24)...)"
     return
   fi
-  "$VENV/bin/python" -m pip install --quiet -e "$REPO[test]"
+  "$VENV/bin/python" -m pip install --quiet -e "$REPO[test,db]"
   rm -f "$VENV"/.setup-stamp-*
   : >"$stamp"
-  did "${created}pip install -e '.[test]' ($("$VENV/bin/python" --version))"
+  did "${created}pip install -e '.[test,db]' ($("$VENV/bin/python" --version))"
 }
 
 step_dockerd() {

@@ -37,7 +37,7 @@ from .names import name_taken
 from .observer import BuildObserver, Observers
 from .preview import Previewer
 from .queue import BuildQueue
-from .recovery import lost_record
+from .recovery import LOST_ERROR, lost_record
 from .request import BuildRequest, Preview, Resolver, SubmitResult
 from .run import BuildRunner
 from .store import BuildStore
@@ -128,6 +128,7 @@ class BuildManager:
         self.runner = self._make_runner(push, build_timeout, build_idle_timeout)
         self.previewer = self._make_previewer()
         self._observers = Observers(observers, self.log)
+        self._observers.add(store)  # with a database, ended builds are written there
         self._queue = BuildQueue(concurrency=concurrency, max_queue=max_queue, log=self.log)
         self._workers = Workers(
             runner=self.runner,
@@ -222,7 +223,9 @@ class BuildManager:
         :class:`~repo2docker_service.builds.executors.DockerExecutor`) hands them back
         here: each becomes a ``building`` record again (its log replayed from the
         start), is followed to its end and then finished as usual (tags, push).
-        Adopted builds run besides the ``concurrency`` workers.
+        Adopted builds run besides the ``concurrency`` workers. With a database
+        (``db_url``) the history is read back then (:meth:`BuildStore.restore`); builds
+        it has as running that nothing adopted or found are recorded as ``lost``.
 
         Returns:
             How many environments the catalog lists.
@@ -241,6 +244,9 @@ class BuildManager:
                 self.store.add(record)
                 self._observers.ended(record)
                 self._log(record, logging.WARNING, "reported as lost: %s", record.image)
+        for build in await self.store.restore():
+            # running when the earlier run stopped, and neither adopted nor found: lost
+            self._end(build, BuildState.LOST, message=LOST_ERROR, error=LOST_ERROR)
         images = await self.catalog.list_images()
         owners = {(i.shared, i.owner) for i in images}
         self.log.info(

@@ -1,12 +1,17 @@
-"""In-memory build history (records and their bounded logs).
+"""Build history (records and their bounded logs), in memory and optionally in a database.
 
-Builds live only in memory: images (with their labels) are the durable state, builds are a
-recent history for listing and log viewing. A restart starts with an empty store.
+Images (with their labels) are the durable state; builds are a recent history for listing
+and log viewing. Without a database a restart starts with an empty store; with one
+(``db_url``, :class:`~.history.BuildHistory`) the store writes what it keeps there and
+reads it back at start-up. Reads are always answered from memory.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import Conflict, NotFound
+from .history import BuildHistory
 from .model import Build
 
 __all__ = ["BuildStore"]
@@ -21,18 +26,56 @@ class BuildStore:
     ended, the oldest ended ones are dropped. ``history_limit = 0`` keeps no finished build
     (a build disappears from listings as soon as it ends and :meth:`prune` runs).
 
+    It is also a build observer (``build_ended``): with a database, an ended build is
+    written with its log.
+
     Args:
         history_limit: how many finished builds to keep (>= 0).
+        history: the database builds are also kept in (None: memory only).
 
     Raises:
         ValueError: for a negative ``history_limit``.
     """
 
-    def __init__(self, history_limit: int = 200) -> None:
+    def __init__(self, history_limit: int = 200, *, history: BuildHistory | None = None) -> None:
         if history_limit < 0:
             raise ValueError("history_limit must be >= 0")
         self.history_limit = history_limit
+        self.history = history
         self._builds: dict[str, Build] = {}
+
+    async def open(self) -> None:
+        """Connect to the database, if any (see :meth:`BuildHistory.open` for errors)."""
+        if self.history is not None:
+            await self.history.open()
+
+    async def restore(self) -> list[Build]:
+        """Read the database's builds back (those not in memory already: adopted ones win).
+
+        Returns:
+            The restored builds that were still queued or running when the earlier run of
+            the service stopped (the caller ends them as lost); [] without a database.
+        """
+        if self.history is None:
+            return []
+        restored = [b for b in await self.history.load() if b.id not in self._builds]
+        merged = sorted([*self._builds.values(), *restored], key=lambda b: b.created)
+        self._builds = {b.id: b for b in merged}
+        self.prune()
+        return [b for b in restored if b.active and b.id in self._builds]
+
+    async def close(self) -> None:
+        """Write what is pending to the database and disconnect."""
+        if self.history is not None:
+            await self.history.close()
+
+    def build_ended(self, build: Build) -> None:
+        """(Observer) write an ended build, with its log, to the database."""
+        if self.history is not None and build.id in self._builds:
+            self.history.save(build)
+
+    def request_answered(self, result: Any, error: Exception | None) -> None:
+        """(Observer) nothing to keep."""
 
     def __len__(self) -> int:
         return len(self._builds)
@@ -52,6 +95,8 @@ class BuildStore:
         if build.id in self._builds:
             raise ValueError(f"build {build.id} is already stored")
         self._builds[build.id] = build
+        if self.history is not None:
+            self.history.save(build)
         self.prune()
 
     def dismiss(self, build_id: str) -> Build:
@@ -75,6 +120,8 @@ class BuildStore:
                 f"build {build_id} is still {build.state.value}: cancel it first, then dismiss it"
             )
         del self._builds[build_id]
+        if self.history is not None:
+            self.history.delete(build_id)
         return build
 
     def get(self, build_id: str) -> Build | None:
@@ -107,4 +154,6 @@ class BuildStore:
         excess = len(finished) - self.history_limit
         for build_id in finished[: max(excess, 0)]:
             del self._builds[build_id]
+            if self.history is not None:
+                self.history.delete(build_id)
         return max(excess, 0)
