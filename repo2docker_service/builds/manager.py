@@ -39,7 +39,7 @@ from .preview import Previewer
 from .queue import BuildQueue
 from .recovery import LOST_ERROR, lost_record
 from .request import BuildRequest, Preview, Resolver, SubmitResult
-from .run import BuildRunner
+from .run import BuildRunner, RunningBuild
 from .store import BuildStore
 from .workers import Workers, log_build
 
@@ -245,8 +245,11 @@ class BuildManager:
                 self._observers.ended(record)
                 self._log(record, logging.WARNING, "reported as lost: %s", record.image)
         for build in await self.store.restore():
-            # running when the earlier run stopped, and neither adopted nor found: lost
+            # running when the earlier run stopped, and neither adopted nor found: lost;
+            # a lost build tags no image (repo2docker may have finished it meanwhile)
+            await self.runner.remove_partial(build, RunningBuild(0.0), quick=False)
             self._end(build, BuildState.LOST, message=LOST_ERROR, error=LOST_ERROR)
+            self._log(build, logging.WARNING, "reported as lost (history): %s", build.image)
         images = await self.catalog.list_images()
         owners = {(i.shared, i.owner) for i in images}
         self.log.info(

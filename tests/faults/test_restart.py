@@ -182,12 +182,12 @@ def run_variant(rig: Rig, sig: str, executor: str, resume: str) -> dict[str, Any
         lambda: KILL_AFTER in line_numbers(viewer.events), timeout=240, what=f"line-{KILL_AFTER}"
     )
     rig.service.kill(getattr(signal, sig))
-    viewer.join(60)  # the first connection ends with the service (or goes quiet)
-    first = list(viewer.events)
     if resume == "after" and executor == "builder":
         wait_until(lambda: not builders_running(build_id), timeout=240, what="the builder")
     restarted = time.monotonic()
-    rig.service.start()
+    rig.service.start()  # at once, as by hand (the hub would take up to its poll interval)
+    viewer.join(60)  # the first connection has ended with the service (or gone quiet)
+    first = list(viewer.events)
     if resume == "after":
 
         def ended() -> bool:
@@ -228,6 +228,9 @@ def check_variant(sig: str, executor: str, resume: str, got: dict[str, Any]) -> 
     final = dones[0]["data"]
     if got["record"] is not None:
         assert final["state"] == got["record"]["state"], "the stream said what the build is"
+    if sig == "SIGTERM":
+        # a stopping service ends its streams itself, and cleanly (no read timeout)
+        assert got["connections"][0] == "closed", got["connections"]
     numbers = line_numbers(events)
     missing = sorted(set(range(1, LINES + 1)) - set(numbers))
     repeated = len(numbers) - len(set(numbers))
@@ -239,6 +242,10 @@ def check_variant(sig: str, executor: str, resume: str, got: dict[str, Any]) -> 
         # no stream may report a state the build is not in
         states = [e["data"].get("phase") for e in first if e["event"] == "phase"]
         assert not {"cancelled", "failed", "lost"} & set(states), states
+        assert not [e for e in first if e["event"] == "done"], "no done before the end"
+        if sig == "SIGTERM":
+            notes = [e for e in first if e["id"] is None]
+            assert notes and "restarting" in notes[-1]["data"]["message"], first[-2:]
         assert final["state"] == "built", final
         assert missing == [] and repeated == 0, (missing, repeated)
         assert numbers == sorted(numbers), "lines in order"
