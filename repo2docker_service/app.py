@@ -30,7 +30,7 @@ from traitlets.config import Application, catch_config_error
 from ._version import __version__
 from .bodylimit import MAX_DRAIN_BYTES, BodyLimit
 from .builds.executors import DockerExecutor, Executor, LocalExecutor
-from .builds.history import BuildHistory, HistoryConfig
+from .builds.history import BuildHistory
 from .builds.manager import BuildManager
 from .builds.store import BuildStore
 from .config import DEFAULT_ACCESS_HELP, BuildsConfig, ImagesConfig, ServerConfig, SpawnConfig
@@ -87,13 +87,7 @@ flags = {
 
 
 class Repo2DockerService(
-    ServerConfig,
-    ImagesConfig,
-    RegistryLoginConfig,
-    BuildsConfig,
-    SpawnConfig,
-    HistoryConfig,
-    Application,
+    ServerConfig, ImagesConfig, RegistryLoginConfig, BuildsConfig, SpawnConfig, Application
 ):
     """Build JupyterHub user environments from git repositories with repo2docker."""
 
@@ -142,7 +136,7 @@ class Repo2DockerService(
     ).tag(config=True)
 
     #: parts that read their own options, c.<Class>.* (c.Executor.* too), for --help-all
-    classes = [LocalExecutor, DockerExecutor, RefResolver, ImageLifecycle, Readiness]
+    classes = [LocalExecutor, DockerExecutor, RefResolver, ImageLifecycle, Readiness, BuildHistory]
 
     # ------------------------------------------------------------------ lifecycle
     @catch_config_error
@@ -185,8 +179,7 @@ class Repo2DockerService(
 
     def make_hub_auth(self) -> HubOAuth:
         """The HubOAuth object every handler authenticates with."""
-        hub_auth = HubOAuth(parent=self, cache_max_age=60)
-        return hub_auth
+        return HubOAuth(parent=self, cache_max_age=60)
 
     def make_services(self) -> Services:
         """The bundle handlers get: components from :meth:`init_components` + settings."""
@@ -293,7 +286,7 @@ class Repo2DockerService(
         login = self.registry_login() if self.registry_url else None
         self.catalog = self.make_catalog(login)
         self.executor = self.make_executor(login)
-        history = BuildHistory(self.db_url, log=self.log) if self.db_url else None
+        history = BuildHistory.of(parent=self, log=self.log)  # None unless db_url is set
         self.store = BuildStore(history_limit=self.history_limit, history=history)
         self.readiness = Readiness.for_parts(
             executor=self.executor, catalog=self.catalog, parent=self
@@ -449,10 +442,7 @@ class Repo2DockerService(
         self.init_components()
         if self.registry_url:
             await self.check_registry()
-        try:
-            await self.store.open()
-        except Exception as e:  # any driver's error: say which and stop
-            self.log.critical("Cannot use the build history database (db_url): %s", e)
+        if not await self.store.open():  # the history database (db_url) said why not
             self.exit(1)
         await self.manager.start()
         self.lifecycle.start()
@@ -467,13 +457,8 @@ class Repo2DockerService(
             self.make_body_limit(self.web_app), xheaders=True, max_body_size=MAX_DRAIN_BYTES
         )
         self.http_server.listen(self.port, self.ip)
-        self.log.info(
-            "repo2docker-service %s listening on http://%s:%d%s",
-            __version__,
-            self.ip,
-            self.port,
-            self.base_url,
-        )
+        url = f"http://{self.ip}:{self.port}{self.base_url}"
+        self.log.info("repo2docker-service %s listening on %s", __version__, url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

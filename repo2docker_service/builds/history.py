@@ -16,46 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from traitlets import HasTraits, TraitError, Unicode, validate
+from traitlets import Unicode
+from traitlets.config import LoggingConfigurable
 
 from .events import Event, EventType
 from .model import Build, BuildState
 
-__all__ = ["BuildHistory", "HistoryConfig", "async_url", "build_from_record", "build_record"]
+__all__ = ["BuildHistory", "async_url", "build_from_record", "build_record"]
 
 #: the table of builds: one row per build, the record and its kept events as JSON
 TABLE = "r2ds_builds"
-
-
-class HistoryConfig(HasTraits):
-    """The history option of the Application (``c.Repo2DockerService.db_url``)."""
-
-    db_url = Unicode(
-        "",
-        help="""SQLAlchemy URL of a database for build history and logs, so that they
-        survive a restart: a SQLite file (sqlite:////var/lib/repo2docker-service/builds.db)
-        or PostgreSQL (postgresql://user@host/db; the password is best given in a
-        ~/.pgpass file or $PGPASSWORD, never in logs). Needs the [db] extra
-        (pip install 'repo2docker-service[db]'). Empty (the default): history is kept in
-        memory only and the service needs no local state.
-        """,
-    ).tag(config=True)
-
-    @validate("db_url")
-    def _validate_db_url(self, proposal: dict[str, Any]) -> str:
-        url = str(proposal["value"])
-        try:
-            if url:
-                async_url(url)
-        except ValueError as e:
-            raise TraitError(str(e)) from None
-        return url
 
 
 def build_record(build: Build) -> dict[str, Any]:
@@ -114,20 +89,26 @@ def async_url(url: str) -> str:
     raise ValueError(f"db_url: {dialect} is not supported; use SQLite or PostgreSQL")
 
 
-class BuildHistory:
-    """The database behind a :class:`~.store.BuildStore`.
+class BuildHistory(LoggingConfigurable):
+    """The database behind a :class:`~.store.BuildStore` (``c.BuildHistory.db_url``).
 
-    Args:
-        url: the SQLAlchemy URL (``db_url``).
-        log: where failed writes are reported.
-
-    Raises:
-        ValueError: (when created) an unsupported database.
+    Create it with :meth:`of`, which gives None while ``db_url`` is empty.
     """
 
-    def __init__(self, url: str, *, log: logging.Logger) -> None:
-        self.url = async_url(url)
-        self.log = log
+    db_url = Unicode(
+        "",
+        help="""SQLAlchemy URL of a database for build history and logs, so that they
+        survive a restart: a SQLite file (sqlite:////var/lib/repo2docker-service/builds.db)
+        or PostgreSQL (postgresql://user@host/db; give the password in ~/.pgpass or
+        $PGPASSWORD rather than here). Needs the [db] extra (pip install
+        'repo2docker-service[db]'). Empty (the default): history is kept in memory only
+        and the service needs no local state. A URL that cannot be used stops the service
+        at start-up, saying why.
+        """,
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.metadata = MetaData()
         self.table = Table(
             TABLE,
@@ -141,17 +122,29 @@ class BuildHistory:
         self._queue: asyncio.Queue[tuple[str, str, Any] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
-    async def open(self) -> None:
+    @classmethod
+    def of(cls, **kwargs: Any) -> BuildHistory | None:
+        """A history configured from ``kwargs`` (``parent``, ``log``, ``db_url``); None
+        when its ``db_url`` is empty (memory only)."""
+        history = cls(**kwargs)
+        return history if history.db_url else None
+
+    async def open(self) -> bool:
         """Connect, create the table if missing and start the writer.
 
-        Raises:
-            sqlalchemy.exc.SQLAlchemyError, OSError: the database cannot be used.
-            ModuleNotFoundError: its driver is missing (the ``[db]`` extra).
+        Returns:
+            False when the database cannot be used (its driver missing: the ``[db]``
+            extra; unreachable; refused), after logging why as critical.
         """
-        self._engine = create_async_engine(self.url)
-        async with self._engine.begin() as conn:
-            await conn.run_sync(self.metadata.create_all)
+        try:
+            self._engine = create_async_engine(async_url(self.db_url))
+            async with self._engine.begin() as conn:
+                await conn.run_sync(self.metadata.create_all)
+        except Exception as e:  # any driver's error: say which
+            self.log.critical("Cannot use the build history database (db_url): %s", e)
+            return False
         self._writer = asyncio.create_task(self._write_all(), name="build-history-writer")
+        return True
 
     async def load(self) -> list[Build]:
         """Every stored build, oldest first (records that cannot be read are skipped)."""

@@ -44,10 +44,13 @@ class BuildStore:
         self.history = history
         self._builds: dict[str, Build] = {}
 
-    async def open(self) -> None:
-        """Connect to the database, if any (see :meth:`BuildHistory.open` for errors)."""
-        if self.history is not None:
-            await self.history.open()
+    async def open(self) -> bool:
+        """Connect to the database, if any.
+
+        Returns:
+            False when the database cannot be used (the reason is logged as critical).
+        """
+        return await self.history.open() if self.history is not None else True
 
     async def restore(self) -> list[Build]:
         """Read the database's builds back (those not in memory already: adopted ones win).

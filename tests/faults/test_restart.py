@@ -86,7 +86,7 @@ class Rig:
             # the local executor's build leaves no trace but its record: repo2docker dies
             # of the broken pipe once the killed service stops reading its output
             db = self.service.workdir / "history.db"
-            lines.append(f"c.Repo2DockerService.db_url = {f'sqlite:///{db}'!r}")
+            lines.append(f"c.BuildHistory.db_url = {f'sqlite:///{db}'!r}")
         if executor == "builder":
             no_proxy = {k: v for k, v in loopback_env().items() if k.lower() == "no_proxy"}
             lines += [

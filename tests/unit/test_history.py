@@ -42,9 +42,7 @@ def postgres_url() -> Iterator[str]:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'builds.db'}"
-    url = request.getfixturevalue("postgres_url")
-    # a fresh table per test: drop what an earlier test left
-    return str(url)
+    return str(request.getfixturevalue("postgres_url"))
 
 
 def make(name: str = "env", owner: str = "alice") -> Build:
@@ -70,7 +68,7 @@ def run_build(build: Build, lines: int, state: BuildState = BuildState.BUILT) ->
 
 
 async def opened(url: str, limit: int = 10) -> BuildStore:
-    store = BuildStore(history_limit=limit, history=BuildHistory(url, log=LOG))
+    store = BuildStore(history_limit=limit, history=BuildHistory(db_url=url, log=LOG))
     await store.open()
     return store
 
@@ -173,3 +171,14 @@ async def test_without_a_database_nothing_is_kept():
     store.build_ended(build)
     await store.close()
     assert await BuildStore(history_limit=5).restore() == []
+
+
+async def test_a_database_that_cannot_be_used_says_why(tmp_path: Path, caplog):
+    for url in (f"sqlite:///{tmp_path}/missing/dir/b.db", "mysql://u@h/db"):
+        store = BuildStore(history=BuildHistory(db_url=url, log=LOG))
+        with caplog.at_level(logging.CRITICAL, logger="test_history"):
+            assert await store.open() is False
+    assert caplog.text.count("Cannot use the build history database (db_url)") == 2
+    assert "mysql is not supported" in caplog.text
+    assert BuildHistory.of(db_url="", log=LOG) is None
+    assert await BuildStore().open() is True  # no database: nothing to fail
