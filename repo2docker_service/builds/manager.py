@@ -53,7 +53,8 @@ class BuildManager:
         executor: runs one build (:class:`~repo2docker_service.builds.executors.Executor`).
         catalog: where images are checked, tagged and removed.
         namer: makes image references.
-        store: keeps build records (and logs) for listing.
+        store: keeps build records (and logs) for listing; it observes ended builds too
+            (with a database, it writes them there).
         resolver: ``resolve_ref(repo, ref, *, credentials, timeout) -> sha``.
         allowed_repo_schemes: URL schemes accepted for repositories.
         allowed_repo_hosts: host names accepted for repositories (empty: any host).
@@ -127,8 +128,7 @@ class BuildManager:
         self.log = log or logging.getLogger("repo2docker_service.builds")
         self.runner = self._make_runner(push, build_timeout, build_idle_timeout)
         self.previewer = self._make_previewer()
-        self._observers = Observers(observers, self.log)
-        self._observers.add(store)  # with a database, ended builds are written there
+        self._observers = Observers([*observers, store], self.log)
         self._queue = BuildQueue(concurrency=concurrency, max_queue=max_queue, log=self.log)
         self._workers = Workers(
             runner=self.runner,
