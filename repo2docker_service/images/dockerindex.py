@@ -202,6 +202,12 @@ def tag_record(t: Tagged) -> TagRecord:
     )
 
 
+def repository_of(reference: str) -> str:
+    """``registry:5000/owner/name`` of ``registry:5000/owner/name:tag`` (a tagged reference,
+    as Docker's ``RepoTags`` always are)."""
+    return reference.rsplit(":", 1)[0]
+
+
 class ImageIndex:
     """The service's images of one engine: items by image id and by reference.
 
@@ -221,6 +227,8 @@ class ImageIndex:
         self.items: dict[str, ImageItem] = {}
         #: reference -> image id
         self.by_tag: dict[str, str] = {}
+        #: repository -> its references in ``by_tag`` (a cache hit asks for one repository)
+        self.by_repository: dict[str, set[str]] = {}
         self._version = 0  # bumped on every change
         self._infos_version = -1
         self._infos: list[ImageInfo] = []  # derived from items, remade when they changed
@@ -229,6 +237,7 @@ class ImageIndex:
         """Forget every image."""
         self.items.clear()
         self.by_tag.clear()
+        self.by_repository.clear()
         self._version += 1
 
     def load(self, items: Iterable[Mapping[str, Any]]) -> None:
@@ -256,12 +265,12 @@ class ImageIndex:
         if ours:
             self.items[image_id] = normal
             for tag in tags:
-                self.by_tag[tag] = image_id
+                self._set_tag(tag, image_id)
         self._version += 1
 
     def drop_tag(self, reference: str) -> None:
         """Forget one reference (its image goes when it was its last one)."""
-        image_id = self.by_tag.pop(reference, None)
+        image_id = self._unset_tag(reference)
         item = self.items.get(image_id) if image_id else None
         if image_id is None or item is None:
             return
@@ -281,8 +290,23 @@ class ImageIndex:
             return
         for tag in item["RepoTags"]:
             if self.by_tag.get(tag) == image_id:
-                del self.by_tag[tag]
+                self._unset_tag(tag)
         self._version += 1
+
+    def _set_tag(self, reference: str, image_id: str) -> None:
+        self.by_tag[reference] = image_id
+        self.by_repository.setdefault(repository_of(reference), set()).add(reference)
+
+    def _unset_tag(self, reference: str) -> str | None:
+        image_id = self.by_tag.pop(reference, None)
+        if image_id is not None:
+            repository = repository_of(reference)
+            references = self.by_repository.get(repository)
+            if references is not None:
+                references.discard(reference)
+                if not references:
+                    del self.by_repository[repository]
+        return image_id
 
     def infos(self) -> list[ImageInfo]:
         """Every environment in the index (remade only after the index changed)."""
@@ -293,11 +317,7 @@ class ImageIndex:
         return self._infos
 
     def repository(self, repository: str) -> dict[Key, list[Tagged]]:
-        """Tags of one repository (without regrouping everything)."""
-        prefix = repository + ":"
-        items = [
-            item
-            for item in self.items.values()
-            if any(t.startswith(prefix) for t in item["RepoTags"])
-        ]
+        """Tags of one repository (without regrouping or scanning everything)."""
+        image_ids = {self.by_tag[r] for r in self.by_repository.get(repository, ())}
+        items = [self.items[i] for i in image_ids if i in self.items]
         return group_items(items, namer=self.namer, log=self.log)
