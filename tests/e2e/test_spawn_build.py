@@ -155,9 +155,10 @@ def test_a_failing_repository_and_bad_input_show_in_the_form(
     # no repository at this URL
     page.fill("#r2d-build-repo", f"{git_http.base_url}/e2e-{RUN}/nothing-here.git")
     page.click("#r2d-build-button")
-    expect(page.locator("#r2d-build-repo-feedback")).to_contain_text(
-        "No repository at this URL", timeout=30_000
-    )
+    feedback = page.locator("#r2d-build-repo-feedback")
+    expect(feedback).to_contain_text("No repository at this URL", timeout=30_000)
+    # no credentials fields here: it says where private repositories are built
+    expect(feedback).to_contain_text("built on the environments page")
     # the failing build: the reason in the status line and the log
     page.fill("#r2d-build-repo", url)
     page.click("#r2d-build-button")

@@ -15,15 +15,18 @@ import {
   expectedName,
 } from "./validate.js";
 
+const PRIVATE_HINT = "check the URL, or add credentials under “Private repository”.";
+
 /**
  * The field a refusal is about, in words, with the server's own reason kept after them:
  * the error JSON's `field` (`repo`, `ref`; on 400s and the sources' 422s) and
  * `suggestions` (existing branches for an unknown ref), else the sources' 422 messages
  * ("could not read <repo>: ...", "ref 'x' not found in <repo>", "commit <sha> not found
  * in <repo>", "timed out after N s contacting <repo>"); null for anything else. Shared
- * with the hub's spawn form (spawnform.js).
+ * with the hub's spawn form (spawnform.js), which has no credentials fields: `privateHint`
+ * says what to do about a private repository there.
  */
-export function fieldOf(error) {
+export function fieldOf(error, { privateHint = PRIVATE_HINT } = {}) {
   const text = String(error?.message || "");
   const suggestions = Array.isArray(error?.suggestions) ? error.suggestions : [];
   let name = error?.field === "repo" || error?.field === "ref" ? error.field : null;
@@ -35,8 +38,7 @@ export function fieldOf(error) {
   if (name === "repo") {
     const words = /^timed out after /.test(text)
       ? "The repository's server did not answer in time."
-      : "No repository at this URL, or it is private: check the URL, or add credentials " +
-        "under “Private repository”.";
+      : `No repository at this URL, or it is private: ${privateHint}`;
     return { name, message: `${words} (${text})`, suggestions: [] };
   }
   if (name === "ref") {

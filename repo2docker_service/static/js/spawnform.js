@@ -278,7 +278,11 @@ class BuildChoice {
   refused(error) {
     this.token.drop();
     this.root.dataset.state = "refused";
-    const field = fieldOf(error);
+    const field = fieldOf(error, {
+      privateHint:
+        "check the URL; a private repository is built on the environments page, where " +
+        "credentials can be given.",
+    });
     if (field) {
       this.say("");
       this.invalid(field.name === "ref" ? this.ref : this.repo, field.message, field.suggestions);
