@@ -69,7 +69,9 @@ def run_build(build: Build, lines: int, state: BuildState = BuildState.BUILT) ->
 
 async def opened(url: str, limit: int = 10) -> BuildStore:
     store = BuildStore(history_limit=limit, history=BuildHistory(db_url=url, log=LOG))
-    await store.open()
+    # False: the reason is in the log (a missing driver: run `bash scripts/setup.sh`, which
+    # installs the [db] extra)
+    assert await store.open(), f"{url} cannot be used (see the log)"
     return store
 
 
