@@ -687,7 +687,7 @@ async def test_no_catalog_lists_from_the_index_across_restarts(fake, catalog_for
         third = await catalog_for(reg)
         assert [i.name for i in await third.list_images()] == ["tool"]
         for catalog in (first, second, third):
-            catalog.listing._scan_at = None  # a _catalog check is due again
+            catalog.listing._scan_at = -1e9  # a _catalog check is due again
             await catalog.list_images()
             if catalog.listing.checking is not None:
                 await asyncio.gather(catalog.listing.checking, return_exceptions=True)

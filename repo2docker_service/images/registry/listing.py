@@ -1,41 +1,35 @@
 """What a registry holds, as last read: the listing snapshot and the per-digest image facts.
 
-Where the listing comes from (:class:`RegistryListing`; the catalog answers from it):
+Sources (:class:`RegistryListing`; the catalog answers from it):
 
-- The **service's index** (:mod:`.index`), an artifact in the registry that lists the
-  service's repositories, their tags and the labels of each digest: one manifest GET and
-  one blob GET give the whole listing, on any registry, with no local file.
-- **``_catalog``**, where the registry offers it, rebuilds or checks the index: when there
-  is no index yet, before the first listing; else in the background after the first
-  refresh and then every ``max_stale`` seconds (listings answer from the index
-  meanwhile). Every repository of the service is read (tag list, manifest HEADs, labels),
-  what differs from the index is merged into it, and what was read replaces the snapshot.
-  Where ``_catalog`` answers 401, 403, 404 or 405 (GHCR, Docker Hub), this is said once
-  in the log and in :meth:`RegistryListing.state` and the index alone is the listing:
-  images pushed by anything but this service (or a version without the index) are not
-  listed there. When the index cannot be read but ``_catalog`` works, the listing comes
-  from ``_catalog`` (source ``"_catalog"``).
+- The **service's index** (:mod:`.index`): one manifest GET and one blob GET give every
+  repository, tag and label, on any registry, with no local file.
+- **``_catalog``**, where offered, rebuilds the index when there is none (before the first
+  listing) and checks it in the background every ``max_stale`` seconds (at start only the
+  names are asked, to know whether there is one): every repository of the service is read
+  (tags, HEADs, labels), differences are merged into the index and replace the snapshot.
+  A 401/403/404/405 (GHCR, Docker Hub) is said once in the log and in
+  :meth:`RegistryListing.state`; then the index alone is the listing (images pushed by
+  anything but this service are not in it). An unreadable index with a working
+  ``_catalog``: source ``"_catalog"``.
 
 Caching rules:
 
-- Image metadata (labels, size) is cached **by manifest digest**. A digest names immutable
-  content, so these entries never go stale; the cache is bounded (least recently used
-  entries go first).
+- Image metadata (labels, size) is cached **by manifest digest** (immutable content;
+  bounded, least recently used go first).
 - The **listing** (repositories -> tags -> digests) is a snapshot. Younger than
   ``cache_ttl`` seconds it is used as is; older, it is answered at once while one
-  background refresh reads the index again (stale-while-revalidate); older than
-  ``max_stale`` (or none at all) it is refreshed before answering.
+  background refresh reads the index again; older than ``max_stale`` (or none) it is
+  refreshed before answering.
 - **Registry down or slow**: once one refresh succeeded, a failed refresh keeps the last
   good snapshot; listings answer it at once, flagged ``stale`` with its age
-  (:meth:`RegistryListing.state`); a background refresh is retried every
+  (:meth:`RegistryListing.state`), and a refresh is retried every
   :attr:`RegistryListing.retry_interval` seconds until one succeeds. Before any good
   refresh, the failure is raised (the catalog answers 503 or 502).
-- **Invalidation**: the service's own writes (a build's tags, deletes) re-read the affected
-  repository (:meth:`RegistryListing.update_repo`), update the snapshot at once and are
-  merged into the index. Another service writing the same index is seen after at most
-  ``cache_ttl`` seconds plus one refresh; changes made without the index (a manual push or
-  delete) after the next ``_catalog`` check, where there is one. ``cache_ttl = 0`` turns
-  the listing cache off.
+- **Invalidation**: the service's own writes re-read the affected repository
+  (:meth:`RegistryListing.update_repo`): the snapshot at once, the index merged. Another
+  service's writes show after ``cache_ttl`` plus one refresh; changes made without the
+  index after the next ``_catalog`` check. ``cache_ttl = 0`` turns the cache off.
 """
 
 from __future__ import annotations
@@ -313,8 +307,9 @@ class RegistryListing:
         return dict(repos)
 
     # ------------------------------------------------------------------ _catalog
-    async def _scan(self, *, known: dict[str, RepoTags]) -> dict[str, RepoTags] | None:
-        """Every repository of the service by ``_catalog``; None where it is refused.
+    async def _ours(self) -> list[str] | None:
+        """The service's repositories by ``_catalog`` (names only, 1,000 a page); None
+        where it is refused (said once).
 
         Raises:
             RegistryError: the registry failed otherwise.
@@ -331,14 +326,24 @@ class RegistryListing:
             )
             self.log.warning("%s (%s)", self.no_catalog, e)
             return None
-        ours = [f"{registry}/{n}" for n in names if self.namer.parse(f"{registry}/{n}") is not None]
+        return [f"{registry}/{n}" for n in names if self.namer.parse(f"{registry}/{n}") is not None]
+
+    async def _scan(self, *, known: dict[str, RepoTags]) -> dict[str, RepoTags] | None:
+        """Every repository of the service read by ``_catalog``; None where it is refused.
+
+        Raises:
+            RegistryError: the registry failed.
+        """
+        ours = await self._ours()
+        if ours is None:
+            return None
         read = await asyncio.gather(*(self.read_repo(r, known=known.get(r)) for r in ours))
         return {r: repo for r, repo in zip(ours, read, strict=True) if repo is not None}
 
     # ------------------------------------------------------------------ the snapshot
     async def _refresh_all(self) -> None:
         started = time.monotonic()
-        scan_due = self._scan_at is None or started - self._scan_at > self.max_stale
+        scan_due = self._scan_at is not None and started - self._scan_at > self.max_stale
         index_error: RegistryError | None = None
         try:
             state = await self.index.read()
@@ -353,6 +358,9 @@ class RegistryListing:
         repos = self._from_index(self._state, read_at=started)
         if state is None and not self.no_catalog:  # no index yet (or unreadable): rebuild
             repos = await self._check(repos, started=started) or repos
+        elif self._scan_at is None and not self.no_catalog:  # a start with an index: is there
+            self._scan_at = started  # a _catalog (names only)? checked after max_stale
+            await self._ours()
         elif scan_due and not self.no_catalog:  # answer from the index, check meanwhile
             self._scan_at = started
             task = asyncio.create_task(self._check_guarded(repos, started), name="index-check")
@@ -407,14 +415,11 @@ class RegistryListing:
     def _good(self, repos: dict[str, RepoTags], started: float) -> None:
         if self._failed_since is not None:
             self.log.info("the registry answers again: listings are current")
-        self._repos = repos
-        self._snapshot_at = started
+        self._repos, self._snapshot_at = repos, started
         self._failed_since, self._error = None, ""
+        took = time.monotonic() - started
         self.log.debug(
-            "registry listing from %s: %d repositories in %.2f s",
-            self.source,
-            len(repos),
-            time.monotonic() - started,
+            "registry listing from %s: %d repos in %.2f s", self.source, len(repos), took
         )
 
     def _start_refresh(self) -> asyncio.Task[None]:
