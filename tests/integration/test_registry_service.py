@@ -6,9 +6,9 @@
 - through a real hub, with the htpasswd registry and the password from the environment:
   build (push of both tags with the configured login), list from the registry, delete; with
   the registry stopped listings answer the last good list flagged ``stale`` with its age
-  (``api/info`` says why) while builds still queue (and fail at the push with a reason);
-  all is well again once the registry is back; the password appears nowhere in the
-  service's log.
+  (``api/info`` says why) while builds are refused with 503 naming the registry (the
+  default ``builds_when_down``); all is well again once the registry is back; the
+  password appears nowhere in the service's log.
 """
 
 from __future__ import annotations
@@ -208,10 +208,9 @@ def test_registry_mode_through_the_hub(registry_hub, htpasswd_registry, git_http
             f"svc/down-{uuid.uuid4().hex[:6]}",
             dockerfile(base_image, "RUN echo svc-down"),
         )
-        status, queued = call(hub, "POST", "api/builds", "alice", {"repo": other, "name": "down"})
-        assert status == 202, queued
-        failed = sse_events(hub, queued["build"]["id"], "alice")[-1]["data"]
-        assert failed["state"] == "failed" and reg.host in failed["error"], failed
+        # (builds_when_down = "fail", the default: refused at once, saying what is down)
+        status, refused = call(hub, "POST", "api/builds", "alice", {"repo": other, "name": "down"})
+        assert status == 503 and "registry" in refused["message"], refused
         assert call(hub, "GET", "api/builds", "alice")[0] == 200
     finally:
         reg.start()
