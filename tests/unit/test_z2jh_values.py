@@ -91,6 +91,8 @@ def test_the_service_deployment_is_non_root_with_probes_and_a_tls_engine():
     env = {e["name"]: e for e in service["env"]}
     prefix = env["JUPYTERHUB_SERVICE_PREFIX"]["value"]
     assert service["livenessProbe"]["httpGet"]["path"] == prefix + "health"
+    assert service["readinessProbe"]["httpGet"]["path"] == prefix + "ready"
+    assert service["readinessProbe"]["timeoutSeconds"] > 2  # a part's check_timeout
     # the engine is outside the pod, over TLS: no docker socket, no dind
     assert env["DOCKER_HOST"]["value"].startswith("tcp://")
     assert env["DOCKER_HOST"]["value"].endswith(":2376")
