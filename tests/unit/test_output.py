@@ -191,3 +191,39 @@ def test_compact_frames(partial, compact):
 )
 def test_visible(text, shows):
     assert visible(text) is shows
+
+
+@pytest.mark.parametrize(
+    ("lines", "starts", "cause"),
+    [
+        (
+            [
+                "#7 0.21 head: error writing 'standard output': No space left on device",
+                "ERROR: failed to solve: executor failed running [/bin/sh -c head]: exit code: 1",
+            ],
+            "the Docker engine's disk is full (no space left on device)",
+            None,
+        ),
+        (
+            [
+                "Cannot connect to the Docker daemon at tcp://127.0.0.1:9. Is the docker daemon "
+                "running?"
+            ],
+            "the Docker engine stopped answering",
+            None,
+        ),
+        (
+            ["write /var/lib/docker/tmp/x: NO SPACE LEFT ON DEVICE"],
+            "repo2docker was killed (signal 9); the Docker engine's disk is full",
+            "repo2docker was killed (signal 9)",
+        ),
+        (["ERROR: failed to solve: exit code: 1"], "repo2docker exited with status 1: ERROR", None),
+    ],
+)
+def test_output_that_names_the_cause_leads_the_reason(lines, starts, cause):
+    parser = OutputParser(lambda kind, data: None)
+    for line in lines:
+        parser.feed(line)
+    reason = parser.reason(1, cause=cause)
+    assert reason.startswith(starts), reason
+    assert lines[-1].split(":")[0] in reason  # the last error line still follows

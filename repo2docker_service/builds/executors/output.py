@@ -43,6 +43,20 @@ STAGES = ("fetching", "building", "pushing")
 
 #: Longest failure reason, in characters (longer ones are cut and end in ``...``).
 MAX_REASON = 500
+#: output that names the cause better than the last error line: (text, lowercase, the
+#: sentence a failed build's reason starts with)
+OUTPUT_CAUSES = (
+    (
+        "no space left on device",
+        "the Docker engine's disk is full (no space left on device): free space in its data "
+        "root (docker system prune, docker builder prune) or give it more",
+    ),
+    (
+        "cannot connect to the docker daemon",
+        "the Docker engine stopped answering: check that dockerd is running and DOCKER_HOST "
+        "points at it",
+    ),
+)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _TERMINAL_TOKEN = re.compile(r"(\r\n|\r|\n)")
 # CSI (colours, erase line, cursor moves), OSC (titles, links) and two-byte escapes
@@ -157,6 +171,8 @@ class OutputParser:
         self.max_line_length = max_line_length
         self.last_line = ""
         self.last_error = ""
+        #: what :data:`OUTPUT_CAUSES` found in the output ("" for nothing)
+        self.output_cause = ""
         self.lines = 0
         self._rest = ""
         self._terminal = TerminalLines()
@@ -227,6 +243,9 @@ class OutputParser:
         # status 1") comes after it and says less, so it only fills an empty slot.
         if "ERROR:" in line or (failed and not self.last_error):
             self.last_error = line
+        if not self.output_cause:
+            lower = line.lower()
+            self.output_cause = next((c for text, c in OUTPUT_CAUSES if text in lower), "")
         data: dict[str, Any] = {"message": line}
         if stage is not None:
             data["stage"] = stage
@@ -238,9 +257,11 @@ class OutputParser:
         Args:
             returncode: repo2docker's exit status.
             cause: what the exit itself says (:func:`.exits.exit_cause`: out of memory,
-                a signal); it comes first, the last output line after it.
+                a signal); it comes first, then a cause the output named
+                (:data:`OUTPUT_CAUSES`: a full disk), the last error line after them.
         """
         detail = self.last_error or self.last_line or "no output"
+        cause = "; ".join(c for c in (cause, self.output_cause) if c) or None
         if cause:
             reason = f"{cause}; last output: {detail}"
         else:
