@@ -29,7 +29,7 @@ from tornado import web
 
 from .builds.model import Build
 from .context import Services
-from .errors import Forbidden, ServiceError
+from .errors import Forbidden, ServiceError, Unavailable
 from .images.catalog import ImageInfo
 from .navigation import Navigation, navigation_source
 from .redact import redact_secrets
@@ -311,7 +311,18 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     async def prepare(self) -> None:
         """Resolve the user without blocking the event loop (tornado calls this first)."""
         self._resolving_user = True
-        user_model = await self.hub_auth.get_user(self, sync=False)
+        try:
+            user_model = await self.hub_auth.get_user(self, sync=False)
+        except web.HTTPError as e:
+            # JupyterHub's HubAuth answers 500 when the hub cannot be reached (502 when it
+            # fails): the hub restarting is no error of the service
+            if e.status_code not in (500, 502):
+                raise
+            raise Unavailable(
+                "The hub cannot be reached to check your login or token (it may be "
+                "restarting): try again in a few seconds",
+                headers={"Retry-After": "5"},
+            ) from None
         if not user_model:
             self._hub_auth_user_cache = None
             return

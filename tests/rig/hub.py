@@ -76,6 +76,9 @@ class Hub:
     proc: subprocess.Popen[bytes]
     service_config: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    #: how it was started (for :meth:`restart`)
+    config: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def service_url(self) -> str:
@@ -117,6 +120,18 @@ class Hub:
     def log_text(self) -> str:
         """The hub's log (the service logs into it too)."""
         return (self.workdir / "hub.log").read_text(errors="replace")
+
+    def restart(self, *, timeout: float = 60) -> None:
+        """Stop the hub and start it again with the same config, database and cookie
+        secret; wait until the service answers through the proxy.
+
+        Raises:
+            RuntimeError: it did not come back within ``timeout`` seconds.
+        """
+        assert self.config is not None
+        self.stop()
+        self.proc = _launch_hub(self.workdir, self.config, self.env, mode="a")
+        wait_healthy(self, timeout)
 
     def stop(self) -> None:
         """SIGTERM the hub (it stops the proxy and the service); SIGKILL after 15 s."""
@@ -195,9 +210,12 @@ c.JupyterHub.load_roles.append({{
     return config
 
 
-def _launch_hub(workdir: Path, config: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """``python -m jupyterhub -f config --debug`` in ``workdir``, logging to hub.log."""
-    with open(workdir / "hub.log", "w") as log:
+def _launch_hub(
+    workdir: Path, config: Path, env: Mapping[str, str], *, mode: str = "w"
+) -> subprocess.Popen[bytes]:
+    """``python -m jupyterhub -f config --debug`` in ``workdir``, logging to hub.log
+    (``mode`` ``"a"``: appended)."""
+    with open(workdir / "hub.log", mode) as log:
         return subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"],
             cwd=workdir,
@@ -274,5 +292,7 @@ def start_hub(
         client_token=client_token,
         proc=_launch_hub(workdir, config, hub_env),
         service_config=svc_config,
+        config=config,
+        env=hub_env,
     )
     return wait_healthy(hub)
