@@ -10,6 +10,7 @@ from repo2docker_service.images.docker import DockerCatalog
 from repo2docker_service.images.dockerindex import epoch, item_from_inspect
 from repo2docker_service.images.naming import ImageNamer, escape_owner
 from repo2docker_service.images.reference import split_reference
+from tests.rig.net import free_port
 
 REG = "127.0.0.1:5000"
 
@@ -160,7 +161,11 @@ async def test_groups_tags_per_environment(catalog, monkeypatch, mode):
     assert await catalog.image_info(f"{REG}/r2d-bob/env:latest") is None
 
 
-@pytest.mark.parametrize("url", ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"])
+# a free port (bound and released): nothing listens there; port 1 is not safe when other
+# test runs on the machine start servers on any port they are given
+@pytest.mark.parametrize(
+    "url", ["unix:///nonexistent/docker.sock", f"tcp://127.0.0.1:{free_port()}"]
+)
 async def test_unreachable_engine_is_unavailable(url):
     """An engine that does not answer is a 503 (Unavailable, an UpstreamError) saying
     what to check; a listing says there was no earlier one to show."""
