@@ -681,6 +681,11 @@ async def test_no_catalog_lists_from_the_index_across_restarts(fake, catalog_for
         # two requests per listing refresh: the index manifest and its blob; no labels
         assert reg.count("GET", f"/v2/{PREFIX}alice/env/blobs/") == 1  # (first's build)
 
+        # a read that finds what the index says writes nothing
+        index_puts = reg.count("PUT", f"/v2/{PREFIX}x-index/service__index/manifests/")
+        assert (await second.get(owner_slug="bob", name="tool")).name == "tool"
+        assert reg.count("PUT", f"/v2/{PREFIX}x-index/service__index/manifests/") == index_puts
+
         # delete: gone, also after a restart
         await second.delete(owner_slug="alice", name="env")
         assert [i.name for i in await second.list_images()] == ["tool"]

@@ -92,7 +92,9 @@ def test_tombstones_expire():
 def test_covers():
     state = merge(add("c1", D1, 2), add("c2", D2, 2), now=NOW)
     assert state.covers(add("c1", D1, 2)) and state.covers(add("c1", D1, 1))
-    assert not state.covers(add("c1", D1, 3))  # a newer change is not in it yet
+    assert state.covers(add("c1", D1, 3))  # seen again later: nothing to write
+    assert not state.covers(add("c1", D2, 3))  # a newer digest is not in it yet
+    assert state.covers(add("c1", D2, 1))  # an older one is beaten
     assert not state.covers(add("c3", D1, 1))
     assert not state.covers(delete("c1", 2))  # a tombstone beats an add at the same time
 

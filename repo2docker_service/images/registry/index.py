@@ -138,12 +138,17 @@ class IndexState:
         return out
 
     def covers(self, change: IndexState) -> bool:
-        """Whether every entry of ``change`` is in this state or beaten by a newer one."""
+        """Whether every entry of ``change`` says what this state says already (at any
+        time), or is beaten by a newer entry: then writing it would change nothing that
+        matters (an observation repeated later is not written again)."""
         for name, tags in change.repositories.items():
             mine = self.repositories.get(name, {})
             for tag, entry in tags.items():
                 have = mine.get(tag)
-                if have is None or entry.wins_over(have):
+                if have is None:
+                    return False
+                same = (have.deleted, have.digest) == (entry.deleted, entry.digest)
+                if not same and entry.wins_over(have):
                     return False
         return True
 
