@@ -16,11 +16,11 @@ SERVICE_PORT = int(os.environ.get("REPO2DOCKER_SERVICE_PORT", "8585"))
 # the viewer, builder and admin groups the roles are granted to; JupyterHub creates them.
 # With an authenticator that manages groups (SSO), name your identity provider's groups.
 GROUPS = ("repo2docker-viewers", "repo2docker-builders", "repo2docker-admins")
-# An authenticator that manages roles (`manage_roles = True`) grants the roles itself at
-# login, and JupyterHub then refuses role members here: the roles get none.
+# An authenticator that manages roles (`manage_roles = True`, in any section: a subclass
+# such as c.RolesFromGroups counts too) grants the roles itself at login, and JupyterHub then
+# refuses role members here: the roles get none.
 _roles_managed = any(
-    name.endswith("Authenticator") and isinstance(c[name], dict) and c[name].get("manage_roles")
-    for name in list(c)
+    isinstance(c[name], dict) and c[name].get("manage_roles") is True for name in list(c)
 )
 
 c.JupyterHub.custom_scopes.update(

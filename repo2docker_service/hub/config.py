@@ -148,17 +148,17 @@ def service_roles(
 def authenticator_manages(c: Any, what: str) -> bool:
     """Whether the hub's authenticator manages ``what`` (``"groups"`` or ``"roles"``).
 
-    True when a config section whose name ends in ``Authenticator`` sets
-    ``manage_<what> = True`` (``c.Authenticator``, ``c.GenericOAuthenticator``...), or the
-    configured authenticator class (a class object, not a name) defaults it to True. Only
-    config set *before* the call counts: register the service after the authenticator.
+    True when any config section sets ``manage_<what> = True`` (``c.Authenticator``,
+    ``c.GenericOAuthenticator``, or a subclass of any name such as ``c.RolesFromGroups``:
+    only JupyterHub's ``Authenticator`` has these traits), or the configured authenticator
+    class (a class object, not a name) defaults it to True. Only config set *before* the
+    call counts: register the service after the authenticator.
     """
     key = f"manage_{what}"
     for name in list(c):
         section = c[name]
-        if name.endswith("Authenticator") and isinstance(section, dict):
-            if section.get(key) is True:
-                return True
+        if isinstance(section, dict) and section.get(key) is True:
+            return True
     cls = c.JupyterHub.get("authenticator_class") if "JupyterHub" in c else None
     if isinstance(cls, type) and hasattr(cls, "class_traits"):
         trait = cls.class_traits().get(key)

@@ -203,6 +203,8 @@ AUTHENTICATOR_CONFIGS = {
         "GenericOAuthenticator": {"manage_groups": True, "manage_roles": True}
     },
     "roles_off": {"GitHubOAuthenticator": {"manage_roles": False}},
+    # docs/sso.md's subclass: its section name does not end in "Authenticator"
+    "subclass_manage_roles": {"RolesFromGroups": {"manage_groups": True, "manage_roles": True}},
 }
 
 
