@@ -316,11 +316,8 @@ class Repo2DockerService(
         )
         self.readiness.queue_status = self.manager.status
         self.metrics.observe(self.manager)
-        try:  # containers are asked of the catalog's engine, or DOCKER_HOST's
-            self.lifecycle = ImageLifecycle(parent=self, catalog=self.catalog, log=self.log)
-        except (TraitError, ValueError) as e:
-            self.log.critical("Invalid ImageLifecycle settings: %s", e)
-            self.exit(1)
+        # containers are asked of the catalog's engine, or DOCKER_HOST's
+        self.lifecycle = ImageLifecycle(parent=self, catalog=self.catalog, log=self.log)
 
     def make_profiles(self) -> list[dict[str, Any]]:
         """`machine_profiles` normalized (slugs, canonical sizes); exits when one is invalid."""
@@ -439,7 +436,11 @@ class Repo2DockerService(
 
     async def start_async(self) -> None:
         """Start serving until SIGTERM/SIGINT."""
-        self.init_components()
+        try:  # the parts check their own options (c.Readiness, c.ImageLifecycle, ...)
+            self.init_components()
+        except (TraitError, ValueError) as e:
+            self.log.critical("Bad config encountered while starting: %s", e)
+            self.exit(1)
         if self.registry_url:
             await self.check_registry()
         if not await self.store.open():  # the history database (db_url) said why not

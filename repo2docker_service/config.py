@@ -1,9 +1,9 @@
 """The service's configuration traits, grouped by concern (the Application mixes them in).
 
-Every option stays ``c.Repo2DockerService.<name>`` in config files and on the command line:
-these are plain ``HasTraits`` mixins of :class:`~repo2docker_service.app.Repo2DockerService`,
-split off so that the Application module holds wiring only. Executor options live on the
-executor classes (``c.LocalExecutor``, ``c.DockerExecutor``).
+Every option stays ``c.Repo2DockerService.<name>`` in config files and on the command line: these
+are plain ``HasTraits`` mixins of :class:`~repo2docker_service.app.Repo2DockerService`, split off so
+that the Application module holds wiring only; executor options live on the executor classes
+(``c.LocalExecutor``, ``c.DockerExecutor``).
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ class ServerConfig(HasTraits):
         return (urlparse(url).hostname or "127.0.0.1") if url else "127.0.0.1"
 
     port = Integer(
+        8585,
+        min=1,
+        max=65535,
         help="""TCP port the service listens on.
 
         Default: the port of JUPYTERHUB_SERVICE_URL when the hub manages the service,
@@ -63,13 +66,6 @@ class ServerConfig(HasTraits):
         url = os.environ.get("JUPYTERHUB_SERVICE_URL")
         port = urlparse(url).port if url else None
         return port or 8585
-
-    @validate("port")
-    def _validate_port(self, proposal: dict[str, Any]) -> int:
-        value = int(proposal["value"])
-        if not 1 <= value <= 65535:
-            raise TraitError(f"port must be 1 to 65535: {value}")
-        return value
 
     base_url = Unicode(
         help="""URL prefix the service is served under, e.g. /services/repo2docker/.
@@ -115,22 +111,21 @@ class ServerConfig(HasTraits):
         "custom:repo2docker:",
         help="""Prefix of the custom JupyterHub scopes this service checks.
 
-        The service checks `<prefix>view`, `<prefix>build` and `<prefix>admin`. Declare
-        them in `c.JupyterHub.custom_scopes`, grant them through roles, and list them in
-        the service's `oauth_client_allowed_scopes` (otherwise browser sessions never
-        carry them).
+        The service checks `<prefix>view`, `<prefix>build` and `<prefix>admin`. Declare them in
+        `c.JupyterHub.custom_scopes`, grant them through roles, and list them in the service's
+        `oauth_client_allowed_scopes` (otherwise browser sessions never carry them).
         """,
     ).tag(config=True)
 
     max_body_bytes = Integer(
         64 * 1024,
-        help="""Largest request body the service accepts, in bytes (webhooks: 2 MiB).
+        min=1,
+        help="""Largest request body the service accepts, in bytes (webhooks: 2 MiB); at least 1.
 
         Larger bodies get a 413 JSON answer and never reach a handler: refused by their
-        Content-Length before they are read (or, without one, as soon as they pass it),
-        read to their end and dropped up to 16 MiB (so clients and the hub's proxy get
-        the answer), answered at once beyond. Build requests are small JSON objects.
-        """,
+        Content-Length before they are read (or, without one, as soon as they pass it), read to
+        their end and dropped up to 16 MiB (so clients and the hub's proxy get the answer),
+        answered at once beyond. Build requests are small JSON objects. 0 is refused at start.""",
     ).tag(config=True)
 
     webhook_secret = Unicode(
@@ -159,13 +154,13 @@ class ServerConfig(HasTraits):
     ).tag(config=True)
 
     hub_admins_are_admins = Bool(
+        True,
         help="""Whether hub admins (JupyterHub's admin flag) administer environments.
 
         True (default): a hub admin may do everything the `<prefix>admin` scope allows,
         without holding it. False: only the service's scopes count. Default:
         $REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS ("0" or "false" turns it off), else True.
-        Hub-side, the spawner's `Repo2DockerMixin.hub_admins_are_admins` should agree.
-        """,
+        Hub-side, the spawner's `Repo2DockerMixin.hub_admins_are_admins` should agree.""",
     ).tag(config=True)
 
     @default("hub_admins_are_admins")
@@ -177,11 +172,10 @@ class ServerConfig(HasTraits):
         value_trait=Unicode(),
         help="""What a user lacking a scope is told to ask a hub admin for, per scope.
 
-        Keys `view`, `build`, `admin`; values name a role or group, e.g.
-        `{"build": "the group 'data-science' in Keycloak"}`. Missing keys fall back to the
-        default roles and groups. Default: $REPO2DOCKER_SERVICE_ACCESS_HELP (JSON, set by
-        `register_service`), else the roles repo2docker-viewer/-builder/-admin and the
-        groups repo2docker-viewers/-builders/-admins.
+        Keys `view`, `build`, `admin`; values name a role or group, e.g. `{"build": "the group
+        'data-science' in Keycloak"}`. Missing keys fall back to the default roles and groups.
+        Default: $REPO2DOCKER_SERVICE_ACCESS_HELP (JSON, set by `register_service`), else the roles
+        repo2docker-viewer/-builder/-admin and the groups repo2docker-viewers/-builders/-admins.
         """,
     ).tag(config=True)
 
@@ -258,6 +252,7 @@ class ImagesConfig(HasTraits):
 
     registry_cache_ttl = Float(
         30,
+        min=0,
         help="""Seconds the image listing read from the registry is reused.
 
         After this, listings answer from the old copy while one refresh runs in the
@@ -314,6 +309,7 @@ class BuildsConfig(HasTraits):
 
     build_concurrency = Integer(
         2,
+        min=1,
         help="""How many builds run at the same time (builds). Each build is CPU- and
         disk-heavy. At least 1: 0 is refused at start-up (use `max_queue` 0 for no waiting).
         """,
@@ -321,6 +317,7 @@ class BuildsConfig(HasTraits):
 
     max_queue = Integer(
         20,
+        min=0,
         help="""How many builds may wait for a free slot.
 
         Further requests get 429 Too Many Requests with Retry-After. 0 means no waiting:
@@ -330,11 +327,13 @@ class BuildsConfig(HasTraits):
 
     build_timeout = Float(
         3600,
+        min=0,
         help="Seconds a build may run in total before it is stopped and failed. 0: no limit.",
     ).tag(config=True)
 
     build_idle_timeout = Float(
         300,
+        min=0,
         help="""Seconds a build may go without printing any output before it is stopped.
 
         Default 300 (5 minutes). 0: no limit. Catches builds stuck on a prompt or a dead
@@ -350,9 +349,8 @@ class BuildsConfig(HasTraits):
         default_value=["https"],
         help="""URL schemes users may build from.
 
-        Default only https. Add "http" for plain-HTTP git servers on a trusted network,
-        "file" only for tests and demos (it lets users read repositories on the
-        service's host).
+        Default only https. Add "http" for plain-HTTP git servers on a trusted network, "file" only
+        for tests and demos (it lets users read repositories on the service's host).
         """,
     ).tag(config=True)
 
@@ -380,6 +378,7 @@ class BuildsConfig(HasTraits):
 
     history_limit = Integer(
         200,
+        min=0,
         help="""How many finished builds (with their logs) are kept in memory for listing
         (builds). 0: none; queued and running builds are always kept.
         """,
@@ -387,6 +386,7 @@ class BuildsConfig(HasTraits):
 
     log_limit_bytes = Integer(
         2 * 1024 * 1024,
+        min=0,
         help="""Bytes of log kept per build in memory.
 
         Past this, the oldest log lines are dropped (state events are always kept) and the
@@ -398,6 +398,7 @@ class BuildsConfig(HasTraits):
 
     build_rate_limit = Integer(
         30,
+        min=0,
         help="""Build requests one user may make per `build_rate_period` seconds.
 
         Requests over it get 429 Too Many Requests with Retry-After. Cache hits count
@@ -407,6 +408,7 @@ class BuildsConfig(HasTraits):
 
     build_rate_period = Float(
         60,
+        min=0,
         help="""Length in seconds of the window `build_rate_limit` counts requests in.
         Only used when `build_rate_limit` is above 0.
         """,
@@ -418,30 +420,28 @@ class SpawnConfig(HasTraits):
 
     machine_profiles = List(
         Dict(),
-        help="""Machine profiles users pick from, e.g.
-        [{"name": "small", "display_name": "Small (1 CPU, 2 GB)", "cpu": 1, "memory": "2G"}].
+        help="""Machine profiles users pick from, e.g. [{"name": "small", "display_name": "Small (1
+        CPU, 2 GB)", "cpu": 1, "memory": "2G"}].
 
-        `memory` is a size as for `default_memory_limit` ('16GB' and '16 GiB' are 16G);
-        a number without a unit is GiB here, as tljh-repo2docker writes profiles. Profiles
-        are handed to spawners with canonical sizes ('16G'); a bad profile stops the
-        service at start-up. Empty: users give cpu/memory hints directly (bounded by the
-        defaults below).
+        `memory` is a size as for `default_memory_limit` ('16GB' and '16 GiB' are 16G); a number
+        without a unit is GiB here, as tljh-repo2docker writes profiles. Profiles are handed to
+        spawners with canonical sizes ('16G'); a bad profile stops the service at start-up. Empty:
+        users give cpu/memory hints directly (bounded by the defaults below).
         """,
     ).tag(config=True)
 
     default_cpu_limit = Float(
-        0, help="CPU limit suggested to spawners when an image has no hint. 0: no limit."
+        0, min=0, help="CPU limit suggested to spawners when an image has no hint. 0: no limit."
     ).tag(config=True)
 
     default_memory_limit = Unicode(
         "",
-        help="""Memory limit suggested to spawners when an image has no hint, and the cap of
-        memory hints.
+        help="""Memory limit suggested to spawners when an image has no hint, and the cap of memory
+        hints.
 
-        A size with a unit: '512M', '2G', '16GB', '2Gi', '2 GiB', '1.5G' (every unit is a
-        power of 1024), or a whole number of bytes; at least 64M. Handed to spawners in
-        canonical form ('16GB' -> '16G'). Empty or '0': no limit. Anything else stops the
-        service at start-up.
+        A size with a unit: '512M', '2G', '16GB', '2Gi', '2 GiB', '1.5G' (every unit is a power of
+        1024), or a whole number of bytes; at least 64M. Handed to spawners in canonical form
+        ('16GB' -> '16G'). Empty or '0': no limit. Anything else stops the service at start-up.
         """,
     ).tag(config=True)
 

@@ -152,12 +152,14 @@ class Readiness(LoggingConfigurable):
 
     cache_seconds = Float(
         1.5,
+        min=0,
         help="""Seconds a readiness answer is reused (GET ready, and the build gate) before
         the parts are asked again. 0 asks on every request.""",
     ).tag(config=True)
 
     check_timeout = Float(
         2.0,
+        min=0.001,
         help="""Seconds each part (hub API, Docker engine, registry) has to answer a
         readiness check before it counts as down. Must be above 0.""",
     ).tag(config=True)

@@ -14,6 +14,7 @@ class RegistryLoginConfig(HasTraits):
 
     registry_login_refresh = Float(
         300,
+        min=0,
         help="""Seconds after which the registry login read from the docker config (its
         `auths` entry, or the credential helper of `credHelpers` / `credsStore`) is read
         again before its next use.

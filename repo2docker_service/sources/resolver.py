@@ -144,6 +144,7 @@ class RefResolver(LoggingConfigurable):
     )
     keepalive_timeout = Float(
         60.0,
+        min=0,
         config=True,
         help="""Seconds an idle connection to a git host stays open for the next ref
         resolution (protocol v2 only). 0 closes each connection after its request.""",

@@ -1,12 +1,13 @@
 """Config loading: traits, env defaults, config file, CLI aliases, --help-all."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from traitlets import TraitError
+from traitlets import Float, Integer, TraitError
 
 from repo2docker_service.app import Repo2DockerService
 from repo2docker_service.config import DEFAULT_ACCESS_HELP
@@ -104,6 +105,71 @@ def test_every_trait_has_help():
     assert missing == []
 
 
+def test_every_option_of_every_class_has_help_saying_what_0_means():
+    """--help-all's classes, mixins included: help for all, and numbers say what 0 does."""
+    bad = []
+    for cls in Repo2DockerService().classes:
+        for name, trait in cls.class_traits(config=True).items():
+            text = (trait.help or "").strip()
+            if not text or (isinstance(trait, (Integer, Float)) and not re.search(r"\b0\b", text)):
+                bad.append(f"{cls.__name__}.{name}")
+    assert bad == []
+
+
+# an option out of its range, and the bound the message names
+OUT_OF_RANGE = [
+    ("--build-concurrency=0", "'build_concurrency'.*less than 1"),
+    ("--max-queue=-1", "'max_queue'.*less than 0"),
+    ("--build-timeout=-5", "'build_timeout'.*less than 0"),
+    ("--Repo2DockerService.build_idle_timeout=-1", "'build_idle_timeout'.*less than 0"),
+    ("--Repo2DockerService.history_limit=-3", "'history_limit'.*less than 0"),
+    ("--Repo2DockerService.log_limit_bytes=-1", "'log_limit_bytes'.*less than 0"),
+    ("--Repo2DockerService.build_rate_limit=-2", "'build_rate_limit'.*less than 0"),
+    ("--Repo2DockerService.build_rate_period=-1", "'build_rate_period'.*less than 0"),
+    ("--Repo2DockerService.default_cpu_limit=-1", "'default_cpu_limit'.*less than 0"),
+    ("--Repo2DockerService.max_body_bytes=0", "'max_body_bytes'.*less than 1"),
+    ("--Repo2DockerService.registry_cache_ttl=-1", "'registry_cache_ttl'.*less than 0"),
+    ("--Repo2DockerService.registry_login_refresh=-1", "'registry_login_refresh'.*less than 0"),
+    ("--port=70000", "'port'.*greater than 65535"),
+]
+
+
+@pytest.mark.parametrize("arg, message", OUT_OF_RANGE)
+def test_out_of_range_option_stops_with_its_name(make_app, capfd, arg, message):
+    """main before: these started (or died in a traceback saying 'max_queue and timeouts')."""
+    with pytest.raises(SystemExit) as stop:
+        make_app([arg])
+    assert stop.value.code == 1
+    err = capfd.readouterr().err
+    assert re.search(message, err), err
+
+
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("--Readiness.cache_seconds=-1", "'cache_seconds'.*less than 0"),
+        ("--Readiness.check_timeout=0", "'check_timeout'.*less than 0.001"),
+        ("--RefResolver.keepalive_timeout=-1", "'keepalive_timeout'.*less than 0"),
+        ("--ImageLifecycle.keep_tags=-1", "keep_tags and prune_interval must be 0 or more"),
+    ],
+)
+def test_out_of_range_option_of_a_part_stops_the_service(tmp_path, arg, message):
+    """Options of the parts made at start: one critical line and exit 1, no traceback."""
+    env = {"PATH": "/usr/bin:/bin", "JUPYTERHUB_API_TOKEN": "s3cret-token-value"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "repo2docker_service", "--port=1", arg],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert re.search(message, proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "s3cret-token-value" not in proc.stderr + proc.stdout
+
+
 def test_help_all_lists_options():
     out = subprocess.run(
         [sys.executable, "-m", "repo2docker_service", "--help-all"],
@@ -150,7 +216,7 @@ def test_access_help_from_env(make_app, raw, expected_view):
 
 def test_port_out_of_range_is_refused():
     for bad in (0, -1, 65536):
-        with pytest.raises(TraitError, match="1 to 65535"):
+        with pytest.raises(TraitError, match=r"'port'.* (less than 1|greater than 65535)"):
             Repo2DockerService(port=bad)
     assert Repo2DockerService(port=8586).port == 8586
 

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from traitlets import TraitError
 
 from repo2docker_service.builds.executors import (
     BuildFailed,
@@ -182,7 +183,7 @@ def test_repo2docker_parses_our_argv():
 
 
 def test_constructor_checks():
-    with pytest.raises(ValueError):
+    with pytest.raises(TraitError, match=r"'build_user_id'.* less than 1"):
         LocalExecutor(build_user_id=0)
     with pytest.raises(ValueError):
         LocalExecutor(repo2docker_extra_args=["--", "x"])

@@ -133,6 +133,7 @@ class Executor(LoggingConfigurable):
 
     build_user_id = Integer(
         1000,
+        min=1,
         help="User id of the user inside built images (repo2docker --user-id); must be > 0.",
     ).tag(config=True)
 

@@ -121,6 +121,7 @@ class DockerExecutor(Executor):
 
     builder_cpu_limit = Float(
         0,
+        min=0,
         help="""CPUs of each builder container (a number of CPUs). 0: no limit.
 
         This limits repo2docker, git and the docker client; the image build itself runs
