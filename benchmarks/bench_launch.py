@@ -6,12 +6,13 @@ A real hub with DockerSpawner (the service's helper, ``tests/rig/spawn.py``'s co
 containers on the host network) and the bundled example (``examples/hello``, built once).
 Each round, in alternating order:
 
-- **launch**: ``GET launch?repo=<url>&ref=main&name=hello`` on the service (through the
-  proxy, with alice's token) answers the hub's spawn URL; that URL is requested as the
-  browser would (token auth), and then ``/user/alice/hello/api/status`` is polled every
-  50 ms until it answers 200;
-- **bare**: the same hub spawn URL requested directly (what a user who knows the image's
-  name would open), then the same polling.
+- **launch**: alice's Chromium (logged in at the hub, the service's OAuth cookie already
+  set) opens ``launch?repo=<url>&ref=main&name=hello`` as a link clicked on a hub page
+  (``Referer`` and so ``Sec-Fetch-Site: same-origin``); the service answers the hub's spawn
+  URL and the hub spawns; timed until ``/user/alice/hello/api/status`` answers 200 through
+  the proxy (polled every 50 ms with alice's token, redirects not followed);
+- **bare**: the same browser opens the hub's spawn URL for the same image directly (what the
+  launch link redirects to), timed to the same two points.
 
 The server is stopped and removed between runs (not timed). The hub's own spawn dominates
 both; the difference is the service's launch handler (resolve the ref, find the image,
@@ -35,8 +36,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import goal_line, header, machine_line, note, remove_prefix
+from playwright.sync_api import sync_playwright
 
 from tests.rig.api import build, request
+from tests.rig.browser import launch_chromium, login
 from tests.rig.engine import check_base_image, check_docker
 from tests.rig.git import GitHTTPServer, files_from_dir
 from tests.rig.hub import start_hub
@@ -74,16 +77,6 @@ def absolute(hub_url: str, location: str) -> str:
     return urllib.parse.urljoin(hub_url + "/", location)
 
 
-def until_answering(hub, token: str, timeout: float = 180) -> None:
-    url = f"{hub.url}/user/alice/{SERVER}/api/status"
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if get(url, token)[0] == 200:
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"server not answering in {timeout} s:\n{hub.log_text()[-3000:]}")
-
-
 def stop(hub, token: str) -> None:
     request(
         "DELETE",
@@ -99,19 +92,21 @@ def stop(hub, token: str) -> None:
         time.sleep(0.2)
 
 
-def launch_run(hub, link: str, token: str) -> float:
-    start = time.monotonic()
-    status, location = get(link, token)
-    if status != 302 or not location:
-        raise SystemExit(f"launch link answered {status}, not a redirect")
-    get(absolute(hub.url, location), token)
-    until_answering(hub, token)
-    return time.monotonic() - start
+def until_answering(hub, token: str, timeout: float = 240) -> None:
+    """Poll the server's ``api/status`` (alice's token, no redirects) every 50 ms until 200."""
+    url = f"{hub.url}/user/alice/{SERVER}/api/status"
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if get(url, token)[0] == 200:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"server not answering in {timeout} s:\n{hub.log_text()[-3000:]}")
 
 
-def bare_run(hub, spawn_url: str, token: str) -> float:
+def timed_open(page, hub, url: str, *, referer: str, token: str) -> float:
+    """Seconds from opening ``url`` in the browser to the server answering ``api/status``."""
     start = time.monotonic()
-    get(spawn_url, token)
+    page.goto(url, referer=referer, wait_until="commit")
     until_answering(hub, token)
     return time.monotonic() - start
 
@@ -147,20 +142,34 @@ def main() -> int:
         assert status == 302 and location, (status, location)
         spawn_url = absolute(hub.url, location)
         note(f"spawn URL: {location}")
+        answers = []
+        for _ in range(20):
+            start = time.monotonic()
+            get(link, token)
+            answers.append(time.monotonic() - start)
+        note(
+            f"the launch link's own answer (the service's share: resolve, find, redirect), "
+            f"p50 of 20: {1000 * statistics.median(answers):.1f} ms"
+        )
         times: dict[str, list[float]] = {"launch": [], "bare": []}
-        for i in range(args.rounds):
-            order = ("launch", "bare") if i % 2 == 0 else ("bare", "launch")
-            for kind in order:
-                run = (
-                    launch_run(hub, link, token)
-                    if kind == "launch"
-                    else bare_run(hub, spawn_url, token)
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page()
+            login(page, hub, "alice")
+            page.goto(hub.service_url)  # the service's OAuth cookie, as after any visit
+            referer = f"{hub.url}/hub/home"
+            for i in range(args.rounds):
+                order = ("launch", "bare") if i % 2 == 0 else ("bare", "launch")
+                for kind in order:
+                    target = link if kind == "launch" else spawn_url
+                    times[kind].append(timed_open(page, hub, target, referer=referer, token=token))
+                    page.goto(f"{hub.url}/hub/home")
+                    stop(hub, token)
+                note(
+                    f"round {i + 1}: launch {times['launch'][-1]:.2f} s, "
+                    f"bare {times['bare'][-1]:.2f} s"
                 )
-                times[kind].append(run)
-                stop(hub, token)
-            note(
-                f"round {i + 1}: launch {times['launch'][-1]:.2f} s, bare {times['bare'][-1]:.2f} s"
-            )
+            browser.close()
         launch, bare = statistics.median(times["launch"]), statistics.median(times["bare"])
         note(
             f"medians: launch {launch:.2f} s, bare {bare:.2f} s (difference {launch - bare:+.2f} s)"

@@ -17,8 +17,9 @@ failed=0
   echo "# repo2docker-service benchmarks, $(date -u +%FT%TZ), $(nproc) cores, $(uname -r)"
   echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') (plus uncommitted changes, if any)"
 } | tee "$OUT"
-for bench in bench_build_overhead bench_cache_hit bench_images_list bench_sse_fanout \
-  bench_concurrent_dedup bench_memory bench_binder bench_ref_resolution bench_cache_from; do
+for bench in bench_build_overhead bench_cache_hit bench_images_list bench_sse_fanout bench_prune \
+  bench_concurrent_dedup bench_memory bench_binder bench_ref_resolution bench_cache_from \
+  bench_launch; do
   # each benchmark is bounded in time as well (the scripts bound their own loops too)
   if ! timeout 2400 "$PY" "benchmarks/$bench.py" 2>&1 | tee -a "$OUT"; then
     echo "!! $bench crashed (see above)" | tee -a "$OUT"
