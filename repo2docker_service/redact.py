@@ -81,7 +81,8 @@ def _redact_authority(authority: str) -> str:
         decoded = f"{REDACTED}@{decoded.rpartition('@')[2]}"
         changed = True
     m = _PORT_RE.fullmatch(decoded)
-    if m and m.group(2)[1:] and not m.group(2)[1:].isdigit():
+    # a port and the text's punctuation after it ("(http://host:5000)") is still a port
+    if m and m.group(2)[1:] and not m.group(2)[1:].rstrip(").,;").isdigit():
         decoded = f"{m.group(1)}:{REDACTED}"
         changed = True
     return decoded if changed else authority

@@ -110,7 +110,10 @@ async def run_credential_helper(
     """
     program = shutil.which(HELPER_PREFIX + name, path=(env or os.environ).get("PATH"))
     if program is None:
-        raise CredentialHelperError(f"{HELPER_PREFIX}{name} is not on PATH")
+        raise CredentialHelperError(
+            f"{HELPER_PREFIX}{name} is not on PATH: install it where the service runs (on its "
+            "PATH), or change credsStore/credHelpers in the docker config (registry_config_file)"
+        )
     proc = await asyncio.create_subprocess_exec(
         program,
         "get",

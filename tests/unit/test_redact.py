@@ -95,6 +95,8 @@ def test_a_refused_or_missing_ref_never_repeats_the_secret(ref):
             "GET launch?repo=https://***@h/x&ref=main",
         ),
         (f"https://user:{S}/x", "https://user:***/x"),
+        (f"(https://user:{S})", "(https://user:***"),
+        (f"(https://user:{S}@h:5000)", "(https://***@h:5000)"),
         (f"https://h/x?private_token={S}&a=1", "https://h/x?private_token=***&a=1"),
         (f"https://h/x?access_token={S}", "https://h/x?access_token=***"),
         (f"invalid ref 'user:{S}@host': no", "invalid ref '***@host': no"),
@@ -111,6 +113,9 @@ def test_redaction_keeps_what_helps_and_drops_the_secret(text, kept):
     [
         "https://github.com/org/repo",
         "http://127.0.0.1:8080/org/repo.git",
+        # the service's own start-up message (main made it 'http://127.0.0.1:***')
+        "Registry 127.0.0.1:5000 (http://127.0.0.1:5000) cannot be used: x",
+        "at http://127.0.0.1:5000, http://h:80. or http://h:1;",
         "https://[::1]:8080/x",
         "environments for 'alice@example.org'",
         "ref 'a@{1}' is not valid",

@@ -93,7 +93,8 @@ async def test_helper_failures(bin_dir, body, expected):
 
 
 async def test_missing_helper(bin_dir):
-    with pytest.raises(CredentialHelperError, match="docker-credential-nope is not on PATH"):
+    missing = r"docker-credential-nope is not on PATH: install it .*registry_config_file"
+    with pytest.raises(CredentialHelperError, match=missing):
         await run_credential_helper("nope", "reg.example", time_limit=1)
 
 
