@@ -150,7 +150,9 @@ class Workers:
             await self.queue.wait_for_build()
             if self.gate is not None and self.gate.when_down == "queue":
                 await self._wait_for_parts()  # the builds stay queued meanwhile
-            build = await self.queue.take()
+            if not len(self.queue):
+                continue  # another worker took it: wait (and ask the gate) again
+            build = await self.queue.take()  # at once: no waiting past the gate
             try:
                 if await self._refused(build):
                     continue

@@ -15,8 +15,6 @@ detect and to recover, builds failed and recovered).
 
 from __future__ import annotations
 
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,11 +30,11 @@ from tests.rig.faults import (
     health,
     listing,
     names,
-    print_figures,
     ready,
     start_service_hub,
     submit,
     timed_until,
+    wait_for_event,
 )
 from tests.rig.parts import require
 from tests.rig.remote_engine import RemoteEngine
@@ -148,7 +146,37 @@ def test_engine_down_idle_and_mid_build(tmp_path: Path) -> None:
     measure(tmp_path)
 
 
-if __name__ == "__main__":
-    with tempfile.TemporaryDirectory(prefix="fault-engine-") as tmp:
-        print_figures("the Docker engine stopped idle and mid-build", measure(Path(tmp)))
-    sys.exit(0)
+def test_with_builds_when_down_queue_builds_wait_for_the_engine(tmp_path: Path) -> None:
+    """``c.Readiness.builds_when_down = "queue"``: a build asked for while the engine is
+    down is accepted and waits in the queue, saying why; it runs once the engine is back."""
+    require(check_docker)
+    require(check_base_image)
+    engine = RemoteEngine()
+    try:
+        engine.start()
+        engine.load(BASE_IMAGE)
+        with git_server(tmp_path / "git") as git:
+            hub = start_service_hub(
+                tmp_path / "hub",
+                docker_host=engine.host,
+                service_config='c.Readiness.builds_when_down = "queue"\n',
+            )
+            try:
+                repo = git.create_repo(unique("queued"), dockerfile(BASE_IMAGE, "RUN echo q"))
+                assert build_ok(hub, repo, "first")["state"] == "built"
+                engine.halt()
+                timed_until(lambda: ready(hub)[0] == 503, timeout=60, what="ready 503")
+                status, body = submit(hub, repo, "waits")
+                assert status == 202, body
+                build_id = body["build"]["id"]
+                try:
+                    wait_for_event(hub, build_id, "Waiting: the docker part is down")
+                except AssertionError as e:
+                    raise AssertionError(f"{e}: {build_record(hub, build_id)}") from None
+                assert build_record(hub, build_id)["state"] == "queued"
+                engine.resume()
+                assert ended(hub, build_id, timeout=300)["state"] == "built"
+            finally:
+                hub.stop()
+    finally:
+        engine.stop()

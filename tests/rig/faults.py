@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.rig.api import request
+from tests.rig.api import iter_sse, request
 from tests.rig.git import GitHTTPServer, start_git_http
 from tests.rig.hub import Hub, start_hub
+from tests.rig.net import no_proxy_opener
 from tests.rig.parts import OFFLINE_CONFIG
 
 T = TypeVar("T")
@@ -165,3 +167,22 @@ def print_figures(title: str, figures: Mapping[str, Any]) -> None:
     for key, value in figures.items():
         shown = f"{value:.1f}" if isinstance(value, float) else value
         print(f"{key}: {shown}")
+
+
+def wait_for_event(
+    hub: Hub, build_id: str, text: str, *, user: str = USER, timeout: float = 60
+) -> str:
+    """Follow the build's event stream until an event's data holds ``text``; that data.
+
+    Raises:
+        AssertionError: the stream ended, or ``timeout`` seconds passed, without it.
+    """
+    req = urllib.request.Request(
+        hub.service_url + f"api/builds/{build_id}/events",
+        headers={"Authorization": f"token {hub.token_for(user)}"},
+    )
+    with no_proxy_opener().open(req, timeout=timeout) as resp:
+        for event in iter_sse(resp):
+            if text in event.get("data", ""):
+                return event["data"]
+    raise AssertionError(f"the event stream of {build_id} ended without {text!r}")

@@ -965,3 +965,20 @@ async def test_a_build_failing_while_a_part_is_down_names_the_part(make_manager,
     await done(build)
     assert build.state is BuildState.FAILED
     assert "exit 1" in build.error and DOWN in build.error
+
+
+async def test_queue_gate_holds_every_worker(make_manager, executor):
+    """With two workers, the one that found the queue empty after the gate must not wait
+    past the gate: a build queued while the part is down waits too."""
+    gate = FakeGate("queue")
+    manager = await make_manager(gate=gate, concurrency=2)
+    first = (await manager.submit(req())).build
+    await done(first)
+    gate.down = DOWN
+    waiting = (await manager.submit(req("https://git.example.org/alice/later"))).build
+    await asyncio.sleep(0.3)
+    assert waiting.state is BuildState.QUEUED
+    assert [c["build"].id for c in executor.calls] == [first.id]
+    gate.down = None
+    await done(waiting, timeout=10)
+    assert waiting.state is BuildState.BUILT
