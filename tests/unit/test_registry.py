@@ -83,6 +83,27 @@ def test_default_api_url(registry, url):
     assert default_api_url(registry) == url
 
 
+@pytest.mark.parametrize(
+    "api_url, expected",
+    [
+        (None, "https://reg.example:5000"),
+        ("", "https://reg.example:5000"),
+        ("http://reg.example:5000/", "http://reg.example:5000"),
+        ("https://mirror.example/prefix", "https://mirror.example/prefix"),
+        ("reg.example:5000", None),  # no scheme: main took it for a path, "unreachable"
+        ("127.0.0.1:5000", None),
+        ("ftp://reg.example", None),
+        ("https://", None),
+    ],
+)
+def test_registry_api_url_must_be_an_http_url(api_url, expected):
+    if expected is None:
+        with pytest.raises(ValueError, match="must be an http:// or https:// URL"):
+            RegistryClient("reg.example:5000", api_url=api_url)
+    else:
+        assert RegistryClient("reg.example:5000", api_url=api_url).api_url == expected
+
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 

@@ -48,7 +48,7 @@ from .manifest import (
     json_object,
     manifest_media_type,
 )
-from .urls import default_api_url, next_link
+from .urls import api_base_url, default_api_url, next_link
 
 __all__ = ["RegistryClient", "default_api_url", "next_link"]
 
@@ -86,7 +86,7 @@ class RegistryClient:
         log: logging.Logger | None = None,
     ) -> None:
         self.registry = registry
-        self.api_url = (api_url or default_api_url(registry)).rstrip("/")
+        self.api_url = api_base_url(registry, api_url)
         self.timeout = timeout
         self.max_connections = max_connections
         self.log = log or logging.getLogger("repo2docker_service.registry")

@@ -6,7 +6,7 @@ import re
 from ipaddress import ip_address
 from urllib.parse import urljoin, urlsplit
 
-__all__ = ["default_api_url", "next_link"]
+__all__ = ["api_base_url", "default_api_url", "next_link"]
 
 _LINK_RE = re.compile(r"<([^>]*)>\s*;\s*rel=\"?next\"?")
 
@@ -33,3 +33,21 @@ def default_api_url(registry: str) -> str:
     except ValueError:
         pass
     return f"{'http' if loopback else 'https'}://{registry}"
+
+
+def api_base_url(registry: str, api_url: str | None) -> str:
+    """``api_url`` (``registry_api_url``) without a trailing slash, else :func:`default_api_url`.
+
+    Raises:
+        ValueError: ``api_url`` is not an ``http://`` or ``https://`` URL with a host (a bare
+            ``host:port`` was taken for a path and every request failed as "unreachable").
+    """
+    if not api_url:
+        return default_api_url(registry)
+    parts = urlsplit(api_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"registry_api_url {api_url!r} must be an http:// or https:// URL, e.g. "
+            f"{default_api_url(registry)} (the default when it is empty)"
+        )
+    return api_url.rstrip("/")
