@@ -6,7 +6,8 @@
 # and the managed service itself. `oauth_client_allowed_scopes` is required: without it
 # browser sessions never carry the custom scopes and every user looks like they have no
 # permission. Hub admins administer environments too (set
-# REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS=0 to turn that off).
+# REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS=0 in the hub's environment to turn that off:
+# the service and the hub-side spawner helpers both read it).
 import os
 import sys
 

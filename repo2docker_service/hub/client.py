@@ -115,6 +115,21 @@ def _error_message(error: HTTPClientError) -> str:
     return f": {message}" if message else ""
 
 
+HUB_ADMINS_ENV = "REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS"
+
+
+def hub_admins_from_environment() -> bool:
+    """Whether hub admins administer environments, as the hub's environment says.
+
+    The README's snippet hands every ``REPO2DOCKER_SERVICE_*`` variable of the hub's
+    environment to the service, whose ``hub_admins_are_admins`` defaults to
+    ``$REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS``; the hub-side helpers read the same
+    variable the same way ("0", "false", "no" or "off" turn it off), so both sides agree.
+    """
+    value = os.environ.get(HUB_ADMINS_ENV, "1")
+    return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
 def user_holds_scope(user: Any, scope: str, *, hub_admins: bool = False) -> bool:
     """Whether a hub user holds ``scope`` through their roles and groups (hub process only).
 

@@ -38,6 +38,7 @@ from .client import (
     ServiceClient,
     ServiceUnavailable,
     default_service_url,
+    hub_admins_from_environment,
     scopes_held,
     user_holds_scope,
 )
@@ -166,9 +167,15 @@ class Repo2DockerMixin(Configurable):
         help="""Whether hub admins may start every image, as holders of `<prefix>admin`.
 
         Keep it equal to the service's `Repo2DockerService.hub_admins_are_admins`
-        (`register_service(hub_admins=...)` sets both).
+        (`register_service(hub_admins=...)` sets both). Default: the hub's
+        $REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS ("0" or "false" turns it off), the
+        variable the README's snippet hands to the service, else True.
         """,
     ).tag(config=True)
+
+    @default("hub_admins_are_admins")
+    def _default_hub_admins_are_admins(self) -> bool:
+        return hub_admins_from_environment()
 
     # ------------------------------------------------------------ asking the service
     def _service_client(self) -> ServiceClient:

@@ -26,6 +26,7 @@ from .client import (
     ServiceClient,
     ServiceUnavailable,
     default_service_url,
+    hub_admins_from_environment,
     user_holds_scope,
 )
 from .forms import describe_limits, find_image, format_built_at, not_available
@@ -64,7 +65,7 @@ def make_profile_list(
     token: str | None = None,
     scope_prefix: str = "custom:repo2docker:",
     timeout: float = 10.0,
-    hub_admins: bool = True,
+    hub_admins: bool | None = None,
 ) -> Callable[[Any], Awaitable[list[dict[str, Any]]]]:
     """An async ``KubeSpawner.profile_list`` callable: one profile per startable image.
 
@@ -83,7 +84,8 @@ def make_profile_list(
         scope_prefix: the service's scope prefix.
         timeout: seconds per request.
         hub_admins: hub admins may start every image (as the service's
-            ``hub_admins_are_admins``).
+            ``hub_admins_are_admins``); None: $REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS
+            (:func:`~.client.hub_admins_from_environment`).
 
     Usage::
 
@@ -96,7 +98,8 @@ def make_profile_list(
             token=token if token is not None else os.environ.get(TOKEN_ENV, ""),
             timeout=timeout,
         )
-        admin = user_holds_scope(spawner.user, scope_prefix + "admin", hub_admins=hub_admins)
+        admins = hub_admins_from_environment() if hub_admins is None else hub_admins
+        admin = user_holds_scope(spawner.user, scope_prefix + "admin", hub_admins=admins)
         try:
             answer = await client.images_for(spawner.user.name, admin=admin)
         except ServiceUnavailable as e:

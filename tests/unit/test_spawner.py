@@ -207,3 +207,21 @@ async def test_profile_list_service_errors_are_503(service):
     with pytest.raises(web.HTTPError) as e:
         await spawner.load_user_options()
     assert e.value.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, True), ("1", True), ("true", True), ("0", False), ("false", False),
+     (" FALSE ", False), ("no", False), ("off", False), ("", True)],
+)  # fmt: skip
+def test_spawner_hub_admins_default_follows_the_hubs_environment(monkeypatch, value, expected):
+    """The README's snippet hands $REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS to the service;
+    the spawner in the hub reads the same variable, so both sides agree without more config."""
+    if value is None:
+        monkeypatch.delenv("REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS", raising=False)
+    else:
+        monkeypatch.setenv("REPO2DOCKER_SERVICE_HUB_ADMINS_ARE_ADMINS", value)
+    assert Repo2DockerSpawner().hub_admins_are_admins is expected
+    config = Config()
+    config.Repo2DockerMixin.hub_admins_are_admins = not expected
+    assert Repo2DockerSpawner(config=config).hub_admins_are_admins is (not expected)
