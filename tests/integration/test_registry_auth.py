@@ -14,6 +14,8 @@ import secrets
 
 import pytest
 
+from repo2docker_service.builds.model import Build
+from repo2docker_service.errors import UpstreamError
 from repo2docker_service.images.dockerconfig import RegistryCredentials
 from repo2docker_service.images.naming import DEFAULT_TEMPLATE, ImageNamer
 from repo2docker_service.images.registry.catalog import RegistryCatalog
@@ -42,6 +44,7 @@ def reset(front):
     front.behaviour = FrontBehaviour()
     front.token_ttl = 300
     front.token_server.anonymous_pull = False
+    front.token_server.revoked = set()
     yield
     front.password = front.token_server.password = password
 
@@ -108,6 +111,48 @@ async def test_refusal_on_a_known_repository_is_an_auth_error(front):
         )
     finally:
         await client.close()
+
+
+async def test_refusal_on_a_repository_the_index_lists_is_an_auth_error(front):
+    """A service that knows a repository only from the service's index (restarted, or a
+    second one; ``_catalog`` refused): the login losing access there is an auth error, not
+    "not there yet" as for a repository nobody listed."""
+    login_ = login(front, "login")
+
+    def service() -> RegistryCatalog:
+        client = RegistryClient(front.host, credentials=login_, timeout=10)
+        namer = ImageNamer(template=DEFAULT_TEMPLATE, registry=front.host, prefix="idx-")
+        return RegistryCatalog(namer=namer, client=client, cache_ttl=0)
+
+    first, second = service(), service()
+    reference = first.namer.reference(owner_slug="ada", name="env", tag="v1")
+    name = reference.removeprefix(f"{front.host}/").partition(":")[0]
+    build = Build(
+        owner="ada",
+        owner_slug="ada",
+        name="env",
+        repo="https://git.example/ada/env",
+        ref="main",
+        commit="a" * 40,
+        image=reference,
+        latest_image=reference.replace(":v1", ":latest"),
+        id="b1",
+    )
+    push_test_image(front.url, name, "v1", labels=build.image_labels().to_labels())
+    front.behaviour = FrontBehaviour(auth="token", catalog_404=True, unknown_repo_status=401)
+    try:
+        await first.tag(reference, reference.replace(":v1", ":latest"))  # into the index
+        listed = await second.list_images()  # from the index; nothing read from the repository
+        assert [i.name for i in listed] == ["env"]
+        front.token_server.revoked = {name, "idx-bob/new"}
+        with pytest.raises(UpstreamError, match="refused the configured credentials"):
+            await second.image_info(reference)  # the build's cache check
+        assert front.answered(401)
+        other = first.namer.reference(owner_slug="bob", name="new", tag="v1")
+        assert await second.image_info(other) is None  # not listed: not there yet
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_expiring_tokens_are_fetched_again(front):

@@ -42,8 +42,12 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _requested_access(params: Params, *, anonymous: bool) -> list[dict[str, Any]]:
-    """The ``access`` claim for the ``scope`` parameters; anonymous callers get pull only."""
+def _requested_access(
+    params: Params, *, anonymous: bool, revoked: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """The ``access`` claim for the ``scope`` parameters; anonymous callers get pull only;
+    nothing on a ``revoked`` repository (the token is still issued: the token spec grants
+    the subset of what was asked that the caller may have)."""
     access: list[dict[str, Any]] = []
     for scope in params.get("scope", []):
         for one in scope.split(" "):
@@ -53,6 +57,8 @@ def _requested_access(params: Params, *, anonymous: bool) -> list[dict[str, Any]
             kind, name, actions = parts[0], ":".join(parts[1:-1]), parts[-1].split(",")
             if anonymous:
                 actions = [a for a in actions if a == "pull"]
+            if kind == "repository" and name in revoked:
+                continue
             access.append({"type": kind, "name": name, "actions": actions})
     return access
 
@@ -114,7 +120,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
         if ts.require_scope and not params.get("scope"):
             self._deny(user, params, 400, "DENIED", "scope missing")
             return
-        access = _requested_access(params, anonymous=user is None)
+        access = _requested_access(params, anonymous=user is None, revoked=frozenset(ts.revoked))
         token = ts.sign(subject=user or "", access=access)
         ts.record(user, params, 200)
         self._send(
@@ -147,7 +153,8 @@ class _TokenHandler(BaseHTTPRequestHandler):
         if params.get("service", [""])[0] != SERVICE:
             self._deny(ts.username, params, 400, "DENIED", "unknown service")
             return
-        token = ts.sign(subject=ts.username, access=_requested_access(params, anonymous=False))
+        access = _requested_access(params, anonymous=False, revoked=frozenset(ts.revoked))
+        token = ts.sign(subject=ts.username, access=access)
         ts.record(ts.username, params, 200)
         self._send(200, {"access_token": token, "expires_in": ts.expires_in})
 
@@ -185,6 +192,8 @@ class TokenServer:
     of every answer. Fields may be changed while it serves (e.g. a new ``password``, a
     shorter ``expires_in``); :meth:`verify` checks the tokens it signed. A POST with the
     OAuth2 ``refresh_token`` grant is accepted when the token is ``identity_token``.
+    Repositories in ``revoked`` get no access in tokens (what a login that lost access to
+    one repository gets from Docker Hub's realm).
     """
 
     workdir: Path
@@ -194,6 +203,8 @@ class TokenServer:
     expires_in: int = 300
     require_scope: bool = False
     identity_token: str = ""
+    #: repositories the login lost access to: tokens are issued, granting nothing there
+    revoked: set[str] = field(default_factory=set)
     requests: list[tuple[str | None, Params, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

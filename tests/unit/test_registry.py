@@ -184,6 +184,9 @@ class FakeRegistry:
     page_size_cap: int = 1000
     fail_status: int | None = None
     catalog_status: int | None = None  # e.g. 404 or 401, as GHCR and Docker Hub answer
+    # repository -> 401/403 for reads of its manifests and tags, even with a good token (a
+    # repository the login lost access to; Docker Hub answers so for new repositories too)
+    refused: dict[str, int] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     manifests: dict[str, dict[str, tuple[str, bytes]]] = field(default_factory=dict)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -301,6 +304,13 @@ class FakeRegistry:
         if path == "/v2/":
             return web.json_response(
                 {}, headers={"Docker-Distribution-API-Version": "registry/2.0"}
+            )
+        refused = self.refused.get("/".join(parts[:-2])) if len(parts) >= 3 else None
+        if refused and parts[-2] in ("manifests", "tags") and request.method in ("GET", "HEAD"):
+            challenge = self._challenge(scope) if refused == 401 else {}
+            code = "UNAUTHORIZED" if refused == 401 else "DENIED"
+            return web.json_response(
+                {"errors": [{"code": code}]}, status=refused, headers=challenge
             )
         if path == "/v2/_catalog" and self.catalog_status:
             code = "UNAUTHORIZED" if self.catalog_status == 401 else "NOT_FOUND"
@@ -528,9 +538,10 @@ def labels_for(owner: str, name: str, *, built_at: str, build_id: str = "b1") ->
 async def catalog_for(fake):
     made = []
 
-    async def make(reg: FakeRegistry, **kwargs) -> RegistryCatalog:
+    async def make(reg: FakeRegistry, *, credentials=None, **kwargs) -> RegistryCatalog:
         namer = ImageNamer(registry=reg.host, prefix=PREFIX)
-        catalog = RegistryCatalog(namer=namer, client=RegistryClient(reg.host), **kwargs)
+        client = RegistryClient(reg.host, credentials=credentials)
+        catalog = RegistryCatalog(namer=namer, client=client, **kwargs)
         made.append(catalog)
         return catalog
 
@@ -764,3 +775,35 @@ async def test_two_services_writing_at_once_lose_nothing(fake, catalog_for):
         "user2",
         "user3",
     ]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_refusal_where_the_index_lists_the_repository_is_not_missing(
+    fake, catalog_for, status
+):
+    """Missing or refused (images/registry/client.py): a repository the service's index lists
+    exists, so a refusal there (with a token the realm granted) is the login's, not "not
+    there yet", also for a service that never read from it; once the index stops listing
+    it, a refusal reads as missing again."""
+    reg = await fake(auth="bearer", catalog_status=404)
+    login = RegistryCredentials("u", "p")
+    first = await catalog_for(reg, credentials=login)
+    await built(reg, first, "alice", "env", "000000000001")
+    second = await catalog_for(reg, credentials=login)  # a restarted or second service
+    assert [i.name for i in await second.list_images()] == ["env"]
+    reference = f"{reg.host}/{PREFIX}alice/env:000000000001"
+    reg.refused = {f"{PREFIX}alice/env": status, f"{PREFIX}bob/new": status}
+    with pytest.raises(UpstreamError, match=r"refused|denied") as err:
+        await second.image_info(reference)  # the build's cache check
+    assert err.value.status_code == 502
+    with pytest.raises(RegistryError) as refusal:
+        await second.client.tags(f"{PREFIX}alice/env")
+    assert refusal.value.kind == ("auth" if status == 401 else "denied")
+    # a repository the index does not list: not there yet, as before
+    assert await second.image_info(f"{reg.host}/{PREFIX}bob/new:000000000001") is None
+    # deleted by the first service: the index stops listing it, so it is missing again
+    reg.refused = {}
+    await first.delete(owner_slug="alice", name="env")
+    await second.listing.index.read()
+    reg.refused = {f"{PREFIX}alice/env": status}
+    assert await second.image_info(reference) is None

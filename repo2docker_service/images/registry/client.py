@@ -14,8 +14,9 @@ empty tag list.
 :meth:`RegistryClient._request`): hosted registries answer reads of a repository that does
 not exist yet with 401 (Docker Hub) or 403, even to a valid token. Such an answer means "not
 there yet" when the login was accepted (the token request succeeded, the basic login opens
-``/v2/``, or none was asked for) and the repository is not known to exist (read from or
-listed by ``_catalog`` since the last delete there). Only a refused token request or login,
+``/v2/``, or none was asked for) and the repository is not known to exist (read from,
+listed by ``_catalog`` since the last delete there, or listed by the service's index when
+last read, see :mod:`.index`). Only a refused token request or login,
 or a refusal on a known repository, is an authentication error.
 """
 
@@ -94,7 +95,7 @@ class RegistryClient:
         #: where the login comes from
         self.login = login or RegistryLogin.of(credentials, registry)
         self._auth = RegistryAuth(self.login, send=self._send)
-        #: repositories known to exist (read from, or listed by ``_catalog``)
+        #: repositories known to exist (read from, listed by ``_catalog`` or the index)
         self.known: set[str] = set()
 
     def __repr__(self) -> str:

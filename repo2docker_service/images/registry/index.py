@@ -304,6 +304,8 @@ class RegistryIndex:
         self._pending: list[tuple[float, IndexState]] = []
         #: (manifest digest, state) last read or written: an unchanged digest needs no blob
         self._last: tuple[str, IndexState] | None = None
+        #: the repositories the index listed when last read or written
+        self._listed: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RegistryIndex({self.name}:{INDEX_TAG})"
@@ -315,7 +317,7 @@ class RegistryIndex:
             return None
         ref, raw = got
         if self._last is not None and self._last[0] == ref.digest:
-            return self._last  # content-addressed: the same digest is the same state
+            return self._seen(*self._last)  # content-addressed: the same digest, the same state
         where = f"the service's index {self.name}@{ref.digest}"
         manifest = json_object(raw, what=where)
         layers = [
@@ -328,7 +330,18 @@ class RegistryIndex:
         blob = await self.client.get_blob(
             self.name, str(layers[0].get("digest")), max_bytes=_MAX_INDEX_BYTES
         )
-        self._last = ref.digest, IndexState.from_bytes(blob, where=where)
+        return self._seen(ref.digest, IndexState.from_bytes(blob, where=where))
+
+    def _seen(self, digest: str, state: IndexState) -> tuple[str, IndexState]:
+        """Keep ``state`` as the index last read or written, and tell the client which
+        repositories exist by it: a refusal there is an authentication error, not "not there
+        yet" (the missing-or-refused rule of :mod:`.client`). The one place the index feeds
+        the client's ``known``: repositories it stops listing are no longer known by it."""
+        listed = set(state.live())
+        self.client.known.difference_update(self._listed - listed)
+        self.client.known.update(listed)
+        self._listed = listed
+        self._last = digest, state
         return self._last
 
     def _own_changes(self) -> IndexState | None:
@@ -383,7 +396,7 @@ class RegistryIndex:
             written = await self._put(state)
             head = await self.client.head_manifest(self.name, INDEX_TAG)
             if head is not None and head.digest == written:
-                self._last = written, state
+                self._seen(written, state)
                 if found is not None and found[0] != written:
                     await self._drop(found[0])
                 return state
