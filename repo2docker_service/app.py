@@ -356,6 +356,7 @@ class Repo2DockerService(
             self.registry_url,
             api_url=self.registry_api_url or None,
             login=login,
+            timeout=self.registry_timeout if self.registry_timeout > 0 else 10.0,
             log=self.log,
         )
         return RegistryCatalog(

@@ -1,6 +1,6 @@
 """The Application's options for the registry login read from a docker config (credential
-helpers, re-reading). A mixin beside :mod:`.config` (which is at its size limit); they stay
-``c.Repo2DockerService.<name>``."""
+helpers, re-reading) and for the registry's requests (timeout). A mixin beside
+:mod:`.config` (which is at its size limit); they stay ``c.Repo2DockerService.<name>``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ __all__ = ["RegistryLoginConfig"]
 
 
 class RegistryLoginConfig(HasTraits):
-    """How often and how long the registry login is read from the docker config."""
+    """How often and how long the registry login is read from the docker config; how long
+    the registry may take to answer."""
+
+    registry_timeout = Float(
+        10,
+        help="""Seconds each request to the registry (and its token realm) may take, to
+        connect and answer, before the registry counts as unreachable. It is also the
+        longest a listing waits for the registry: then it answers the last good listing,
+        flagged stale with its age (or 503 when there is none yet). 0 or less: 10 seconds.
+        """,
+    ).tag(config=True)
 
     registry_login_refresh = Float(
         300,

@@ -19,6 +19,8 @@ adds what the hosted registries do differently, switched at run time through
   reads of a repository that does not exist yet, even with a valid token. A token that grants
   ``push`` on the repository is exempt (Docker Hub answers those with 404), so pushes of new
   repositories still work through the front.
+- ``delay_seconds``: every answer of the registry API waits that long first (a registry
+  that is slow but still answers; the token realm is not delayed).
 - ``attestation_index``: a manifest PUT by tag of an image manifest (what ``docker push`` and
   buildx without provenance send) is stored under its digest and the tag gets an OCI image
   index listing an ``unknown/unknown`` attestation manifest (annotated
@@ -87,6 +89,7 @@ class FrontBehaviour:
     catalog_401: bool = False
     unknown_repo_status: int = 0
     attestation_index: bool = False
+    delay_seconds: float = 0.0
 
     @property
     def unknown_repo_401(self) -> bool:
@@ -264,6 +267,8 @@ class RegistryFront:
         return _error(status, "NAME_UNKNOWN", "repository name not known to registry")
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.behaviour.delay_seconds > 0:
+            await asyncio.sleep(self.behaviour.delay_seconds)
         answer: web.StreamResponse | None = self._refuse(request)
         path = request.path
         if answer is None and path.startswith("/v2/_catalog"):

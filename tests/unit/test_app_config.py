@@ -243,3 +243,19 @@ def test_json_logs_through_logging_config(make_app, tmp_path, capfd):
     assert record["name"] == "Repo2DockerService"
     assert record["message"].startswith("cannot clone https://")
     assert "s3cret" not in lines[0]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("3.5", 3.5), ("0", 10.0), ("-1", 10.0)])
+async def test_registry_timeout_reaches_the_registry_client(make_app, value, expected):
+    """registry_timeout bounds each registry request and how long a listing waits; 0 or
+    less is the 10 s default (its help says so)."""
+    app = make_app(
+        [f"--Repo2DockerService.registry_timeout={value}", "--registry-url=127.0.0.1:5999"]
+    )
+    app.namer = app.make_namer()
+    catalog = app.make_catalog(None)
+    try:
+        assert catalog.client.timeout == expected
+        assert catalog.listing.client is catalog.client
+    finally:
+        await catalog.close()

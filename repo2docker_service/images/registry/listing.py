@@ -21,11 +21,12 @@ Caching rules:
   ``cache_ttl`` seconds it is used as is; older, it is answered at once while one
   background refresh reads the index again; older than ``max_stale`` (or none) it is
   refreshed before answering.
-- **Registry down or slow**: once one refresh succeeded, a failed refresh keeps the last
-  good snapshot; listings answer it at once, flagged ``stale`` with its age
-  (:meth:`RegistryListing.state`), and a refresh is retried every
-  :attr:`RegistryListing.retry_interval` seconds until one succeeds. Before any good
-  refresh, the failure is raised (the catalog answers 503 or 502).
+- **Registry down or slow**: a listing waits for a refresh at most the client's
+  ``timeout`` (``registry_timeout``; a refresh still running then counts as failed until it
+  ends). Once one refresh succeeded, a failed one keeps the last good snapshot: listings
+  answer it at once, flagged ``stale`` with its age (:meth:`RegistryListing.state`), and
+  a refresh is retried every :attr:`RegistryListing.retry_interval` seconds until one
+  succeeds. Before any good refresh, the failure is raised (the catalog answers 503/502).
 - **Invalidation**: the service's own writes re-read the affected repository
   (:meth:`RegistryListing.update_repo`): the snapshot at once, the index merged. Another
   service's writes show after ``cache_ttl`` plus one refresh; changes made without the
@@ -161,14 +162,11 @@ class RegistryListing:
         if self._retry_handle is not None:
             self._retry_handle.cancel()
             self._retry_handle = None
-        check, self._checking = self._checking, None
-        if check is not None and not check.done():
-            check.cancel()
-            await asyncio.gather(check, return_exceptions=True)
-        task, self._refreshing = self._refreshing, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        for task in (self._checking, self._refreshing):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._checking = self._refreshing = None
 
     # ------------------------------------------------------------------ per digest
     def meta(self, digest: str) -> ImageMeta | None:
@@ -329,11 +327,8 @@ class RegistryListing:
         return [f"{registry}/{n}" for n in names if self.namer.parse(f"{registry}/{n}") is not None]
 
     async def _scan(self, *, known: dict[str, RepoTags]) -> dict[str, RepoTags] | None:
-        """Every repository of the service read by ``_catalog``; None where it is refused.
-
-        Raises:
-            RegistryError: the registry failed.
-        """
+        """Every repository of the service read by ``_catalog``; None where it is refused
+        (RegistryError: the registry failed)."""
         ours = await self._ours()
         if ours is None:
             return None
@@ -373,14 +368,9 @@ class RegistryListing:
     async def _check(
         self, repos: dict[str, RepoTags], *, started: float
     ) -> dict[str, RepoTags] | None:
-        """Read every repository by ``_catalog`` and merge the differences into the index.
-
-        Returns:
-            The repositories read; None where ``_catalog`` is refused.
-
-        Raises:
-            RegistryError: the registry failed.
-        """
+        """Read every repository by ``_catalog`` and merge the differences into the index:
+        the repositories read; None where ``_catalog`` is refused (RegistryError: the
+        registry failed)."""
         wall = time.time()
         scanned = await self._scan(known={})
         if scanned is None:
@@ -426,13 +416,27 @@ class RegistryListing:
         task = self._refreshing
         if task is None or task.done():
             task = asyncio.create_task(self._refresh_guarded(), name="registry-refresh")
-            task.add_done_callback(_ignore_result)
+            # its error is logged by _refresh_guarded: marked retrieved
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._refreshing = task
         return task
 
     async def _refresh(self) -> None:
-        """One refresh at a time; concurrent callers wait for the same one."""
-        await asyncio.shield(self._start_refresh())
+        """One refresh at a time; callers wait for the same one, at most the client's
+        ``timeout`` (a refresh is several requests): then it goes on, and the listing counts
+        as failing (stale, see :meth:`state`) until it ends.
+
+        Raises:
+            RegistryError: it failed; ``unreachable`` when it took longer.
+        """
+        try:
+            await asyncio.wait_for(asyncio.shield(self._start_refresh()), self.client.timeout)
+        except TimeoutError:
+            error = f"the registry did not answer a listing within {self.client.timeout:g} s"
+            if self._failed_since is None:
+                self._failed_since, self._error = time.time(), error
+                self.log.warning("registry refresh is slow: %s", error)
+            raise RegistryError(error, kind="unreachable") from None
 
     async def _refresh_guarded(self) -> None:
         try:
@@ -493,8 +497,3 @@ class RegistryListing:
             source=self.source,
             note=note,
         )
-
-
-def _ignore_result(task: asyncio.Task[None]) -> None:
-    if not task.cancelled():
-        task.exception()  # logged by _refresh_guarded; marks it retrieved
