@@ -197,6 +197,7 @@ class Repo2DockerService(
             binder_gitlab_host=self.binder_gitlab_host,
             allowed_repo_schemes=tuple(self.allowed_repo_schemes),
             hub_admins_are_admins=self.hub_admins_are_admins,
+            event_keepalive_interval=self.event_keepalive_interval,
             access_help={**DEFAULT_ACCESS_HELP, **self.access_help},
             facts={
                 "executor": self.executor_class.__name__,

@@ -50,6 +50,20 @@ class ServerConfig(HasTraits):
         url = os.environ.get("JUPYTERHUB_SERVICE_URL")
         return (urlparse(url).hostname or "127.0.0.1") if url else "127.0.0.1"
 
+    event_keepalive_interval = Float(
+        15,
+        min=0,
+        help="""Seconds between keepalives on a quiet event stream (a build printing nothing).
+
+        `api/builds/{id}/events` sends a `keepalive` event (no `id`, so a viewer's
+        Last-Event-ID stays put) and the BinderHub stream a `:keepalive` comment. They keep
+        proxies from closing an idle stream, and the environments page reconnects (resuming
+        where it was) when nothing came for 3 intervals, e.g. a stream left open by the
+        hub's proxy after the service was killed. 0: none sent, and the page never
+        reconnects on silence alone.
+        """,
+    ).tag(config=True)
+
     port = Integer(
         8585,
         min=1,

@@ -46,6 +46,8 @@ class HandlerSettings:
         binder_gitlab_host: host URL of BinderHub's ``gl`` provider.
         allowed_repo_schemes: URL schemes a repository URL may use.
         hub_admins_are_admins: hub admins hold every service scope.
+        event_keepalive_interval: seconds between keepalives on a quiet event stream; 0
+            means none.
         access_help: per short scope, what a user lacking it is told to ask for.
         facts: what ``api/info`` tells about the service (executor, registry, prefix,
             limits); JSON-ready.
@@ -64,6 +66,7 @@ class HandlerSettings:
     binder_gitlab_host: str = "https://gitlab.com"
     allowed_repo_schemes: tuple[str, ...] = ("https",)
     hub_admins_are_admins: bool = True
+    event_keepalive_interval: float = 15.0
     access_help: Mapping[str, str] = field(default_factory=dict)
     facts: Mapping[str, Any] = field(default_factory=dict)
 

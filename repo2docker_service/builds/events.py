@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Event", "EventType", "unnumbered_sse"]
+__all__ = ["Event", "EventType", "keepalive_sse", "unnumbered_sse"]
 
 
 class EventType(StrEnum):
@@ -71,3 +71,18 @@ def unnumbered_sse(type: str | EventType, data: dict[str, Any]) -> str:
     """
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return f"event: {EventType(type).value}\ndata: {payload}\n\n"
+
+
+def keepalive_sse(interval: float) -> str:
+    """A ``keepalive`` SSE message (no ``id``: the viewer's Last-Event-ID stays put).
+
+    Sent on a quiet stream every ``interval`` seconds. A named event rather than an SSE
+    comment, because a browser's EventSource hides comments from the page, which could then
+    not tell a quiet build from a stalled connection (the page reconnects after 3 intervals
+    of silence). Clients listening only for ``phase``/``log``/``done`` never see it
+    (an EventSource dispatches a named event only to listeners of that name).
+
+    Returns:
+        ``"event: keepalive\ndata: {"interval": seconds}\n\n"``.
+    """
+    return f'event: keepalive\ndata: {{"interval":{interval:g}}}\n\n'

@@ -44,7 +44,6 @@ from ..errors import Forbidden, InvalidInput
 from ..launches import plan_launch
 from ..sources import validate_repo_url
 
-KEEPALIVE_SECONDS = 15.0
 BUILD_ONLY_MESSAGE = (
     "This service builds images and never launches servers: add ?build_only=true "
     "(BinderRepository's buildOnly option; fancy-profiles sends it), then start the image "
@@ -152,7 +151,9 @@ class BinderBuildHandler(APIHandler):
         try:
             await self.flush()
             while True:
-                batch = await build.wait_events(after, max_wait=KEEPALIVE_SECONDS)
+                batch = await build.wait_events(
+                    after, max_wait=self.conf.event_keepalive_interval or None
+                )
                 if not batch and (build.ended or build.detached):
                     break  # detached: the build goes on; the client asks again later
                 if not batch:

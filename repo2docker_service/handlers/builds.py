@@ -9,7 +9,7 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 
 from ..auth import APIHandler, needs_scope
-from ..builds.events import EventType, unnumbered_sse
+from ..builds.events import EventType, keepalive_sse, unnumbered_sse
 from ..builds.model import Build
 from ..builds.request import BuildRequest
 from ..errors import InvalidInput, NotFound
@@ -29,7 +29,6 @@ BUILD_FIELDS: dict[str, type | tuple[type, ...]] = {
     "memory": (str, int, float),
     "credentials": dict,
 }
-KEEPALIVE_SECONDS = 15.0
 
 
 def parse_build_request(body: dict[str, Any], *, username: str) -> BuildRequest:
@@ -161,7 +160,11 @@ class BuildLogsHandler(BuildsMixin):
 
 
 class BuildEventsHandler(BuildsMixin):
-    """Server-sent events: replay after Last-Event-ID, then follow live until done."""
+    """Server-sent events: replay after Last-Event-ID, then follow live until done.
+
+    While the build is quiet, a ``keepalive`` event every ``event_keepalive_interval``
+    seconds (the one timer of the stream: ``wait_events``' timeout, gone when it returns).
+    """
 
     @needs_scope("view")
     async def get(self, build_id: str) -> None:
@@ -176,23 +179,28 @@ class BuildEventsHandler(BuildsMixin):
         self.set_header("Content-Type", "text/event-stream; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
+        interval = self.conf.event_keepalive_interval
         streams = self.services.metrics.event_streams
         streams.inc()
         try:
             await self.flush()
             while True:
-                batch = await build.wait_events(after, max_wait=KEEPALIVE_SECONDS)
+                batch = await build.wait_events(after, max_wait=interval or None)
                 if not batch:
                     if build.ended:
                         break
                     if build.detached:
                         # the build goes on without this service: say so (no id, no
                         # state change) and end the stream; the viewer resumes later
-                        note = {"phase": build.state.value, "message": build.detached}
+                        note = {
+                            "phase": build.state.value,
+                            "message": build.detached,
+                            "detached": True,
+                        }
                         self.write(unnumbered_sse(EventType.PHASE, note))
                         await self.flush()
                         break
-                    self.write(": keepalive\n\n")
+                    self.write(keepalive_sse(interval))
                 else:
                     self.write("".join(event.to_sse() for event in batch))
                     after = batch[-1].id
