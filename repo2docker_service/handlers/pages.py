@@ -82,6 +82,8 @@ class HomeHandler(PageHandler):
             # shown as the add dialog's defaults (api/info does not carry them)
             default_cpu_limit=f"{cpu:g}" if cpu else "",
             default_memory_limit=self.conf.default_memory_limit,
+            # the log viewer reconnects after 3 keepalive intervals of silence (logs.js)
+            event_keepalive=f"{self.conf.event_keepalive_interval:g}",
         )
 
 

@@ -5,6 +5,13 @@
 // reconnect (ours, with ?last_event_id=N, after any error) never repeats or skips a line.
 // It reconnects itself rather than trusting EventSource's automatic retry, because it
 // first asks whether the build still exists (404: evicted; 403: session expired).
+//
+// Two signals without an id (an EventSource hands such an event the previous id, so they are
+// told apart by name or content, never by id): the `phase` note with `detached: true` (the
+// service is restarting; the build goes on; the stream ends and we resume when it is back),
+// and `keepalive` events every `keepalive` seconds while the build is quiet. When nothing at
+// all arrived for SILENT_INTERVALS keepalive intervals (a stream a proxy keeps open after
+// the service died), the stream is dropped and resumed like any other lost connection.
 
 import { ApiError } from "./api.js";
 import { appendAnsi, initialState } from "./ansi.js";
@@ -15,14 +22,16 @@ import { statusBadge } from "./status.js";
 
 const EVENT_TYPES = ["phase", "log", "done"];
 const MAX_BACKOFF_MS = 10000;
+const SILENT_INTERVALS = 3;
 
 export class LogStream {
   /**
    * api: from createApi; buildId: the build; handlers: onEvent(type, data, id),
-   * onStatus(state, detail) with state "connecting" | "live" | "reconnecting" | "done" |
-   * "gone".
+   * onStatus(state, detail) with state "connecting" | "live" | "reconnecting" |
+   * "restarting" | "done" | "gone"; keepalive: the server's keepalive interval in seconds
+   * (0: none, so silence never counts as a lost connection).
    */
-  constructor(api, buildId, { onEvent, onStatus }) {
+  constructor(api, buildId, { onEvent, onStatus, keepalive = 0 }) {
     this.api = api;
     this.buildId = buildId;
     this.onEvent = onEvent;
@@ -34,6 +43,10 @@ export class LogStream {
     this.finished = false;
     this.stopped = false;
     this.connections = 0;
+    this.restarting = false; // told so by the service; cleared once a stream is open again
+    this.silentMs = keepalive > 0 ? SILENT_INTERVALS * keepalive * 1000 : 0;
+    this.lastHeard = 0;
+    this.watchdog = null; // one timer per stream: fires when nothing came for silentMs
     this.onOnline = () => this.reconnectSoon(0);
     window.addEventListener("online", this.onOnline);
   }
@@ -52,14 +65,18 @@ export class LogStream {
     const source = new EventSource(this.api.url(path), { withCredentials: true });
     this.source = source;
     this.connections += 1;
-    this.onStatus(this.connections === 1 ? "connecting" : "reconnecting");
+    this.onStatus(this.connections === 1 ? "connecting" : this.lostStatus());
+    this.heard();
     source.onopen = () => {
       this.failures = 0;
+      this.restarting = false;
+      this.heard();
       this.onStatus("live");
     };
     for (const type of EVENT_TYPES) {
       source.addEventListener(type, (event) => this.handle(type, event));
     }
+    source.addEventListener("keepalive", () => this.heard());
     source.onerror = () => {
       if (source !== this.source) return;
       // drop EventSource's own retry; ours resumes from lastId after checking the build
@@ -69,17 +86,47 @@ export class LogStream {
     };
   }
 
-  handle(type, event) {
-    const id = Number.parseInt(event.lastEventId, 10);
-    if (Number.isFinite(id)) {
-      if (id <= this.lastId) return; // already shown
-      this.lastId = id;
+  lostStatus() {
+    return this.restarting ? "restarting" : "reconnecting";
+  }
+
+  /** Something arrived (or a connection is being made): silence counts from now. */
+  heard() {
+    this.lastHeard = Date.now();
+    if (this.silentMs && !this.watchdog) {
+      this.watchdog = setTimeout(() => this.onSilence(), this.silentMs);
     }
+  }
+
+  onSilence() {
+    this.watchdog = null;
+    if (!this.source || this.finished || this.stopped) return;
+    const silent = Date.now() - this.lastHeard;
+    if (silent < this.silentMs) {
+      this.watchdog = setTimeout(() => this.onSilence(), this.silentMs - silent);
+      return;
+    }
+    this.drop(); // nothing for SILENT_INTERVALS keepalives: the stream is dead
+  }
+
+  handle(type, event) {
+    this.heard();
     let data;
     try {
       data = JSON.parse(event.data);
     } catch {
       return;
+    }
+    if (type === "phase" && data.detached) {
+      // the id-less note (lastEventId is the previous event's): no event of the build
+      this.restarting = true;
+      this.onStatus("restarting", data.message);
+      return;
+    }
+    const id = Number.parseInt(event.lastEventId, 10);
+    if (Number.isFinite(id)) {
+      if (id <= this.lastId) return; // already shown
+      this.lastId = id;
     }
     this.onEvent(type, data, id);
     if (type === "done") {
@@ -93,7 +140,7 @@ export class LogStream {
     if (this.finished || this.stopped) return;
     clearTimeout(this.retryTimer);
     const wait = delay ?? Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.failures);
-    this.onStatus("reconnecting");
+    this.onStatus(this.lostStatus());
     this.retryTimer = setTimeout(() => this.check(), wait);
   }
 
@@ -124,6 +171,8 @@ export class LogStream {
 
   close() {
     clearTimeout(this.retryTimer);
+    clearTimeout(this.watchdog);
+    this.watchdog = null;
     if (this.source) this.source.close();
     this.source = null;
   }
@@ -139,14 +188,17 @@ const CONNECTION_TEXT = {
   connecting: "Connecting…",
   live: "Live",
   reconnecting: "Connection lost: reconnecting…",
+  restarting: "The service is restarting; reconnecting…",
   done: "Finished",
   gone: "",
 };
 
 /** The logs dialog: phase, elapsed time, connection state, the log and a download link. */
 export class LogDialog {
-  constructor(api, dialog, { onDone } = {}) {
+  /** keepalive: the service's keepalive interval in seconds (see LogStream). */
+  constructor(api, dialog, { onDone, keepalive = 0 } = {}) {
     this.api = api;
+    this.keepalive = keepalive;
     this.dialog = setupDialog(dialog);
     this.onDone = onDone;
     this.output = dialog.querySelector("#logs-output");
@@ -216,6 +268,7 @@ export class LogDialog {
     this.stream = new LogStream(this.api, buildId, {
       onEvent: (type, data) => this.onEvent(type, data),
       onStatus: (state, detail) => this.onStatus(state, detail),
+      keepalive: this.keepalive,
     });
     this.stream.start();
     this.timer = setInterval(() => this.tick(), 1000);

@@ -45,6 +45,7 @@ class EnvironmentsPage {
     });
     this.logs = new LogDialog(this.api, document.getElementById("logs-dialog"), {
       onDone: () => this.refresh(),
+      keepalive: Number(data.eventKeepalive) || 0,
     });
     this.notices = new Notices(document.getElementById("notices"), {
       openLog: (id, name) => this.logs.open(id, name),
