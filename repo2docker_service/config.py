@@ -29,12 +29,13 @@ from traitlets import (
 
 from .repoid import DEFAULT_CASE_INSENSITIVE_HOSTS
 from .sizes import SizeError, normalize_memory
+from .streamconfig import EventStreamConfig
 
 __all__ = ["BuildsConfig", "ImagesConfig", "ServerConfig", "SpawnConfig"]
 
 
-class ServerConfig(HasTraits):
-    """Where the service listens, how it authenticates requests, what it accepts."""
+class ServerConfig(EventStreamConfig):
+    """Where the service listens, how it authenticates, what it accepts, event streams."""
 
     ip = Unicode(
         help="""IP address the service listens on.
@@ -49,20 +50,6 @@ class ServerConfig(HasTraits):
     def _default_ip(self) -> str:
         url = os.environ.get("JUPYTERHUB_SERVICE_URL")
         return (urlparse(url).hostname or "127.0.0.1") if url else "127.0.0.1"
-
-    event_keepalive_interval = Float(
-        15,
-        min=0,
-        help="""Seconds between keepalives on a quiet event stream (a build printing nothing).
-
-        `api/builds/{id}/events` sends a `keepalive` event (no `id`, so a viewer's
-        Last-Event-ID stays put) and the BinderHub stream a `:keepalive` comment. They keep
-        proxies from closing an idle stream, and the environments page reconnects (resuming
-        where it was) when nothing came for 3 intervals, e.g. a stream left open by the
-        hub's proxy after the service was killed. 0: none sent, and the page never
-        reconnects on silence alone.
-        """,
-    ).tag(config=True)
 
     port = Integer(
         8585,
@@ -199,10 +186,9 @@ class ServerConfig(HasTraits):
         try:
             value = json.loads(raw) if raw else {}
         except ValueError:
-            value = {}
-        if not isinstance(value, dict):
-            value = {}
-        return {k: str(v) for k, v in value.items() if k in DEFAULT_ACCESS_HELP}
+            return {}
+        items = value.items() if isinstance(value, dict) else ()
+        return {k: str(v) for k, v in items if k in DEFAULT_ACCESS_HELP}
 
 
 #: what a user lacking a scope is told to ask for, unless configured (access_help)

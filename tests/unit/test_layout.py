@@ -36,6 +36,7 @@ RANK = {
     "repoid": 0,
     "navigation": 0,
     "sizes": 0,
+    "streamconfig": 0,  # a mixin of config.ServerConfig
     "hub": 0,
     "config": 1,
     "registryconfig": 1,

@@ -10,7 +10,7 @@ import pytest
 
 from repo2docker_service.builds.events import EventType, keepalive_sse, unnumbered_sse
 from repo2docker_service.builds.workers import RESTARTING
-from repo2docker_service.config import ServerConfig
+from repo2docker_service.streamconfig import EventStreamConfig
 from tests.rig.api import iter_sse
 
 
@@ -42,9 +42,9 @@ def test_restarting_note_has_no_id():
 @pytest.mark.parametrize(("value", "ok"), [(15, True), (0, True), (0.5, True), (-1, False)])
 def test_keepalive_interval_setting(value, ok):
     if ok:
-        assert ServerConfig(event_keepalive_interval=value).event_keepalive_interval == value
+        assert EventStreamConfig(event_keepalive_interval=value).event_keepalive_interval == value
     else:
         with pytest.raises(Exception, match="event_keepalive_interval"):
-            ServerConfig(event_keepalive_interval=value)
-    help_text = ServerConfig.class_traits()["event_keepalive_interval"].help
+            EventStreamConfig(event_keepalive_interval=value)
+    help_text = EventStreamConfig.class_traits()["event_keepalive_interval"].help
     assert "0:" in help_text and "Seconds" in help_text
