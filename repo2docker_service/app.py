@@ -75,10 +75,7 @@ aliases = {
 }
 
 flags = {
-    "debug": (
-        {"Application": {"log_level": logging.DEBUG}},
-        "Log at DEBUG level.",
-    ),
+    "debug": ({"Application": {"log_level": logging.DEBUG}}, "Log at DEBUG level."),
     "generate-config": (
         {"Repo2DockerService": {"generate_config": True}},
         "Write a default config file (with every option commented out) and exit.",
