@@ -29,6 +29,7 @@ from repo2docker_service.sources import resolve_ref
 from tests.rig.engine import docker, image_exists, local_images, remove_containers, remove_images
 from tests.rig.net import loopback_env
 from tests.rig.repos import dockerfile, unique
+from tests.rig.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -231,15 +232,22 @@ async def test_periodic_prune(make, git_http, base_image):
     assert image_exists(old)
     life.start()
     try:
-        for _ in range(100):
-            if not image_exists(old):
-                break
-            await asyncio.sleep(0.2)
+        # the docker CLI off the event loop, so the periodic prune runs meanwhile
+        await wait_for(
+            lambda: asyncio.to_thread(lambda: not image_exists(old)),
+            timeout=120,
+            interval=0.2,
+            what=f"the periodic prune to remove {old}",
+        )
     finally:
         await life.close()
-    assert not image_exists(old)
-    info = await manager.catalog.get(owner_slug="ada", name="hist")
-    assert info.commit == builds[1].commit and info.tags == ["latest", commit_tag(builds[1].commit)]
+    expected = ["latest", commit_tag(builds[1].commit)]
+
+    async def catalog_caught_up() -> bool:
+        info = await manager.catalog.get(owner_slug="ada", name="hist")
+        return info is not None and info.commit == builds[1].commit and info.tags == expected
+
+    await wait_for(catalog_caught_up, timeout=30, what="the catalog to list only the kept tags")
 
 
 def test_negative_settings_are_refused():
