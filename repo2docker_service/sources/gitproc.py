@@ -71,8 +71,8 @@ async def run_git(
         SourceError: (422) the timeout passed.
     """
     out = asyncio.subprocess.PIPE if capture_stdout else asyncio.subprocess.DEVNULL
-    try:
-        proc = await asyncio.create_subprocess_exec(
+    starting = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=out,
@@ -80,10 +80,22 @@ async def run_git(
             env=dict(env),
             start_new_session=True,
         )
+    )
+    try:
+        proc = await asyncio.shield(starting)
     except FileNotFoundError:
         raise ServiceError(
             f"git executable {argv[0]!r} not found: install git on the service host"
         ) from None
+    except asyncio.CancelledError:
+        # git may already run (and have started helpers of its own): a cancel inside
+        # create_subprocess_exec would kill git alone and then wait for its helpers to
+        # close the pipes; let the start finish, then kill the whole group
+        with contextlib.suppress(Exception):
+            started = await starting
+            _kill_group(started)
+            await started.wait()
+        raise
     try:
         async with asyncio.timeout(timeout):
             stdout, stderr = await proc.communicate()

@@ -569,6 +569,32 @@ async def assert_all_gone(pids: list[int]) -> None:
     )
 
 
+async def test_a_cancel_while_git_starts_kills_its_whole_group(tmp_path, monkeypatch):
+    """A cancel that lands while asyncio is still starting git (its pipes being connected,
+    git and its helpers already running) ends them all at once: before, asyncio killed git
+    alone and the cancel waited until git's helpers closed the pipes (60 s once in CI)."""
+    git, pidfile = hanging_git(tmp_path)
+    real_start = asyncio.create_subprocess_exec
+    release = asyncio.Event()
+
+    async def slow_start(*args, **kwargs):
+        proc = await real_start(*args, **kwargs)
+        await release.wait()  # still starting when the cancel comes
+        return proc
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", slow_start)
+    task = asyncio.ensure_future(
+        resolve_ref("https://example.com/x", "main", git=git, env=git_env(tmp_path))
+    )
+    pids = [int(p) for p in (await wait_for_file(pidfile)).split()]
+    task.cancel()
+    await asyncio.sleep(0.1)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await assert_all_gone(pids)
+
+
 async def test_timeout_kills_the_process_group(tmp_path):
     git, pidfile = hanging_git(tmp_path)
     start = time.monotonic()
