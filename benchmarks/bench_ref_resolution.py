@@ -43,6 +43,7 @@ from common import (
     post_build,
     session,
     summary_ms,
+    timed_posts,
 )
 
 from repo2docker_service.sources import resolve_ref
@@ -54,18 +55,6 @@ from tests.rig.tls import loopback_tls
 
 GOAL_P50_MS = 23.0
 GOAL_OVER_ROUND_TRIP_MS = 5.0
-
-
-async def timed_posts(s, url: str, headers: dict, body: dict, n: int) -> list[float]:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        async with s.post(url, headers=headers, json=body) as resp:
-            payload = await resp.json()
-        times.append(time.perf_counter() - t)
-        if resp.status != 200 or not payload.get("cached"):
-            raise RuntimeError(f"expected a cache hit, got {resp.status}: {payload}")
-    return times
 
 
 async def first_build(s, rig: Rig) -> dict:

@@ -487,3 +487,22 @@ async def post_build(
     return await request_json(
         s, "POST", rig.url("api/builds"), headers=rig.headers(user), body=body
     )
+
+
+async def timed_posts(
+    s: aiohttp.ClientSession, url: str, headers: dict[str, str], body: dict[str, Any], n: int
+) -> list[float]:
+    """Seconds of each of ``n`` identical cache-hit POSTs sent one after another.
+
+    Raises:
+        RuntimeError: an answer was not a cache hit (200 with ``cached: true``).
+    """
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        async with s.post(url, headers=headers, json=body) as resp:
+            payload = await resp.json()
+        times.append(time.perf_counter() - t)
+        if resp.status != 200 or not payload.get("cached"):
+            raise RuntimeError(f"expected a cache hit, got {resp.status}: {payload}")
+    return times

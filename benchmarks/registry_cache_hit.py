@@ -45,6 +45,7 @@ from common import (
     remove_images,
     session,
     summary_ms,
+    timed_posts,
 )
 from registry_common import start_registry
 
@@ -55,18 +56,6 @@ from repo2docker_service.images.registry.client import RegistryClient
 from repo2docker_service.sources import resolve_ref
 
 GOAL_P50_MS = 50.0
-
-
-async def timed_posts(s, url: str, headers: dict, body: dict, n: int) -> list[float]:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        async with s.post(url, headers=headers, json=body) as resp:
-            payload = await resp.json()
-        times.append(time.perf_counter() - t)
-        if resp.status != 200 or not payload.get("cached"):
-            raise RuntimeError(f"expected a cache hit, got {resp.status}: {payload}")
-    return times
 
 
 async def run(rig: Rig, reg, creds, n: int) -> bool:
