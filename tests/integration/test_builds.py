@@ -254,9 +254,14 @@ async def start_sleeper(manager, git_http, base_image, owner: str, seconds: int)
         lambda: processes_with(f"sleep {seconds}"), timeout=60, what=f"sleep {seconds} to run"
     )
     # the step's header travels buildx -> repo2docker -> the service after the step starts
+    # (or, with a short build_timeout on a loaded machine, the build ends first)
     await wait_for(
-        lambda: f"RUN sleep {seconds}" in build.log_text(), timeout=60, what="the RUN step's log"
+        lambda: f"RUN sleep {seconds}" in build.log_text() or build.terminal,
+        timeout=60,
+        what="the RUN step's log",
     )
+    if build.terminal:
+        return build
     procs = processes_with(build.image)
     assert any("repo2docker" in cmd for _, cmd in procs), procs
     assert any("buildx" in cmd for _, cmd in procs), procs

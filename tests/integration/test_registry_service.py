@@ -208,7 +208,14 @@ def test_registry_mode_through_the_hub(registry_hub, htpasswd_registry, git_http
             f"svc/down-{uuid.uuid4().hex[:6]}",
             dockerfile(base_image, "RUN echo svc-down"),
         )
-        # (builds_when_down = "fail", the default: refused at once, saying what is down)
+        # (builds_when_down = "fail", the default: refused at once, saying what is down,
+        # once readiness has noticed: its checks are reused for a second or two)
+        wait_until(
+            lambda: call(hub, "GET", "ready", "alice")[0] == 503,
+            timeout=15,
+            interval=0.3,
+            what="readiness to notice that the registry is down",
+        )
         status, refused = call(hub, "POST", "api/builds", "alice", {"repo": other, "name": "down"})
         assert status == 503 and "registry" in refused["message"], refused
         assert call(hub, "GET", "api/builds", "alice")[0] == 200
